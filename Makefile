@@ -1,0 +1,25 @@
+# Two commands do all set-up on a fresh clone:
+#   make demo   sandbox emulators + Airflow running the DAGs against them
+#   make test   the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test venv lint clean-demo bench
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+test: venv
+	$(BIN)/pytest
+
+demo: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+clean-demo:
+	rm -rf .demo

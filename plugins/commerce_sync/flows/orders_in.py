@@ -1,0 +1,162 @@
+"""orders_in: every channel order lands in the ERP exactly once, or sits in quarantine with a reason.
+
+extract -> gate -> load -> report. Written against the ports only: no vendor names here.
+Each step is a plain function of (FlowContext, run id, ...) returning small dicts, so Airflow
+tasks, the CLI and tests call the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from commerce_sync.flows.common import load_mappings, staged_orders
+from commerce_sync.http import ClientError
+from commerce_sync.models import Order
+from commerce_sync.ports import SaleInstructions
+from commerce_sync.runtime import FlowContext
+
+FLOW = "orders_in"
+LINK_KIND = "order"
+# A sale cannot be older than its channel order, but clocks differ between systems.
+CLOCK_SKEW = timedelta(hours=1)
+
+log = logging.getLogger(__name__)
+
+
+def extract(ctx: FlowContext, run_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Stage the window's channel orders plus every open quarantined order (for replay)."""
+    key = ctx.pairing.key
+    fetched = {}
+    for raw in ctx.channel.fetch_orders(start, end):
+        fetched[ctx.channel.record_key(raw)] = raw
+    replay = held_orders(ctx, exclude=set(fetched))
+    staged = ctx.ledger.stage(key, FLOW, run_id, list(fetched.items()) + list(replay.items()))
+    ctx.ledger.record_run(
+        key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc)
+    )
+    log.info("%s: staged %d orders (%d from the window, %d replayed from quarantine)", key, staged, len(fetched), len(replay))
+    return {"extracted": len(fetched), "replayed": len(replay), "staged": staged}
+
+
+def held_orders(ctx: FlowContext, exclude: set[str] = frozenset()) -> dict[str, Any]:
+    """Open quarantined orders, to be gated again with today's mappings."""
+    return {q.record_key: q.payload for q in ctx.ledger.open_quarantine(ctx.pairing.key, FLOW) if q.record_key not in exclude}
+
+
+def replay(ctx: FlowContext, run_id: str) -> dict[str, Any]:
+    """Gate and load only the open quarantine, outside a scheduled run (the `replay` command)."""
+    staged = ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, list(held_orders(ctx).items()))
+    gated = gate(ctx, run_id)
+    loaded = load(ctx, run_id, gated["valid_keys"])
+    return report(ctx, run_id, {"extracted": 0, "replayed": staged, "staged": staged}, gated, loaded)
+
+
+def gate(ctx: FlowContext, run_id: str) -> dict[str, Any]:
+    """Validate the staged batch; quarantine failing orders; return the keys fit to load."""
+    from commerce_sync.gates.orders import gate_orders  # GX is heavy: only the gate task pays for it
+
+    key = ctx.pairing.key
+    policy = ctx.pairing.policies
+    payloads, orders, unreadable = staged_orders(ctx, FLOW, run_id)
+    maps = load_mappings(ctx)
+    result = gate_orders(
+        orders,
+        unreadable=unreadable,
+        mapped_skus=set(maps.get("skus", {})),
+        mapped_sellers=set(maps.get("sellers", {})),
+        currencies=policy.currencies,
+        max_bad_share=policy.max_bad_share,
+    )
+    for record_key, reasons in result.failed.items():
+        ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], reasons, run_id)
+    ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
+    log.info("%s: gate passed %d, quarantined %d", key, len(result.passed), len(result.failed))
+    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+
+
+def instructions(ctx: FlowContext, order: Order, maps: dict[str, dict[str, dict]]) -> SaleInstructions:
+    p = ctx.pairing
+    seller = maps.get("sellers", {}).get(order.seller_ref or "", {})
+    return SaleInstructions(
+        external_id=p.external_id(order.channel_ref),
+        customer=seller.get("master_customer") or p.policies.customer,
+        location=p.policies.location,
+        tax_rule=p.policies.tax_rule,
+        tax_calculation=p.policies.tax_calculation,
+        status=p.policies.sale_status,
+        sku_map={k: v["master_sku"] for k, v in maps.get("skus", {}).items()},
+        source_channel=ctx.channel.name.capitalize(),
+        seller_label=seller.get("seller_name") or order.seller_name,
+        shipping_description=p.policies.shipping_description,
+        discount_description=p.policies.discount_description,
+    )
+
+
+def load(ctx: FlowContext, run_id: str, valid_keys: list[str]) -> dict[str, Any]:
+    """Create each valid order in the ERP unless the ledger or the ERP already holds it.
+
+    The ledger link is checked first (cheap, local); then the ERP by external id, which catches a
+    sale created by an earlier attempt whose response was lost. Only then is a sale created.
+    """
+    key = ctx.pairing.key
+    payloads, orders, _ = staged_orders(ctx, FLOW, run_id, only=set(valid_keys))
+    maps = load_mappings(ctx)
+    by_ref = {o.channel_ref: (k, o) for k, o in orders.items()}
+    linked = ctx.ledger.links(key, LINK_KIND, by_ref)
+    counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0}
+    for ref in linked:
+        counts["already_loaded"] += 1
+        ctx.ledger.resolve_quarantine(key, FLOW, by_ref[ref][0], note=f"already loaded as {linked[ref]}")
+
+    todo = {ref: v for ref, v in by_ref.items() if ref not in linked}
+    if todo:
+        since = min(o.placed_at for _, o in todo.values()) - CLOCK_SKEW
+        existing = ctx.master.find_sales([ctx.pairing.external_id(r) for r in todo], since)
+    else:
+        existing = {}
+
+    for ref, (record_key, order) in todo.items():
+        how = instructions(ctx, order, maps)
+        try:
+            sale = existing.get(how.external_id)
+            if sale is None:
+                sale = ctx.master.create_sale(order, how)
+                counts["created"] += 1
+            else:
+                if not sale.has_lines:
+                    sale = ctx.master.complete_sale(sale, order, how)
+                counts["recovered"] += 1
+        except ClientError as exc:
+            # The ERP refused this one order (e.g. a SKU mapped here but unknown there): hold it, go on.
+            counts["refused"] += 1
+            reason = {"check": "erp_refused", "detail": f"{ctx.master.name} refused the sale (HTTP {exc.status}): {exc.body}"}
+            ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], [reason], run_id)
+            continue
+        ctx.ledger.add_link(key, LINK_KIND, ref, sale.master_id, sale.order_number, run_id)
+        ctx.channel.acknowledge_order(order, sale)
+        ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"loaded as {sale.order_number or sale.master_id}")
+
+    ctx.ledger.record_run(
+        key,
+        FLOW,
+        run_id,
+        loaded=counts["created"] + counts["recovered"],
+        skipped=counts["already_loaded"],
+        failed=counts["refused"],
+        throttled=ctx.stats().get("throttled", 0),
+    )
+    log.info("%s: load %s", key, counts)
+    return counts
+
+
+def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
+    """Close the run report: counts, throttling and latency, one row per run in the ledger."""
+    key = ctx.pairing.key
+    open_q = ctx.ledger.open_quarantine(key, FLOW)
+    finished = datetime.now(timezone.utc)
+    details = {"extract": extracted, "gate": {k: v for k, v in gated.items() if k != "valid_keys"}, "load": loaded, "open_quarantine": len(open_q)}
+    ctx.ledger.record_run(key, FLOW, run_id, finished_at=finished, details=details)
+    log.info("%s: run %s finished: %s", key, run_id, details)
+    return details

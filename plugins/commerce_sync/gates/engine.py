@@ -1,0 +1,150 @@
+"""The gate: validate a staged batch with a Great Expectations suite and split it.
+
+Rows that fail any expectation are named with the checks they failed, so the flow can put their
+records into quarantine with a readable reason; the rest of the batch goes on. Failures that
+concern the batch as a whole (its columns, or a share of bad records over the pairing's limit)
+raise GateBatchError, which fails the task at once, without spending retries.
+
+GX and pandas are imported here only, inside functions' reach of the gate task: never at DAG
+parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+import great_expectations as gx  # noqa: E402
+import great_expectations.expectations as gxe  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from commerce_sync.errors import GateBatchError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+ROW_ID = "_row_id"
+RECORD_KEY = "_record_key"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named expectation with the sentence an operator reads when a record fails it."""
+
+    name: str
+    detail: str
+    expectation: Any  # a gxe.Expectation
+    batch_level: bool = False
+
+
+@dataclass
+class GateResult:
+    passed: list[str]  # record keys
+    failed: dict[str, list[dict[str, str]]]  # record key -> reasons [{check, detail}]
+    checks_run: int = 0
+    batch_failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def _quiet_context():
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        # progress bars would print into every task log
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # noqa: BLE001 - cosmetic only
+        log.debug("could not turn GX progress bars off", exc_info=True)
+    return ctx
+
+
+def run_gate(
+    name: str,
+    frame: pd.DataFrame,
+    checks: list[Check],
+    *,
+    max_bad_share: Decimal,
+    pre_failed: dict[str, list[dict[str, str]]] | None = None,
+) -> GateResult:
+    """Validate `frame` (one row per record or record line; RECORD_KEY names the record).
+
+    `pre_failed` holds records that already failed before the frame was built (unreadable
+    payloads); they count towards the bad share and are reported alongside.
+    """
+    failed: dict[str, list[dict[str, str]]] = {k: list(v) for k, v in (pre_failed or {}).items()}
+    keys_in_frame = list(dict.fromkeys(frame[RECORD_KEY].tolist())) if len(frame) else []
+    batch_failures: list[dict[str, str]] = []
+
+    if len(frame):
+        frame = frame.reset_index(drop=True)
+        frame[ROW_ID] = range(len(frame))
+        ctx = _quiet_context()
+        by_name = {c.name: c for c in checks}
+        for check in checks:
+            # results come back in GX's own order: the meta tag leads each one back to its check
+            check.expectation.meta = {**(check.expectation.meta or {}), "check": check.name}
+        suite = gx.ExpectationSuite(name=f"{name}_suite", expectations=[c.expectation for c in checks])
+        suite = ctx.suites.add(suite)
+        batch = (
+            ctx.data_sources.add_pandas(name=f"{name}_source")
+            .add_dataframe_asset(name=f"{name}_frame")
+            .add_batch_definition_whole_dataframe(name="whole")
+        )
+        definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_validation", data=batch, suite=suite))
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]},
+        )
+        for res in result.results:
+            if res.success:
+                continue
+            check = by_name[res.expectation_config.meta["check"]]
+            if res.exception_info and res.exception_info.get("raised_exception"):
+                batch_failures.append({"check": check.name, "detail": f"{check.detail}: could not be evaluated ({res.exception_info.get('exception_message')})"})
+                continue
+            if check.batch_level:
+                batch_failures.append({"check": check.name, "detail": check.detail})
+                continue
+            for hit in res.result.get("unexpected_index_list") or []:
+                row = frame.iloc[int(hit[ROW_ID])]
+                value = hit.get(res.expectation_config.kwargs.get("column"))
+                reason = {"check": check.name, "detail": _detail(check.detail, value)}
+                reasons = failed.setdefault(row[RECORD_KEY], [])
+                if reason not in reasons:
+                    reasons.append(reason)
+
+    if batch_failures:
+        raise GateBatchError(f"{name}: batch refused: " + "; ".join(f"{f['check']}: {f['detail']}" for f in batch_failures))
+
+    all_keys = list(dict.fromkeys(keys_in_frame + list(failed)))
+    passed = [k for k in keys_in_frame if k not in failed]
+    if all_keys:
+        share = Decimal(len(failed)) / Decimal(len(all_keys))
+        if share > max_bad_share:
+            raise GateBatchError(
+                f"{name}: {len(failed)} of {len(all_keys)} records failed the gate "
+                f"({share:.0%} > the pairing's limit of {max_bad_share:.0%}); this looks systemic "
+                f"(schema change, lost mapping file), so nothing was loaded or quarantined. "
+                f"First reasons: {_first_reasons(failed)}"
+            )
+    return GateResult(passed=passed, failed=failed, checks_run=len(checks))
+
+
+def _detail(detail: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return f"{detail} (value is missing)"
+    return f"{detail} (got {value!r})"
+
+
+def _first_reasons(failed: dict[str, list[dict[str, str]]], n: int = 3) -> str:
+    out = []
+    for key, reasons in list(failed.items())[:n]:
+        out.append(f"{key}: " + ", ".join(r["detail"] for r in reasons))
+    return " | ".join(out)
+
+
+# Re-exported so suites can be written without importing GX themselves.
+expect = gxe

@@ -1,0 +1,172 @@
+"""Canonical models: what every flow speaks, whatever the vendor.
+
+No vendor field names here. Money is Decimal with an ISO currency; times are timezone-aware.
+Rounding lives in `money.py` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+
+
+class TranslationError(ValueError):
+    """A vendor payload could not be turned into a canonical model (or back).
+
+    Raised by systems/ adapters; flows turn it into a quarantine row with `reason`.
+    """
+
+    def __init__(self, reason: str, *, record_key: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.record_key = record_key
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value
+
+
+def _no_float(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("money must be a finite number")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Amount = Annotated[Decimal, AfterValidator(_no_float)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class _Model(BaseModel):
+    # strict on types that matter for money: a float never becomes a Decimal silently
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Address(_Model):
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postcode: str | None = None
+    country: str | None = None
+
+
+class Customer(_Model):
+    """Personal data: carried to the ERP, redacted in every log."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+
+
+class OrderLine(_Model):
+    line_ref: str
+    sku: str
+    name: str | None = None
+    quantity: StrictInt
+    unit_price: Amount
+    discount: Amount = Decimal("0")  # money off this line, positive number
+    line_total: Amount  # what the customer pays for the line, after discount
+    tax: Amount = Decimal("0")
+
+
+class Charge(_Model):
+    """Shipping, handling and other order-level charges (positive) or discounts (negative)."""
+
+    kind: str  # "shipping", "discount", "fee"
+    description: str
+    amount: Amount
+
+
+class Order(_Model):
+    """One channel order as the ERP should receive it.
+
+    For Marketplacer this is one invoice (one seller's share of a marketplace order).
+    """
+
+    channel: str
+    channel_ref: str | None  # the reference the ERP keeps as ExternalID; None fails the gate
+    channel_id: str  # the channel's own id (for acknowledgements and shipments)
+    placed_at: AwareDatetime
+    currency: Currency
+    seller_ref: str | None = None
+    seller_name: str | None = None
+    customer: Customer = Customer()
+    lines: list[OrderLine]
+    charges: list[Charge] = []
+    total: Amount
+    tax_total: Amount = Decimal("0")
+    tax_inclusive: bool = True
+    note: str | None = None
+
+
+class StockLevel(_Model):
+    sku: str
+    location: str | None = None
+    available: StrictInt
+
+
+class ShipmentLine(_Model):
+    line_ref: str | None = None
+    sku: str
+    quantity: StrictInt
+
+
+class Shipment(_Model):
+    order_channel_ref: str
+    master_ref: str
+    shipment_ref: str
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: AwareDatetime
+    lines: list[ShipmentLine]
+
+
+class PayoutLine(_Model):
+    payout_ref: str
+    order_channel_ref: str | None
+    kind: str  # "sale", "commission", "commission_tax", "fee", "refund", "payment"
+    amount: Amount
+    currency: Currency
+    booked_at: AwareDatetime
+
+
+class RefundLine(_Model):
+    line_ref: str | None = None
+    sku: str | None = None
+    quantity: StrictInt = 0
+    amount: Amount
+
+
+class Refund(_Model):
+    refund_ref: str
+    order_channel_ref: str | None
+    currency: Currency
+    lines: list[RefundLine]
+    reason: str | None = None
+    requested_at: AwareDatetime
+
+
+class SaleRef(_Model):
+    """What the ERP says about a sale it holds."""
+
+    master_id: str
+    external_id: str | None
+    order_number: str | None = None
+    status: str | None = None
+    has_lines: bool = True
+
+
+def order_line_sum(order: Order) -> Decimal:
+    return sum((line.line_total for line in order.lines), Decimal("0"))
+
+
+def order_charge_sum(order: Order) -> Decimal:
+    return sum((c.amount for c in order.charges), Decimal("0"))

@@ -1,0 +1,129 @@
+"""Pairing configuration: include/pairings/<key>.yaml, validated.
+
+A pairing is data. The key is the file name; everything the flows need to know about a brand's
+channel, ERP, policies and people comes from here, never from code.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FLOWS = ("orders_in", "stock_out", "dispatch_back", "payout_reconciliation", "refunds", "drift_monitor")
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("COMMERCE_SYNC_HOME", Path(__file__).resolve().parents[2]))
+
+
+def pairings_dir() -> Path:
+    return Path(os.environ.get("COMMERCE_SYNC_PAIRINGS_DIR", project_root() / "include" / "pairings"))
+
+
+def mappings_dir() -> Path:
+    return Path(os.environ.get("COMMERCE_SYNC_MAPPINGS_DIR", project_root() / "include" / "mappings"))
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SystemRef(_Cfg):
+    system: str
+    connection: str
+    pool: str | None = None
+    pool_slots: int = 4
+    rate_limit_per_minute: int | None = None
+    currency: str | None = None  # a channel's home currency, for payloads that carry none
+    reference_prefix: str = ""  # prefixed to the channel reference in the ERP's ExternalID
+
+
+class Policies(_Cfg):
+    currencies: list[str]
+    tax_rule: str
+    tax_calculation: str = "Inclusive"
+    location: str
+    customer: str
+    sale_status: str = "AUTHORISED"
+    max_bad_share: Decimal = Decimal("0.5")  # more bad rows than this fails the batch as a whole
+    discount_description: str = "Discount"
+    shipping_description: str = "Shipping"
+
+
+class FlowConfig(_Cfg):
+    schedule: str | None
+    overlap_minutes: int = 10
+    deadline_minutes: int | None = None
+    deadline_recipients: str = "ops"  # a key of `recipients`
+    retries: int = 3
+    retry_delay_seconds: int = 30
+    max_retry_delay_seconds: int = 600
+    max_active_runs: int = 1
+    catchup: bool = False
+
+
+class Pairing(_Cfg):
+    key: str
+    description: str = ""
+    channel: SystemRef
+    master: SystemRef
+    ledger_connection: str = "integration_db"
+    policies: Policies
+    flows: dict[str, FlowConfig]
+    recipients: dict[str, list[str]] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+    def flow(self, name: str) -> FlowConfig:
+        return self.flows[name]
+
+    def dag_id(self, flow: str) -> str:
+        return f"{self.key}__{flow}"
+
+    def external_id(self, channel_ref: str) -> str:
+        return f"{self.channel.reference_prefix}{channel_ref}"
+
+
+class PairingError(ValueError):
+    pass
+
+
+def parse_pairing(key: str, data: dict[str, Any], source: str = "") -> Pairing:
+    try:
+        pairing = Pairing(key=key, **data)
+    except (ValidationError, TypeError) as exc:
+        raise PairingError(f"{source or key}: invalid pairing file: {exc}") from exc
+    unknown = set(pairing.flows) - set(FLOWS)
+    if unknown:
+        raise PairingError(f"{source or key}: unknown flows {sorted(unknown)}; known: {list(FLOWS)}")
+    return pairing
+
+
+def load_pairing_file(path: Path) -> Pairing:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    return parse_pairing(path.stem, data, str(path))
+
+
+@lru_cache(maxsize=8)
+def _load_dir(directory: str, mtimes: tuple) -> dict[str, Pairing]:
+    return {p.stem: load_pairing_file(p) for p in sorted(Path(directory).glob("*.yaml"))}
+
+
+def load_pairings(directory: Path | None = None) -> dict[str, Pairing]:
+    directory = Path(directory or pairings_dir())
+    # cache keyed by file mtimes: cheap on every DAG parse, fresh after an edit
+    mtimes = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(directory.glob("*.yaml")))
+    return _load_dir(str(directory), mtimes)
+
+
+def get_pairing(key: str) -> Pairing:
+    pairings = load_pairings()
+    if key not in pairings:
+        raise PairingError(f"no pairing file {key}.yaml in {pairings_dir()}")
+    return pairings[key]

@@ -1,0 +1,71 @@
+"""The two ports every flow is written against. A system module implements one of them.
+
+If a flow ever needs `if channel == ...`, the port is missing a method: add it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from commerce_sync.models import Order, SaleRef
+
+RawRecord = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SaleInstructions:
+    """How the pairing wants a channel order booked in the ERP (from its file and mappings)."""
+
+    external_id: str
+    customer: str
+    location: str
+    tax_rule: str
+    tax_calculation: str
+    status: str
+    sku_map: Mapping[str, str]  # channel SKU -> master SKU
+    source_channel: str
+    seller_label: str | None = None  # kept on the sale so finance can see whose sale it is
+    shipping_description: str = "Shipping"
+    discount_description: str = "Discount"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A sales channel: where orders are captured."""
+
+    name: str
+
+    def fetch_orders(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        """Yield raw, channel-native order records created/updated in [start, end)."""
+
+    def record_key(self, raw: RawRecord) -> str:
+        """A stable key for a raw record (used for staging, quarantine and replay)."""
+
+    def to_order(self, raw: RawRecord) -> Order:
+        """Translate one raw record; raise TranslationError when it cannot be read."""
+
+    def acknowledge_order(self, order: Order, master_ref: SaleRef) -> None:
+        """Tell the channel the order reached the ERP (no-op where the channel has no such call)."""
+
+
+@runtime_checkable
+class Master(Protocol):
+    """The ERP: master of SKUs, stock and fulfilment."""
+
+    name: str
+
+    def find_sales(self, external_ids: Iterable[str], created_since: datetime) -> dict[str, SaleRef]:
+        """Sales already holding one of `external_ids`, keyed by external id.
+
+        `created_since` bounds the search: a sale for an order cannot predate the order.
+        """
+
+    def create_sale(self, order: Order, how: SaleInstructions) -> SaleRef:
+        """Create the sale (header and lines) for `order`."""
+
+    def complete_sale(self, sale: SaleRef, order: Order, how: SaleInstructions) -> SaleRef:
+        """Finish a sale whose header exists but whose lines were never added (a crash between calls)."""

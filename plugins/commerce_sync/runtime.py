@@ -1,0 +1,104 @@
+"""Wiring: from a pairing key to live adapters, one ledger and the payload log.
+
+Secrets come only from Airflow connections (or AIRFLOW_CONN_* in the environment, which Airflow
+reads the same way); nothing here logs them, and the HTTP client redacts them from the payload log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from commerce_sync.http import HeaderAuth, HttpClient, RateLimiter
+from commerce_sync.ledger import Ledger
+from commerce_sync.pairing import Pairing, SystemRef, get_pairing
+from commerce_sync.systems import system_module
+
+
+def get_connection(conn_id: str):
+    # lazy: importing Airflow costs seconds, and the CLI and unit tests can do without it
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id)
+
+
+def _base_url(conn) -> str:
+    host = (conn.host or "").rstrip("/")
+    if "://" not in host:
+        scheme = conn.schema or "https"
+        host = f"{scheme}://{host}"
+        if conn.port:
+            host = f"{host}:{conn.port}"
+    return host
+
+
+def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> HttpClient:
+    conn = get_connection(ref.connection)
+    module = system_module(ref.system)
+    limiter = None
+    if ref.rate_limit_per_minute:
+        # keyed by connection: every pairing on one API account shares one budget in-process
+        limiter = RateLimiter.shared(f"{ref.system}:{ref.connection}", ref.rate_limit_per_minute, 60.0)
+
+    def payload_log(entry: dict[str, Any]) -> None:
+        if ledger is not None:
+            ledger.log_payload({**entry, "pairing": pairing_key})
+
+    return HttpClient(
+        _base_url(conn),
+        system=ref.system,
+        auth=HeaderAuth(module.auth_for(conn)),
+        rate_limiter=limiter,
+        payload_log=payload_log,
+    )
+
+
+@dataclass
+class FlowContext:
+    """Everything one flow task needs for one pairing; adapters are built on first use."""
+
+    pairing: Pairing
+    ledger: Ledger
+    _clients: list[HttpClient] = field(default_factory=list)
+
+    @classmethod
+    def for_pairing(cls, key: str) -> FlowContext:
+        pairing = get_pairing(key)
+        return cls(pairing=pairing, ledger=Ledger.from_url(ledger_url_for(pairing)))
+
+    def _adapter(self, ref: SystemRef):
+        client = build_client(ref, self.ledger, self.pairing.key)
+        self._clients.append(client)
+        return system_module(ref.system).build(client, ref)
+
+    @cached_property
+    def channel(self):
+        return self._adapter(self.pairing.channel)
+
+    @cached_property
+    def master(self):
+        return self._adapter(self.pairing.master)
+
+    def stats(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for client in self._clients:
+            for k, v in client.stats.items():
+                totals[k] = totals.get(k, 0) + v
+        return totals
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+    def __enter__(self) -> FlowContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def ledger_url_for(pairing: Pairing) -> str:
+    from commerce_sync.ledger import ledger_url
+
+    return ledger_url()

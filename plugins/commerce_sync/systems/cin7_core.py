@@ -1,0 +1,188 @@
+"""Cin7 Core External API v2: the Master port.
+
+A sale is two calls (POST /sale for the header, POST /sale/order for the lines); a crash between
+them leaves a header with no lines, which `find_sales` reports (has_lines=False) so the flow can
+finish it instead of creating a second sale. ExternalID carries the channel reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from commerce_sync.http import HttpClient, paginate_page_limit
+from commerce_sync.models import Order, SaleRef
+from commerce_sync.money import quantize
+from commerce_sync.ports import SaleInstructions
+
+PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minute budget
+# Beyond this age a paged list of everything created since is dearer than one lookup per id.
+LIST_LOOKBACK_LIMIT = timedelta(days=3)
+# OrderStatus values Cin7 shows while a sale has no order lines yet
+_NO_ORDER = {"", "NOT AVAILABLE", "NOTAVAILABLE", None}
+
+
+def _cin7_time(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000")
+
+
+def _sale_ref(item: dict[str, Any]) -> SaleRef:
+    return SaleRef(
+        master_id=str(item.get("SaleID") or item.get("ID")),
+        external_id=item.get("ExternalID"),
+        order_number=item.get("OrderNumber"),
+        status=item.get("Status"),
+        has_lines=item.get("OrderStatus") not in _NO_ORDER,
+    )
+
+
+def _address(addr) -> dict[str, Any] | None:
+    if addr is None:
+        return None
+    return {
+        "Line1": addr.line1,
+        "Line2": addr.line2,
+        "City": addr.city,
+        "State": addr.state,
+        "Postcode": addr.postcode,
+        "Country": addr.country,
+    }
+
+
+class Cin7CoreMaster:
+    name = "cin7_core"
+
+    def __init__(self, client: HttpClient):
+        self.client = client
+
+    # -- reading sales ------------------------------------------------------------------------
+    def find_sales(self, external_ids: Iterable[str], created_since: datetime) -> dict[str, SaleRef]:
+        wanted = set(external_ids)
+        if not wanted:
+            return {}
+        now = datetime.now(timezone.utc)
+        if now - created_since > LIST_LOOKBACK_LIMIT:
+            return self._find_one_by_one(wanted)
+        found: dict[str, SaleRef] = {}
+        for item in paginate_page_limit(
+            self.client,
+            "/saleList",
+            list_key="SaleList",
+            params={"CreatedSince": _cin7_time(created_since)},
+            limit=PAGE_LIMIT,
+        ):
+            ext = item.get("ExternalID")
+            if ext in wanted:
+                found[ext] = _sale_ref(item)
+        return found
+
+    def _find_one_by_one(self, wanted: set[str]) -> dict[str, SaleRef]:
+        found = {}
+        for ext in sorted(wanted):
+            page = self.client.get("/saleList", params={"ExternalID": ext, "Page": 1, "Limit": 1}) or {}
+            for item in page.get("SaleList") or []:
+                if item.get("ExternalID") == ext:
+                    found[ext] = _sale_ref(item)
+        return found
+
+    # -- writing sales ------------------------------------------------------------------------
+    def create_sale(self, order: Order, how: SaleInstructions) -> SaleRef:
+        header = self.client.post("/sale", json=self.sale_header(order, how))
+        sale = SaleRef(
+            master_id=str(header["ID"]),
+            external_id=how.external_id,
+            order_number=header.get("OrderNumber") or (header.get("Order") or {}).get("SaleOrderNumber"),
+            status=header.get("Status"),
+            has_lines=False,
+        )
+        return self.complete_sale(sale, order, how)
+
+    def complete_sale(self, sale: SaleRef, order: Order, how: SaleInstructions) -> SaleRef:
+        self.client.post("/sale/order", json=self.sale_order(sale.master_id, order, how))
+        return sale.model_copy(update={"has_lines": True})
+
+    # -- translation (pure; property-tested) -------------------------------------------------
+    @staticmethod
+    def sale_header(order: Order, how: SaleInstructions) -> dict[str, Any]:
+        customer = order.customer
+        seller = how.seller_label or order.seller_name
+        return {
+            "Customer": how.customer,
+            "Contact": customer.name,
+            "Email": customer.email,
+            "Phone": customer.phone,
+            "ShippingAddress": _address(customer.shipping_address),
+            "BillingAddress": _address(customer.billing_address),
+            "Location": how.location,
+            "TaxRule": how.tax_rule,
+            "TaxCalculation": how.tax_calculation,
+            "ExternalID": how.external_id,
+            "SkipQuote": True,
+            "SourceChannel": how.source_channel,
+            "CustomerReference": order.channel_ref,
+            "SaleOrderDate": _cin7_time(order.placed_at),
+            "Note": f"{how.source_channel} seller: {seller}" if seller else None,
+            "AdditionalAttributes": {"AdditionalAttribute1": seller} if seller else None,
+        }
+
+    @staticmethod
+    def sale_order(sale_id: str, order: Order, how: SaleInstructions) -> dict[str, Any]:
+        cur = order.currency
+        lines = []
+        discounts = Decimal("0")
+        for line in order.lines:
+            gross = quantize(line.unit_price * line.quantity, cur)
+            discounts += line.discount
+            lines.append(
+                {
+                    "SKU": how.sku_map[line.sku],
+                    "Name": line.name,
+                    "Quantity": line.quantity,
+                    "Price": line.unit_price,
+                    "Discount": Decimal("0"),
+                    "Tax": line.tax,
+                    "TaxRule": how.tax_rule,
+                    "Total": gross,
+                }
+            )
+        charges = []
+        for charge in order.charges:
+            description = how.shipping_description if charge.kind == "shipping" else how.discount_description
+            charges.append(_charge(description, charge.amount, how.tax_rule))
+        if discounts:
+            # Cin7 line discounts are percentages; channel discounts are amounts. Booking them as
+            # one negative charge keeps every cent exact instead of rounding a percentage.
+            charges.append(_charge(how.discount_description, -discounts, how.tax_rule))
+        total = sum((l["Total"] for l in lines), Decimal("0")) + sum((c["Total"] for c in charges), Decimal("0"))
+        return {
+            "SaleID": sale_id,
+            "Status": how.status,
+            "Memo": f"{how.source_channel} {order.channel_ref}",
+            "Lines": lines,
+            "AdditionalCharges": charges,
+            "Tax": order.tax_total,
+            "Total": total,
+        }
+
+
+def _charge(description: str, amount: Decimal, tax_rule: str) -> dict[str, Any]:
+    return {
+        "Description": description,
+        "Price": amount,
+        "Quantity": 1,
+        "Discount": Decimal("0"),
+        "Tax": Decimal("0"),
+        "TaxRule": tax_rule,
+        "Total": amount,
+    }
+
+
+def auth_for(conn) -> dict[str, str]:
+    """Connection login = AccountID, password = API application key (both Cin7 headers)."""
+    return {"api-auth-accountid": conn.login or "", "api-auth-applicationkey": conn.password or ""}
+
+
+def build(client: HttpClient, ref) -> Cin7CoreMaster:
+    return Cin7CoreMaster(client)

@@ -1,0 +1,158 @@
+"""Marketplacer Seller API (GraphQL, Relay paging): the Channel port.
+
+A Marketplacer order is split into one Invoice per seller; the invoice is what a seller (and so
+the ERP) sees, so one invoice becomes one canonical Order. Money is read from the integer
+`*Cents` fields (exact); the API is moving to `*Formatted` strings, which carry a currency symbol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from commerce_sync.http import HttpClient, paginate_relay
+from commerce_sync.models import (
+    Address,
+    Charge,
+    Customer,
+    Order,
+    OrderLine,
+    SaleRef,
+    TranslationError,
+)
+from commerce_sync.money import from_minor
+from commerce_sync.systems.common import describe_validation_error, parse_time
+
+INVOICES_QUERY = """
+query Invoices($first: Int!, $after: String, $filters: InvoiceFilters) {
+  invoices(first: $first, after: $after, filters: $filters, sort: {fields: [CREATED_AT], ordering: ASCENDING}) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id legacyId createdAt updatedAt paidAt currency
+      buyerFirstName buyerSurname buyerEmailAddress buyerPhone
+      shippingAddress { address city postcode state { short } country { code } }
+      seller { id legacyId businessName }
+      subtotalCents postageCents discountCents taxCents totalCents
+      lineItems { id legacyId variantSku variantName quantity unitPriceCents discountCents taxCents totalCents }
+    }
+  }
+}
+"""
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+class MarketplacerChannel:
+    name = "marketplacer"
+
+    def __init__(self, client: HttpClient, *, currency: str | None = None, page_size: int = 100):
+        self.client = client
+        self.default_currency = currency
+        self.page_size = page_size
+
+    # -- orders ---------------------------------------------------------------------------
+    def fetch_orders(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        filters = {"createdSince": _iso(start), "createdUntil": _iso(end)}
+        yield from paginate_relay(
+            self.client,
+            INVOICES_QUERY,
+            {"filters": filters},
+            connection_path=["invoices"],
+            page_size=self.page_size,
+        )
+
+    def record_key(self, raw: dict[str, Any]) -> str:
+        # the Relay id is always present; legacyId (the business reference) may not be
+        return str(raw.get("id") or raw.get("legacyId"))
+
+    def to_order(self, raw: dict[str, Any]) -> Order:
+        key = self.record_key(raw)
+        try:
+            currency = raw.get("currency") or self.default_currency
+            if not currency:
+                raise TranslationError("invoice carries no currency and the pairing names none", record_key=key)
+
+            def money(value: Any, field: str):
+                if value is None:
+                    raise TranslationError(f"{field} is missing", record_key=key)
+                try:
+                    return from_minor(value, currency)
+                except ValueError as exc:
+                    raise TranslationError(f"{field}: {exc}", record_key=key) from exc
+
+            lines = []
+            for i, item in enumerate(raw.get("lineItems") or []):
+                lines.append(
+                    OrderLine(
+                        line_ref=str(item.get("id") or f"{key}:{i}"),
+                        sku=item.get("variantSku") if item.get("variantSku") is not None else "",
+                        name=item.get("variantName"),
+                        quantity=item.get("quantity"),
+                        unit_price=money(item.get("unitPriceCents"), f"lineItems[{i}].unitPriceCents"),
+                        # Marketplacer discounts are negative numbers; canonical discounts are positive
+                        discount=-money(item.get("discountCents") or 0, f"lineItems[{i}].discountCents"),
+                        line_total=money(item.get("totalCents"), f"lineItems[{i}].totalCents"),
+                        tax=money(item.get("taxCents") or 0, f"lineItems[{i}].taxCents"),
+                    )
+                )
+            if not lines:
+                raise TranslationError("invoice has no line items", record_key=key)
+            charges = []
+            postage = money(raw.get("postageCents") or 0, "postageCents")
+            if postage:
+                charges.append(Charge(kind="shipping", description="Postage", amount=postage))
+            discount = money(raw.get("discountCents") or 0, "discountCents")
+            if discount:
+                # invoice-level discount, already negative
+                charges.append(Charge(kind="discount", description="Invoice discount", amount=discount))
+            seller = raw.get("seller") or {}
+            address = raw.get("shippingAddress") or {}
+            legacy = raw.get("legacyId")
+            return Order(
+                channel=self.name,
+                channel_ref=str(legacy) if legacy not in (None, "") else None,
+                channel_id=str(raw.get("id")),
+                placed_at=parse_time(raw.get("createdAt"), "createdAt"),
+                currency=currency,
+                seller_ref=str(seller["legacyId"]) if seller.get("legacyId") is not None else None,
+                seller_name=seller.get("businessName"),
+                customer=Customer(
+                    name=" ".join(p for p in (raw.get("buyerFirstName"), raw.get("buyerSurname")) if p) or None,
+                    email=raw.get("buyerEmailAddress"),
+                    phone=raw.get("buyerPhone"),
+                    shipping_address=Address(
+                        line1=address.get("address"),
+                        city=address.get("city"),
+                        state=(address.get("state") or {}).get("short"),
+                        postcode=address.get("postcode"),
+                        country=(address.get("country") or {}).get("code"),
+                    ),
+                ),
+                lines=lines,
+                charges=charges,
+                total=money(raw.get("totalCents"), "totalCents"),
+                tax_total=money(raw.get("taxCents") or 0, "taxCents"),
+                tax_inclusive=True,
+            )
+        except ValidationError as exc:
+            raise TranslationError(describe_validation_error(exc), record_key=key) from exc
+
+    def acknowledge_order(self, order: Order, sale: SaleRef) -> None:
+        # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
+        # dispatch. Nothing to do.
+        return None
+
+
+def auth_for(conn) -> dict[str, str]:
+    """Connection password = the seller API key (Seller Portal > Extensions > API Access)."""
+    return {"marketplacer-api-key": conn.password or ""}
+
+
+def build(client: HttpClient, ref) -> MarketplacerChannel:
+    return MarketplacerChannel(client, currency=ref.currency)

@@ -1,0 +1,86 @@
+"""Channel payload -> canonical Order -> Cin7 sale payload: exact money, typed errors."""
+
+from decimal import Decimal
+
+import pytest
+
+from commerce_sync.models import TranslationError, order_charge_sum, order_line_sum
+from commerce_sync.ports import SaleInstructions
+from commerce_sync.systems.cin7_core import Cin7CoreMaster
+from commerce_sync.systems.marketplacer import MarketplacerChannel
+from tests.builders import marketplacer_invoice, with_relay_ids
+
+CH = MarketplacerChannel(client=None, currency="AUD")
+
+
+def _how(**kw):
+    base = dict(
+        external_id="MKP-1",
+        customer="Marketplacer",
+        location="Main Warehouse",
+        tax_rule="GST on Income",
+        tax_calculation="Inclusive",
+        status="AUTHORISED",
+        sku_map={"CS-TEE-BLK-M": "TEE-BLK-M", "CS-CAP-NVY": "CAP-NVY"},
+        source_channel="Marketplacer",
+        seller_label="Castore AU",
+    )
+    base.update(kw)
+    return SaleInstructions(**base)
+
+
+def test_marketplacer_invoice_becomes_an_order_with_exact_money():
+    raw = with_relay_ids(marketplacer_invoice(42, [("CS-TEE-BLK-M", 3, 3333), ("CS-CAP-NVY", 1, 2501)], postage_cents=995))
+    order = CH.to_order(raw)
+    assert order.channel_ref == "42"
+    assert order.seller_ref == "1"
+    assert order.lines[0].unit_price == Decimal("33.33")
+    assert order.lines[0].line_total == Decimal("99.99")
+    assert order.total == Decimal("99.99") + Decimal("25.01") + Decimal("9.95")
+    assert order_line_sum(order) + order_charge_sum(order) == order.total
+    assert order.placed_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda r: r.pop("totalCents"), "totalCents is missing"),
+        (lambda r: r["lineItems"][0].update(quantity=1.5), "quantity"),
+        (lambda r: r["lineItems"][0].update(quantity="2"), "quantity"),
+        (lambda r: r["lineItems"][0].update(unitPriceCents="12.00"), "unitPriceCents"),
+        (lambda r: r.update(createdAt="yesterday"), "createdAt"),
+        (lambda r: r.update(lineItems=[]), "no line items"),
+        (lambda r: r.update(currency="dollars"), "currency"),
+    ],
+)
+def test_unreadable_invoices_raise_a_typed_error_naming_the_field(breakage, message):
+    raw = with_relay_ids(marketplacer_invoice(7, [("CS-CAP-NVY", 1, 2500)]))
+    breakage(raw)
+    with pytest.raises(TranslationError, match=message):
+        CH.to_order(raw)
+
+
+def test_cin7_sale_order_lines_and_charges_add_up_to_the_channel_total():
+    raw = with_relay_ids(marketplacer_invoice(42, [("CS-TEE-BLK-M", 3, 3333), ("CS-CAP-NVY", 1, 2501)], postage_cents=995))
+    raw["lineItems"][1]["discountCents"] = -501
+    raw["lineItems"][1]["totalCents"] = 2000
+    raw["totalCents"] -= 501
+    order = CH.to_order(raw)
+    body = Cin7CoreMaster.sale_order("sale-1", order, _how())
+    assert [l["SKU"] for l in body["Lines"]] == ["TEE-BLK-M", "CAP-NVY"]  # mapped to Cin7 SKUs
+    assert body["Lines"][0]["Total"] == Decimal("99.99")
+    charges = {c["Description"]: c["Total"] for c in body["AdditionalCharges"]}
+    assert charges == {"Shipping": Decimal("9.95"), "Discount": Decimal("-5.01")}
+    assert body["Total"] == order.total
+    assert all(isinstance(l["Price"], Decimal) for l in body["Lines"])
+
+
+def test_cin7_sale_header_carries_reference_seller_tax_rule_and_location():
+    order = CH.to_order(with_relay_ids(marketplacer_invoice(42, [("CS-CAP-NVY", 1, 2500)])))
+    header = Cin7CoreMaster.sale_header(order, _how())
+    assert header["ExternalID"] == "MKP-1"
+    assert header["CustomerReference"] == "42"
+    assert header["TaxRule"] == "GST on Income" and header["Location"] == "Main Warehouse"
+    assert header["SkipQuote"] is True
+    assert "Castore AU" in header["Note"]
+    assert header["AdditionalAttributes"] == {"AdditionalAttribute1": "Castore AU"}
