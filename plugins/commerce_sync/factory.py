@@ -24,13 +24,13 @@ from commerce_sync.pairing import FlowConfig, Pairing, load_pairings
 # Data errors fail at once: retrying cannot fix a bad batch, a broken mapping file or a refused login.
 DATA_ERRORS = [
     "commerce_sync.errors.GateBatchError",
-    "commerce_sync.mappings.MappingFileError",
+    "commerce_sync.errors.MappingFileError",
     "commerce_sync.pairing.PairingError",
-    "commerce_sync.http.ClientError",
-    "commerce_sync.http.MalformedResponseError",
+    "commerce_sync.errors.ClientError",
+    "commerce_sync.errors.MalformedResponseError",
 ]
 RETRY_POLICY = ExceptionRetryPolicy(
-    rules=[RetryRule(exception=e, action=RetryAction.FAIL, reason="data error: retrying cannot fix it") for e in DATA_ERRORS]
+    rules=[RetryRule(exception=DATA_ERRORS, action=RetryAction.FAIL, reason="data error: retrying cannot fix it")]
 )
 
 # flows built so far; the factory makes a DAG for each one a pairing file configures

@@ -51,7 +51,8 @@ class Policies(_Cfg):
     location: str
     customer: str
     sale_status: str = "AUTHORISED"
-    max_bad_share: Decimal = Decimal("0.5")  # more bad rows than this fails the batch as a whole
+    max_bad_share: Decimal = Decimal("0.5")  # more bad new records than this fails the batch as a whole
+    min_records_for_share: int = 10  # ...but only in batches at least this big
     discount_description: str = "Discount"
     shipping_description: str = "Shipping"
 

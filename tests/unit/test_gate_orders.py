@@ -19,9 +19,16 @@ def _orders(invoices):
     return {ch.record_key(r): ch.to_order(r) for r in raws}
 
 
-def _gate(orders, max_bad_share="0.9"):
+def _gate(orders, max_bad_share="0.9", min_records=1, replayed=frozenset()):
     return gate_orders(
-        orders, unreadable={}, mapped_skus=SKUS, mapped_sellers=SELLERS, currencies=["AUD"], max_bad_share=Decimal(max_bad_share)
+        orders,
+        unreadable={},
+        mapped_skus=SKUS,
+        mapped_sellers=SELLERS,
+        currencies=["AUD"],
+        max_bad_share=Decimal(max_bad_share),
+        min_records_for_share=min_records,
+        replayed=set(replayed),
     )
 
 
@@ -53,15 +60,23 @@ def test_good_orders_pass_and_each_bad_one_is_named_with_its_reason():
 
 def test_sku_with_trailing_space_is_not_trimmed_into_a_match():
     orders = _orders([marketplacer_invoice(1, [("CS-CAP-NVY ", 1, 2500)])])
-    result = _gate(orders)
+    result = _gate(orders, min_records=10)  # one bad order in a quiet window is quarantined, not a batch failure
     assert result.passed == []
     assert {r["check"] for r in next(iter(result.failed.values()))} == {"sku_mapped", "sku_near_match"}
 
 
 def test_a_batch_mostly_bad_fails_as_a_whole():
     orders = _orders([marketplacer_invoice(i, [("NOPE", 1, 100)]) for i in range(1, 5)] + [marketplacer_invoice(9, [("CS-CAP-NVY", 1, 2500)])])
-    with pytest.raises(GateBatchError, match="4 of 5 records failed"):
+    with pytest.raises(GateBatchError, match="4 of 5 new records failed"):
         _gate(orders, max_bad_share="0.5")
+
+
+def test_orders_replayed_from_quarantine_do_not_count_towards_the_bad_share():
+    held = [marketplacer_invoice(i, [("NOPE", 1, 100)]) for i in range(1, 5)]
+    orders = _orders(held + [marketplacer_invoice(9, [("CS-CAP-NVY", 1, 2500)])])
+    keys = list(orders)
+    result = _gate(orders, max_bad_share="0.5", replayed=keys[:4])
+    assert result.passed == [keys[4]] and len(result.failed) == 4
 
 
 def test_unreadable_records_count_towards_the_bad_share_and_are_reported():
@@ -73,6 +88,7 @@ def test_unreadable_records_count_towards_the_bad_share_and_are_reported():
         mapped_sellers=SELLERS,
         currencies=["AUD"],
         max_bad_share=Decimal("0.5"),
+        min_records_for_share=1,
     )
     assert len(result.passed) == 1
     assert result.failed == {"broken": [{"check": "payload_readable", "detail": "totalCents is missing"}]}

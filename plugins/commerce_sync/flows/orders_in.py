@@ -68,6 +68,8 @@ def gate(ctx: FlowContext, run_id: str) -> dict[str, Any]:
         mapped_sellers=set(maps.get("sellers", {})),
         currencies=policy.currencies,
         max_bad_share=policy.max_bad_share,
+        min_records_for_share=policy.min_records_for_share,
+        replayed={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
     )
     for record_key, reasons in result.failed.items():
         ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], reasons, run_id)

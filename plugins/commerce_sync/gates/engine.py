@@ -67,12 +67,17 @@ def run_gate(
     checks: list[Check],
     *,
     max_bad_share: Decimal,
+    min_records_for_share: int = 10,
     pre_failed: dict[str, list[dict[str, str]]] | None = None,
+    known_bad: set[str] = frozenset(),
 ) -> GateResult:
     """Validate `frame` (one row per record or record line; RECORD_KEY names the record).
 
     `pre_failed` holds records that already failed before the frame was built (unreadable
-    payloads); they count towards the bad share and are reported alongside.
+    payloads); they count towards the bad share and are reported alongside. `known_bad` are
+    records replayed from quarantine: they do not count towards the share (twenty orders waiting
+    for one mapping must not fail every later run), and neither does a batch smaller than
+    `min_records_for_share` (one bad order in a quiet window is an order, not a pattern).
     """
     failed: dict[str, list[dict[str, str]]] = {k: list(v) for k, v in (pre_failed or {}).items()}
     keys_in_frame = list(dict.fromkeys(frame[RECORD_KEY].tolist())) if len(frame) else []
@@ -119,13 +124,14 @@ def run_gate(
     if batch_failures:
         raise GateBatchError(f"{name}: batch refused: " + "; ".join(f"{f['check']}: {f['detail']}" for f in batch_failures))
 
-    all_keys = list(dict.fromkeys(keys_in_frame + list(failed)))
+    fresh = [k for k in dict.fromkeys(keys_in_frame + list(failed)) if k not in known_bad]
+    fresh_bad = [k for k in fresh if k in failed]
     passed = [k for k in keys_in_frame if k not in failed]
-    if all_keys:
-        share = Decimal(len(failed)) / Decimal(len(all_keys))
+    if len(fresh) >= max(1, min_records_for_share):
+        share = Decimal(len(fresh_bad)) / Decimal(len(fresh))
         if share > max_bad_share:
             raise GateBatchError(
-                f"{name}: {len(failed)} of {len(all_keys)} records failed the gate "
+                f"{name}: {len(fresh_bad)} of {len(fresh)} new records failed the gate "
                 f"({share:.0%} > the pairing's limit of {max_bad_share:.0%}); this looks systemic "
                 f"(schema change, lost mapping file), so nothing was loaded or quarantined. "
                 f"First reasons: {_first_reasons(failed)}"

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from commerce_sync.gates.engine import RECORD_KEY, Check, GateResult, expect, run_gate
+from commerce_sync.gates.engine import RECORD_KEY, ROW_ID, Check, GateResult, expect, run_gate
 from commerce_sync.models import Order, order_charge_sum, order_line_sum
 from commerce_sync.money import minor_units, quantize
 
@@ -65,8 +65,8 @@ def orders_checks(*, mapped_skus: set[str], mapped_sellers: set[str], currencies
     return [
         Check(
             "batch_columns",
-            "the order frame has exactly the expected columns",
-            expect.ExpectTableColumnsToMatchSet(column_set=COLUMNS, exact_match=True),
+            "the order frame does not have exactly the expected columns (a code change broke the gate)",
+            expect.ExpectTableColumnsToMatchSet(column_set=[*COLUMNS, ROW_ID], exact_match=True),
             batch_level=True,
         ),
         Check(
@@ -130,9 +130,19 @@ def gate_orders(
     mapped_sellers: set[str],
     currencies: list[str],
     max_bad_share: Decimal,
+    min_records_for_share: int = 10,
+    replayed: set[str] = frozenset(),
 ) -> GateResult:
     checks = orders_checks(mapped_skus=mapped_skus, mapped_sellers=mapped_sellers, currencies=currencies)
-    result = run_gate("orders_in", orders_frame(orders), checks, max_bad_share=max_bad_share, pre_failed=unreadable)
+    result = run_gate(
+        "orders_in",
+        orders_frame(orders),
+        checks,
+        max_bad_share=max_bad_share,
+        min_records_for_share=min_records_for_share,
+        pre_failed=unreadable,
+        known_bad=replayed,
+    )
     _add_near_miss_hints(result, orders, mapped_skus)
     return result
 

@@ -1,0 +1,167 @@
+"""The ledger's tables: the integration's own memory, apart from Airflow's metadata DB.
+
+Portable types only (SQLite for the quick start, PostgreSQL in production); the Alembic
+migrations in migrations/versions/ create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Index,
+    DateTime,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ts(name: str, nullable: bool = False) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=nullable, default=utcnow if not nullable else None)
+
+
+staged_record = Table(
+    "staged_record",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("flow", String(50), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("record_key", String(250), nullable=False),
+    Column("payload", JSON, nullable=False),
+    _ts("staged_at"),
+    UniqueConstraint("pairing", "flow", "run_id", "record_key", name="uq_staged_record"),
+)
+
+order_link = Table(
+    "order_link",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("channel_ref", String(250), nullable=False),
+    Column("master_id", String(250), nullable=False),
+    Column("master_ref", String(250)),
+    Column("run_id", String(250)),
+    _ts("created_at"),
+    UniqueConstraint("pairing", "kind", "channel_ref", name="uq_order_link"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("flow", String(50), nullable=False),
+    Column("record_key", String(250), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("status", String(20), nullable=False, default="open"),
+    _ts("first_seen"),
+    _ts("last_seen"),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("last_run_id", String(250)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolution_note", Text),
+    Column("resolved_by", String(100)),
+    UniqueConstraint("pairing", "flow", "record_key", name="uq_quarantine"),
+)
+
+payload_log = Table(
+    "payload_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100)),
+    Column("system", String(50), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", Integer),
+    Column("request_body", Text),
+    Column("response_body", Text),
+    Column("duration_ms", Integer),
+    Column("attempt", Integer),
+    Column("error", Text),
+    _ts("logged_at"),
+)
+
+watermark = Table(
+    "watermark",
+    metadata,
+    Column("pairing", String(100), nullable=False),
+    Column("flow", String(50), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Text, nullable=False),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("pairing", "flow", "name", name="pk_watermark"),
+)
+
+run_report = Table(
+    "run_report",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("flow", String(50), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("interval_start", DateTime(timezone=True)),
+    Column("interval_end", DateTime(timezone=True)),
+    Column("extracted", Integer),
+    Column("valid", Integer),
+    Column("quarantined", Integer),
+    Column("loaded", Integer),
+    Column("skipped", Integer),
+    Column("failed", Integer),
+    Column("throttled", Integer),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("details", JSON),
+    UniqueConstraint("pairing", "flow", "run_id", name="uq_run_report"),
+)
+
+mapping = Table(
+    "mapping",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    _ts("updated_at"),
+    UniqueConstraint("pairing", "kind", "key", name="uq_mapping"),
+)
+
+mapping_history = Table(
+    "mapping_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("old_value", JSON),
+    Column("new_value", JSON),
+    Column("source_file", Text),
+    Column("source_line", Integer),
+    _ts("changed_at"),
+    Column("changed_by", String(100)),
+)
+
+Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
+Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
+Index("ix_payload_log_time", payload_log.c.logged_at)
+
+RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]

@@ -1,0 +1,255 @@
+"""The ledger's operations, each its own short transaction. All SQL is built by SQLAlchemy with
+bound parameters; upserts go through one helper that picks the dialect's ON CONFLICT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from commerce_sync.ledger.db import get_engine, ledger_url, migrate
+from commerce_sync.ledger.schema import (
+    RUN_FIELDS,
+    mapping,
+    order_link,
+    payload_log,
+    quarantine,
+    run_report,
+    staged_record,
+    utcnow,
+    watermark,
+)
+
+IN_CHUNK = 500  # keeps IN (...) lists well inside every driver's parameter limit
+
+
+@dataclass(frozen=True)
+class StagedRecord:
+    record_key: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    id: int
+    pairing: str
+    flow: str
+    record_key: str
+    payload: Any
+    reasons: list[dict[str, str]]
+    status: str
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int
+    last_run_id: str | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+    resolved_by: str | None
+
+
+def _insert(conn: Connection, table):
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def upsert(conn: Connection, table, values: dict, keys: list[str], update_cols: Iterable[str] | None = None) -> bool:
+    """Insert `values`; on a clash of `keys` update `update_cols` (or do nothing). True if inserted."""
+    stmt = _insert(conn, table).values(**values)
+    cols = list(update_cols or [])
+    if cols:
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(stmt).rowcount > 0
+
+
+def _chunks(items: list, size: int = IN_CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Ledger:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str | None = None, *, migrate_schema: bool = True) -> Ledger:
+        url = url or ledger_url()
+        if migrate_schema:
+            migrate(url)
+        return cls(get_engine(url))
+
+    def dispose(self) -> None:
+        from commerce_sync.ledger.db import dispose
+
+        dispose(self.engine.url.render_as_string(hide_password=False))
+
+    # -- staging ----------------------------------------------------------------------------
+    def stage(self, pairing: str, flow: str, run_id: str, items: Iterable[tuple[str, Any]]) -> int:
+        count = 0
+        with self.engine.begin() as conn:
+            for key, payload in items:
+                upsert(
+                    conn,
+                    staged_record,
+                    {"pairing": pairing, "flow": flow, "run_id": run_id, "record_key": key, "payload": payload, "staged_at": utcnow()},
+                    ["pairing", "flow", "run_id", "record_key"],
+                    ["payload", "staged_at"],
+                )
+                count += 1
+        return count
+
+    def staged(self, pairing: str, flow: str, run_id: str) -> list[StagedRecord]:
+        t = staged_record
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.record_key, t.c.payload).where(t.c.pairing == pairing, t.c.flow == flow, t.c.run_id == run_id).order_by(t.c.id)
+            )
+            return [StagedRecord(r.record_key, r.payload) for r in rows]
+
+    def clear_staged(self, pairing: str, flow: str, older_than: datetime) -> int:
+        t = staged_record
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t).where(t.c.pairing == pairing, t.c.flow == flow, t.c.staged_at < older_than)).rowcount
+
+    # -- links ------------------------------------------------------------------------------
+    def links(self, pairing: str, kind: str, channel_refs: Iterable[str]) -> dict[str, str]:
+        refs = [r for r in dict.fromkeys(channel_refs) if r is not None]
+        t = order_link
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(refs):
+                rows = conn.execute(select(t.c.channel_ref, t.c.master_id).where(t.c.pairing == pairing, t.c.kind == kind, t.c.channel_ref.in_(chunk)))
+                found.update({r.channel_ref: r.master_id for r in rows})
+        return found
+
+    def add_link(self, pairing: str, kind: str, channel_ref: str, master_id: str, master_ref: str | None = None, run_id: str | None = None) -> bool:
+        with self.engine.begin() as conn:
+            return upsert(
+                conn,
+                order_link,
+                {"pairing": pairing, "kind": kind, "channel_ref": channel_ref, "master_id": master_id, "master_ref": master_ref, "run_id": run_id, "created_at": utcnow()},
+                ["pairing", "kind", "channel_ref"],
+            )
+
+    # -- quarantine -------------------------------------------------------------------------
+    def quarantine(self, pairing: str, flow: str, record_key: str, payload: Any, reasons: list[dict], run_id: str) -> None:
+        t = quarantine
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.c.id, t.c.status).where(t.c.pairing == pairing, t.c.flow == flow, t.c.record_key == record_key)).first()
+            if row is None:
+                conn.execute(
+                    t.insert().values(
+                        pairing=pairing, flow=flow, record_key=record_key, payload=payload, reasons=reasons, status="open",
+                        first_seen=now, last_seen=now, attempts=1, last_run_id=run_id,
+                    )
+                )
+            elif row.status == "discarded":
+                # ops decided to drop it, with a reason: keep that decision, note we saw it again
+                conn.execute(update(t).where(t.c.id == row.id).values(last_seen=now))
+            else:
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == row.id)
+                    .values(status="open", payload=payload, reasons=reasons, last_seen=now, last_run_id=run_id, attempts=t.c.attempts + 1,
+                            resolved_at=None, resolution_note=None, resolved_by=None)
+                )
+
+    def _rows(self, where) -> list[QuarantineRow]:
+        with self.engine.connect() as conn:
+            return [QuarantineRow(**r._mapping) for r in conn.execute(select(quarantine).where(where).order_by(quarantine.c.id))]
+
+    def open_quarantine(self, pairing: str, flow: str | None = None) -> list[QuarantineRow]:
+        t = quarantine
+        cond = and_(t.c.pairing == pairing, t.c.status == "open")
+        if flow:
+            cond = and_(cond, t.c.flow == flow)
+        return self._rows(cond)
+
+    def get_quarantine(self, id: int) -> QuarantineRow | None:
+        rows = self._rows(quarantine.c.id == id)
+        return rows[0] if rows else None
+
+    def quarantine_by_key(self, pairing: str, flow: str, record_key: str) -> QuarantineRow | None:
+        t = quarantine
+        rows = self._rows(and_(t.c.pairing == pairing, t.c.flow == flow, t.c.record_key == record_key))
+        return rows[0] if rows else None
+
+    def resolve_quarantine(self, pairing: str, flow: str, record_key: str, note: str = "loaded on replay", by: str = "commerce_sync") -> bool:
+        t = quarantine
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(t)
+                .where(t.c.pairing == pairing, t.c.flow == flow, t.c.record_key == record_key, t.c.status == "open")
+                .values(status="replayed", resolved_at=utcnow(), resolution_note=note, resolved_by=by)
+            )
+            return res.rowcount > 0
+
+    def discard_quarantine(self, id: int, reason: str, by: str) -> bool:
+        if not reason or not reason.strip():
+            raise ValueError("discarding a quarantined record needs a reason")
+        t = quarantine
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(t).where(t.c.id == id, t.c.status == "open").values(status="discarded", resolved_at=utcnow(), resolution_note=reason, resolved_by=by)
+            )
+            return res.rowcount > 0
+
+    # -- watermarks -------------------------------------------------------------------------
+    def get_watermark(self, pairing: str, flow: str, name: str) -> str | None:
+        t = watermark
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.value).where(t.c.pairing == pairing, t.c.flow == flow, t.c.name == name)).scalar()
+
+    def set_watermark(self, pairing: str, flow: str, name: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, watermark, {"pairing": pairing, "flow": flow, "name": name, "value": value, "updated_at": utcnow()}, ["pairing", "flow", "name"], ["value", "updated_at"])
+
+    # -- run reports ------------------------------------------------------------------------
+    def record_run(self, pairing: str, flow: str, run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(RUN_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown run report fields: {sorted(unknown)}")
+        with self.engine.begin() as conn:
+            upsert(conn, run_report, {"pairing": pairing, "flow": flow, "run_id": run_id, **fields}, ["pairing", "flow", "run_id"], list(fields))
+
+    def runs(self, pairing: str, flow: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        t = run_report
+        q = select(t).where(t.c.pairing == pairing)
+        if flow:
+            q = q.where(t.c.flow == flow)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.id.desc()).limit(limit))]
+
+    # -- payload log ------------------------------------------------------------------------
+    def log_payload(self, entry: dict[str, Any]) -> None:
+        cols = {c.name for c in payload_log.columns} - {"id"}
+        values = {k: v for k, v in entry.items() if k in cols}
+        for key in ("request_body", "response_body", "error"):
+            if values.get(key) is not None and not isinstance(values[key], str):
+                values[key] = str(values[key])
+        values.setdefault("logged_at", utcnow())
+        with self.engine.begin() as conn:
+            conn.execute(payload_log.insert().values(**values))
+
+    def payloads(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(payload_log).order_by(payload_log.c.id.desc()).limit(limit))]
+
+    # -- mappings ---------------------------------------------------------------------------
+    def mapping(self, pairing: str, kind: str) -> dict[str, dict]:
+        t = mapping
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.key, t.c.value).where(t.c.pairing == pairing, t.c.kind == kind, t.c.active.is_(True)))
+            return {r.key: r.value for r in rows}
+
+    def count(self, table_name: str) -> int:
+        from commerce_sync.ledger.schema import metadata
+
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(metadata.tables[table_name])).scalar_one()

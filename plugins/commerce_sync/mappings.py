@@ -1,0 +1,140 @@
+"""Mappings as data: include/mappings/<pairing>/*.csv into the ledger, validated and audited.
+
+Keys match exactly (no trimming, no case folding): a SKU that differs by case is a different SKU,
+and a key with stray spaces is refused as the typo it surely is.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from sqlalchemy import select, update
+
+from commerce_sync.errors import MappingFileError
+from commerce_sync.ledger import Ledger
+from commerce_sync.ledger.schema import mapping, mapping_history, utcnow
+
+__all__ = ["MAPPING_KINDS", "MappingDiff", "MappingFileError", "MappingSpec", "diff_mapping", "import_mapping_file", "read_mapping_file", "sync_pairing_mappings"]
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    key_column: str
+    required_columns: tuple[str, ...]
+
+
+MAPPING_KINDS: dict[str, MappingSpec] = {
+    "skus": MappingSpec("channel_sku", ("channel_sku", "master_sku")),
+    "sellers": MappingSpec("channel_seller_id", ("channel_seller_id", "seller_name", "master_customer")),
+    "carriers": MappingSpec("master_carrier", ("master_carrier", "channel_carrier")),
+    "locations": MappingSpec("master_location", ("master_location", "include")),
+    "tax_codes": MappingSpec("channel_tax_code", ("channel_tax_code", "master_tax_rule")),
+}
+
+
+@dataclass
+class MappingDiff:
+    added: list[str] = field(default_factory=list)
+    changed: list[tuple[str, dict, dict]] = field(default_factory=list)  # key, old, new
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        if not self:
+            return "no changes"
+        lines = [f"+ {k}" for k in self.added]
+        for key, old, new in self.changed:
+            delta = ", ".join(f"{c}: {old.get(c)!r} -> {new.get(c)!r}" for c in sorted(set(old) | set(new)) if old.get(c) != new.get(c))
+            lines.append(f"~ {key} ({delta})")
+        lines += [f"- {k}" for k in self.removed]
+        return f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed\n" + "\n".join(lines)
+
+
+def _spec(kind: str, header: list[str]) -> MappingSpec:
+    return MAPPING_KINDS.get(kind) or MappingSpec(header[0], (header[0],))
+
+
+def read_mapping_file(path: Path, kind: str) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """(rows by key, line number by key). Raises MappingFileError naming file and line."""
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise MappingFileError(f"{path} line 1: the file is empty; it needs a header row") from None
+        spec = _spec(kind, header)
+        missing = [c for c in spec.required_columns if c not in header]
+        if missing:
+            raise MappingFileError(f"{path} line 1: missing column(s) {', '.join(missing)}; the header is {', '.join(header)}")
+        rows: dict[str, dict[str, str]] = {}
+        lines: dict[str, int] = {}
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines are harmless
+            if len(row) != len(header):
+                raise MappingFileError(f"{path} line {line}: {len(row)} fields where the header has {len(header)}")
+            values = dict(zip(header, row, strict=True))
+            key = values[spec.key_column]
+            if not key.strip():
+                raise MappingFileError(f"{path} line {line}: blank key in column {spec.key_column}")
+            if key != key.strip():
+                raise MappingFileError(f"{path} line {line}: key {key!r} has leading or trailing spaces")
+            for col in spec.required_columns:
+                if not values[col].strip():
+                    raise MappingFileError(f"{path} line {line}: blank value in required column {col} (key {key!r})")
+            if key in rows:
+                raise MappingFileError(f"{path} line {line}: duplicate key {key!r} (first seen on line {lines[key]})")
+            rows[key] = values
+            lines[key] = line
+    return rows, lines
+
+
+def diff_mapping(current: dict[str, dict], new: dict[str, dict]) -> MappingDiff:
+    diff = MappingDiff()
+    for key, row in new.items():
+        if key not in current:
+            diff.added.append(key)
+        elif current[key] != row:
+            diff.changed.append((key, current[key], row))
+    diff.removed = [k for k in current if k not in new]
+    return diff
+
+
+def import_mapping_file(ledger: Ledger, pairing: str, kind: str, path: Path, dry_run: bool = False, changed_by: str = "commerce_sync") -> MappingDiff:
+    rows, lines = read_mapping_file(path, kind)
+    current = ledger.mapping(pairing, kind)
+    diff = diff_mapping(current, rows)
+    if dry_run or not diff:
+        return diff
+    now = utcnow()
+    t, h = mapping, mapping_history
+    history = []
+    with ledger.engine.begin() as conn:
+        existing = {r.key: r.id for r in conn.execute(select(t.c.key, t.c.id).where(t.c.pairing == pairing, t.c.kind == kind))}
+        for key in diff.added:
+            if key in existing:  # was removed earlier: bring it back
+                conn.execute(update(t).where(t.c.id == existing[key]).values(value=rows[key], active=True, updated_at=now))
+            else:
+                conn.execute(t.insert().values(pairing=pairing, kind=kind, key=key, value=rows[key], active=True, updated_at=now))
+            history.append({"key": key, "action": "added", "old_value": None, "new_value": rows[key], "source_line": lines[key]})
+        for key, old, new in diff.changed:
+            conn.execute(update(t).where(t.c.id == existing[key]).values(value=new, updated_at=now))
+            history.append({"key": key, "action": "changed", "old_value": old, "new_value": new, "source_line": lines[key]})
+        for key in diff.removed:
+            conn.execute(update(t).where(t.c.id == existing[key]).values(active=False, updated_at=now))
+            history.append({"key": key, "action": "removed", "old_value": current.get(key), "new_value": None, "source_line": None})
+        conn.execute(
+            h.insert(),
+            [{"pairing": pairing, "kind": kind, "source_file": str(path), "changed_at": now, "changed_by": changed_by, **entry} for entry in history],
+        )
+    return diff
+
+
+def sync_pairing_mappings(ledger: Ledger, pairing: str, folder: Path, changed_by: str = "commerce_sync") -> dict[str, MappingDiff]:
+    """Load every *.csv of a pairing's mapping folder. A bad file raises before anything of it is applied."""
+    return {path.stem: import_mapping_file(ledger, pairing, path.stem, path, changed_by=changed_by) for path in sorted(Path(folder).glob("*.csv"))}
