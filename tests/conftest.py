@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - loaded before Airflow: its lazy import at session end trips on Airflow's AST hooks
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,11 +75,13 @@ def pg_url():
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
     try:
-        yield url.render_as_string(hide_password=False)
+        yield rendered
     finally:
-        from sqlalchemy.pool import NullPool  # noqa: F401 - keep import local
+        from commerce_sync.ledger.db import dispose
 
+        dispose(rendered)  # close the pooled connections before the database goes
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -21,11 +21,11 @@ def dagbag():
 
 def test_no_import_errors_and_exactly_the_expected_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == EXPECTED
+    assert set(dagbag.dags) == EXPECTED
 
 
 def test_each_dag_has_retries_pool_and_tags(dagbag):
-    dag = dagbag.get_dag("cin7_marketplacer__orders_in")
+    dag = dagbag.dags["cin7_marketplacer__orders_in"]
     assert [t.task_id for t in dag.topological_sort()] == ["extract", "gate", "load", "report"]
     load = dag.get_task("load")
     assert load.pool == "cin7_core__demo_account"
@@ -43,7 +43,7 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
         "import sys, json\n"
         "from airflow.dag_processing.dagbag import DagBag\n"
         f"b = DagBag(dag_folder={str(ROOT / 'dags')!r})\n"
-        "d = b.get_dag('cin7_marketplacer__orders_in')\n"
+        "d = b.dags['cin7_marketplacer__orders_in']\n"
         "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
         " 'pandas': 'pandas' in sys.modules, 'gx': 'great_expectations' in sys.modules,"
         " 'deadlines': [a.name for a in (d.deadline or [])]}))\n"

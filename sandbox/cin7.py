@@ -1,0 +1,365 @@
+"""Cin7 Core External API v2 emulator (paths, fields and rules from the public OpenAPI file).
+
+- Auth: headers `api-auth-accountid` and `api-auth-applicationkey`, else 403.
+- Limit: N calls per rolling minute per application (60 by default); over it -> 503, the status
+  the spec's table gives for "You reached 60 calls per minute API limit", with a Retry-After
+  header (our assumption: the spec names no header).
+- Paging: Page (from 1) and Limit (default 100, max 1000) with Total and Page in the envelope.
+- Errors: the spec's Error Model, `[{"ErrorCode": 400, "Exception": "..."}]`.
+- A sale is created in two calls (POST /sale, POST /sale/order); until lines are posted the
+  sale's OrderStatus is "NOT AVAILABLE", as in Cin7.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body, now
+
+BASE = "/ExternalApi/v2"
+TWO_PLACES = Decimal("0.01")
+
+
+def _error(status: int, message: str) -> MoneyJSONResponse:
+    return MoneyJSONResponse([{"ErrorCode": status, "Exception": message}], status_code=status)
+
+
+def _cin7_time(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _money(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class Cin7Data:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.products: dict[str, dict] = {}
+            self.availability: list[dict] = []
+            self.locations: set[str] = set()
+            self.tax_rules: set[str] = set()
+            self.customers: set[str] = set()
+            self.sales: dict[str, dict] = {}
+            self.order_seq = 0
+
+
+def create_app(account_id: str = "demo-account", application_key: str = "demo-key", rate_limit_per_minute: int = 60) -> FastAPI:
+    app = FastAPI(title="Cin7 Core sandbox", openapi_url=None, docs_url=None, redoc_url=None)
+    data = Cin7Data()
+    state = SandboxState()
+    app.state.data = data  # the demo's order generator and tests reach the store directly
+    config = {"rate_limit_per_minute": rate_limit_per_minute}
+    window: deque[float] = deque()
+    window_lock = threading.Lock()
+
+    @app.middleware("http")
+    async def auth_and_limit(request: Request, call_next):
+        if not request.url.path.startswith(BASE):
+            return await call_next(request)
+        if request.headers.get("api-auth-accountid") != account_id or request.headers.get("api-auth-applicationkey") != application_key:
+            return _error(403, "Incorrect credentials: check api-auth-accountid and api-auth-applicationkey")
+        with window_lock:
+            t = time.monotonic()
+            while window and t - window[0] >= 60:
+                window.popleft()
+            if len(window) >= config["rate_limit_per_minute"]:
+                retry_after = max(1, int(60 - (t - window[0])) + 1)
+                return MoneyJSONResponse(
+                    [{"ErrorCode": 503, "Exception": f"You reached {config['rate_limit_per_minute']} calls per minute API limit"}],
+                    status_code=503,
+                    headers={"Retry-After": str(retry_after)},
+                )
+            window.append(t)
+        return await call_next(request)
+
+    install_sandbox(app, state, data.reset)
+
+    # -- sandbox control --------------------------------------------------------------------
+    @app.post("/_sandbox/config")
+    async def set_config(request: Request):
+        config.update(await json_body(request) or {})
+        return config
+
+    @app.post("/_sandbox/seed")
+    async def seed(request: Request):
+        body = await json_body(request) or {}
+        with data.lock:
+            for p in body.get("products", []):
+                product = {"ID": p.get("ID") or str(uuid.uuid4()), "SKU": p["SKU"], "Name": p.get("Name", p["SKU"]), "Barcode": p.get("Barcode"), "Status": "Active", "Type": "Stock", "UOM": "Item"}
+                data.products[product["SKU"]] = product
+            for a in body.get("availability", []):
+                data.availability = [x for x in data.availability if not (x["SKU"] == a["SKU"] and x["Location"] == a["Location"])]
+                data.availability.append(dict(a))
+            data.locations.update(body.get("locations", []))
+            data.tax_rules.update(body.get("tax_rules", []))
+            data.customers.update(body.get("customers", []))
+        return {"products": len(data.products), "locations": sorted(data.locations)}
+
+    @app.get("/_sandbox/sales")
+    def all_sales():
+        with data.lock:
+            return MoneyJSONResponse({"sales": list(data.sales.values())})
+
+    # -- paging helper ------------------------------------------------------------------------
+    def page_of(items: list, request: Request, key: str):
+        try:
+            page = int(request.query_params.get("Page", 1))
+            limit = int(request.query_params.get("Limit", 100))
+        except ValueError:
+            return _error(400, "Page and Limit must be integers")
+        if page < 1 or limit < 1 or limit > 1000:
+            return _error(400, "Page must be >= 1 and Limit between 1 and 1000")
+        chunk = items[(page - 1) * limit : page * limit]
+        return MoneyJSONResponse({"Total": len(items), "Page": page, key: chunk})
+
+    # -- sales --------------------------------------------------------------------------------
+    def list_item(sale: dict) -> dict:
+        order = sale.get("Order") or {}
+        return {
+            "SaleID": sale["ID"],
+            "OrderNumber": order.get("SaleOrderNumber") or sale["OrderNumber"],
+            "Status": sale["Status"],
+            "OrderDate": sale["SaleOrderDate"],
+            "Updated": sale["LastModifiedOn"],
+            "Customer": sale["Customer"],
+            "CustomerID": sale["CustomerID"],
+            "CustomerReference": sale.get("CustomerReference") or "",
+            "CustomerCurrency": sale["CustomerCurrency"],
+            "BaseCurrency": sale["BaseCurrency"],
+            "ExternalID": sale.get("ExternalID") or "",
+            "SourceChannel": sale.get("SourceChannel") or "",
+            "OrderStatus": order.get("Status", "NOT AVAILABLE"),
+            "QuoteStatus": "SKIPPED" if sale.get("SkipQuote") else "DRAFT",
+            "CombinedPickingStatus": "NOT PICKED",
+            "CombinedPackingStatus": "NOT PACKED",
+            "CombinedShippingStatus": "NOT SHIPPED",
+            "CombinedInvoiceStatus": "NOT INVOICED",
+            "CombinedPaymentStatus": "UNPAID",
+            "CombinedTrackingNumbers": None,
+            "CreditNoteNumber": None,
+            "CreditNoteStatus": "NOT AVAILABLE",
+            "FulFilmentStatus": "NOT FULFILLED",
+            "InvoiceAmount": order.get("Total", Decimal("0")),
+            "InvoiceDate": None,
+            "InvoiceDueDate": None,
+            "InvoiceNumber": None,
+            "OrderLocationID": sale["LocationID"],
+            "PaidAmount": Decimal("0"),
+            "RestockStatus": "NOT AVAILABLE",
+            "ShipBy": None,
+            "Type": "Simple Sale",
+        }
+
+    @app.get(f"{BASE}/saleList")
+    def sale_list(request: Request):
+        q = request.query_params
+        with data.lock:
+            sales = list(data.sales.values())
+        try:
+            if q.get("ExternalID"):
+                sales = [s for s in sales if s.get("ExternalID") == q["ExternalID"]]
+            if q.get("CreatedSince"):
+                since = _parse_time(q["CreatedSince"])
+                sales = [s for s in sales if _parse_time(s["_created"]) >= since]
+            if q.get("UpdatedSince"):
+                since = _parse_time(q["UpdatedSince"])
+                sales = [s for s in sales if _parse_time(s["LastModifiedOn"]) >= since]
+        except ValueError:
+            return _error(400, "CreatedSince/UpdatedSince must be ISO-8601 dates")
+        if q.get("Search"):
+            term = q["Search"].lower()
+            sales = [s for s in sales if term in (s["Customer"] + s["OrderNumber"] + (s.get("ExternalID") or "")).lower()]
+        return page_of([list_item(s) for s in sales], request, "SaleList")
+
+    @app.get(f"{BASE}/sale")
+    def get_sale(ID: str):
+        with data.lock:
+            sale = data.sales.get(ID)
+        if sale is None:
+            return _error(404, f"Sale {ID} not found")
+        return MoneyJSONResponse({k: v for k, v in sale.items() if not k.startswith("_")})
+
+    @app.post(f"{BASE}/sale")
+    async def create_sale(request: Request):
+        body = await json_body(request) or {}
+        customer = body.get("Customer")
+        if not customer:
+            return _error(400, "Customer is required")
+        with data.lock:
+            if data.customers and customer not in data.customers:
+                return _error(400, f"Customer '{customer}' not found")
+            location = body.get("Location")
+            if data.locations and location not in data.locations:
+                return _error(400, f"Location '{location}' not found")
+            tax_rule = body.get("TaxRule")
+            if data.tax_rules and tax_rule not in data.tax_rules:
+                return _error(400, f"Tax rule '{tax_rule}' not found")
+            data.order_seq += 1
+            stamp = _cin7_time(now())
+            sale_id = str(uuid.uuid4())
+            sale = {
+                "ID": sale_id,
+                "Customer": customer,
+                "CustomerID": str(uuid.uuid5(uuid.NAMESPACE_OID, customer)),
+                "Contact": body.get("Contact"),
+                "Phone": body.get("Phone"),
+                "Email": body.get("Email"),
+                "DefaultAccount": "4000",
+                "SkipQuote": bool(body.get("SkipQuote")),
+                "BillingAddress": body.get("BillingAddress"),
+                "ShippingAddress": body.get("ShippingAddress"),
+                "ShippingNotes": body.get("ShippingNotes"),
+                "BaseCurrency": "AUD",
+                "CustomerCurrency": body.get("CustomerCurrency") or "AUD",
+                "TaxRule": tax_rule,
+                "TaxCalculation": body.get("TaxCalculation") or "Exclusive",
+                "Terms": "30 days",
+                "PriceTier": "Tier 1",
+                "ShipBy": None,
+                "Location": location,
+                "LocationID": str(uuid.uuid5(uuid.NAMESPACE_OID, location or "default")),
+                "SaleOrderDate": body.get("SaleOrderDate") or stamp,
+                "LastModifiedOn": stamp,
+                "Note": body.get("Note"),
+                "CustomerReference": body.get("CustomerReference"),
+                "COGSAmount": Decimal("0"),
+                "Status": "ORDERING" if body.get("SkipQuote") else "ESTIMATING",
+                "Carrier": body.get("Carrier"),
+                "ExternalID": body.get("ExternalID"),
+                "SalesRepresentative": body.get("SalesRepresentative"),
+                "ServiceOnly": False,
+                "SourceChannel": body.get("SourceChannel"),
+                "Type": "Simple Sale",
+                "AdditionalAttributes": body.get("AdditionalAttributes"),
+                "OrderNumber": f"SO-{data.order_seq:05d}",
+                "Order": None,
+                "_created": stamp,
+            }
+            data.sales[sale_id] = sale
+        return MoneyJSONResponse({k: v for k, v in sale.items() if not k.startswith("_")})
+
+    @app.get(f"{BASE}/sale/order")
+    def get_order(SaleID: str):
+        with data.lock:
+            sale = data.sales.get(SaleID)
+        if sale is None:
+            return _error(404, f"Sale {SaleID} not found")
+        return MoneyJSONResponse(sale.get("Order") or {"SaleID": SaleID, "Status": "NOT AVAILABLE", "Lines": [], "AdditionalCharges": []})
+
+    @app.post(f"{BASE}/sale/order")
+    async def post_order(request: Request):
+        body = await json_body(request) or {}
+        with data.lock:
+            sale = data.sales.get(body.get("SaleID") or "")
+            if sale is None:
+                return _error(400, f"Sale '{body.get('SaleID')}' not found")
+            if sale.get("Order") and sale["Order"]["Status"] not in ("DRAFT", "NOT AVAILABLE"):
+                return _error(400, f"Order status is {sale['Order']['Status']}: lines can only be posted to a DRAFT or NOT AVAILABLE order")
+            if not sale.get("SkipQuote"):
+                return _error(400, "Quote status is not AUTHORISED")
+            lines, total = [], Decimal("0")
+            for i, line in enumerate(body.get("Lines") or []):
+                sku = line.get("SKU")
+                product = data.products.get(sku)
+                if product is None:
+                    return _error(400, f"Product with SKU '{sku}' not found")
+                qty, price = _money(line.get("Quantity", 0)), _money(line.get("Price", 0))
+                discount = _money(line.get("Discount", 0))
+                if qty <= 0:
+                    return _error(400, f"Line {i + 1}: Quantity must be greater than zero")
+                if not (0 <= discount <= 100):
+                    return _error(400, f"Line {i + 1}: Discount is a percentage between 0 and 100")
+                expected = (price * qty * (1 - discount / 100)).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+                if line.get("Total") is not None and _money(line["Total"]) != expected:
+                    return _error(400, f"Line {i + 1}: Total {line['Total']} does not match Price x Quantity less Discount ({expected})")
+                lines.append({**line, "ProductID": product["ID"], "Name": line.get("Name") or product["Name"], "Total": expected})
+                total += expected
+            charges = []
+            for charge in body.get("AdditionalCharges") or []:
+                amount = (_money(charge.get("Price", 0)) * _money(charge.get("Quantity", 1))).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+                charges.append({**charge, "Total": amount})
+                total += amount
+            if body.get("Total") is not None and _money(body["Total"]) != total:
+                return _error(400, f"Total {body['Total']} does not match the lines and charges ({total})")
+            status = body.get("Status") or "DRAFT"
+            if status not in ("DRAFT", "AUTHORISED"):
+                return _error(400, "Status must be DRAFT or AUTHORISED")
+            order = {
+                "SaleID": sale["ID"],
+                "SaleOrderNumber": sale["OrderNumber"],
+                "Memo": body.get("Memo"),
+                "Status": status,
+                "Lines": lines,
+                "AdditionalCharges": charges,
+                "TotalBeforeTax": total - _money(body.get("Tax", 0)),
+                "Tax": _money(body.get("Tax", 0)),
+                "Total": total,
+            }
+            sale["Order"] = order
+            sale["Status"] = "ORDERED" if status == "AUTHORISED" else sale["Status"]
+            sale["LastModifiedOn"] = _cin7_time(now())
+        return MoneyJSONResponse(order)
+
+    # -- products and stock -------------------------------------------------------------------
+    @app.get(f"{BASE}/product")
+    def products(request: Request):
+        q = request.query_params
+        with data.lock:
+            items = list(data.products.values())
+        if q.get("Sku"):
+            items = [p for p in items if p["SKU"] == q["Sku"]]
+        if q.get("Name"):
+            items = [p for p in items if q["Name"].lower() in p["Name"].lower()]
+        return page_of(items, request, "Products")
+
+    @app.get(f"{BASE}/ref/productavailability")
+    def availability(request: Request):
+        q = request.query_params
+        with data.lock:
+            rows = []
+            for a in data.availability:
+                product = data.products.get(a["SKU"], {})
+                on_hand, allocated = _money(a.get("OnHand", 0)), _money(a.get("Allocated", 0))
+                rows.append(
+                    {
+                        "ID": product.get("ID"),
+                        "SKU": a["SKU"],
+                        "Name": product.get("Name", a["SKU"]),
+                        "Barcode": product.get("Barcode"),
+                        "Location": a["Location"],
+                        "Bin": a.get("Bin"),
+                        "Batch": a.get("Batch"),
+                        "ExpiryDate": None,
+                        "OnHand": on_hand,
+                        "Allocated": allocated,
+                        "Available": on_hand - allocated,
+                        "OnOrder": _money(a.get("OnOrder", 0)),
+                        "StockOnHand": on_hand,
+                        "InTransit": _money(a.get("InTransit", 0)),
+                    }
+                )
+        if q.get("Sku"):
+            rows = [r for r in rows if r["SKU"] == q["Sku"]]
+        if q.get("Location"):
+            rows = [r for r in rows if r["Location"] == q["Location"]]
+        return page_of(rows, request, "ProductAvailabilityList")
+
+    return app

@@ -1,0 +1,72 @@
+"""Demo data for `make demo`: a small catalogue in Cin7 and a trickle of Marketplacer orders.
+
+The SKUs and sellers match include/mappings/cin7_marketplacer/, except for one SKU that is
+deliberately unmapped so the demo shows a quarantine too.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import datetime, timezone
+
+DEMO_SKUS = [
+    ("CS-TEE-BLK-M", "Tee black M", 4500),
+    ("CS-TEE-BLK-L", "Tee black L", 4500),
+    ("CS-CAP-NVY", "Cap navy", 2500),
+]
+UNMAPPED_SKU = ("CS-SOCK-WHT", "Socks white", 1500)
+DEMO_SELLERS = [
+    {"legacyId": 1, "businessName": "Castore AU"},
+    {"legacyId": 2, "businessName": "Lounge"},
+]
+CIN7_SEED = {
+    "products": [{"SKU": sku, "Name": name} for sku, name, _ in DEMO_SKUS + [UNMAPPED_SKU]],
+    "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")],
+    "locations": ["Main Warehouse", "Sydney Store"],
+    "tax_rules": ["GST on Income"],
+    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)"],
+}
+
+
+def demo_invoice(rng: random.Random) -> dict:
+    seller = rng.choice(DEMO_SELLERS)
+    pool = DEMO_SKUS + ([UNMAPPED_SKU] if rng.random() < 0.1 else [])
+    items = []
+    for sku, name, price in rng.sample(pool, k=rng.randint(1, min(2, len(pool)))):
+        qty = rng.randint(1, 3)
+        items.append({"variantSku": sku, "variantName": name, "quantity": qty, "unitPriceCents": price, "discountCents": 0, "taxCents": round(qty * price / 11), "totalCents": qty * price})
+    subtotal = sum(i["totalCents"] for i in items)
+    postage = rng.choice([0, 995])
+    stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return {
+        "createdAt": stamp,
+        "paidAt": stamp,
+        "currency": "AUD",
+        "buyerFirstName": rng.choice(["Sam", "Alex", "Jo"]),
+        "buyerSurname": rng.choice(["Lee", "Nguyen", "Smith"]),
+        "buyerEmailAddress": "buyer@example.com",
+        "buyerPhone": "+61 400 000 000",
+        "shippingAddress": {"address": "1 George St", "city": "Sydney", "postcode": "2000", "state": {"short": "NSW"}, "country": {"code": "AU"}},
+        "seller": dict(seller),
+        "lineItems": items,
+        "subtotalCents": subtotal,
+        "postageCents": postage,
+        "discountCents": 0,
+        "taxCents": sum(i["taxCents"] for i in items),
+        "totalCents": subtotal + postage,
+    }
+
+
+def start_order_trickle(marketplacer_data, every_seconds: float = 20.0, seed: int = 7) -> threading.Event:
+    """Inject a new demo invoice every `every_seconds` until the returned event is set."""
+    stop = threading.Event()
+    rng = random.Random(seed)
+
+    def loop():
+        while not stop.is_set():
+            marketplacer_data.add_invoice(demo_invoice(rng))
+            stop.wait(every_seconds)
+
+    threading.Thread(target=loop, name="demo-orders", daemon=True).start()
+    return stop

@@ -1,0 +1,172 @@
+"""Marketplacer Seller API emulator: GraphQL (graphql-core, so unknown fields are real GraphQL
+errors) with Relay paging; `marketplacer-api-key` header, else HTTP 401 "API Token has expired".
+
+Invoices are injected channel-native through `POST /_sandbox/invoices` and stored exactly as
+given (inconsistent totals, a null legacyId, an unknown seller all stay as they are): the
+emulator is the marketplace, and marketplaces send bad data too.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from graphql import build_schema, graphql_sync
+
+from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body
+
+SCHEMA = build_schema((Path(__file__).with_name("marketplacer_schema.graphql")).read_text())
+DEFAULT_PAGE, MAX_PAGE = 50, 500
+CARRIERS = ["Australia Post", "StarTrack", "DHL Express", "Couriers Please"]
+
+
+def relay_id(kind: str, legacy: Any) -> str:
+    return base64.b64encode(f"{kind}-{legacy}".encode()).decode()
+
+
+def _cursor(i: int) -> str:
+    return base64.b64encode(f"cursor:{i}".encode()).decode()
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(base64.b64decode(cursor).decode().split(":")[1]) + 1
+    except (ValueError, IndexError):
+        raise ValueError(f"invalid cursor {cursor!r}") from None
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def connection(items: list, first: int | None, after: str | None) -> dict:
+    first = DEFAULT_PAGE if first is None else first
+    if first < 0 or first > MAX_PAGE:
+        raise ValueError(f"first must be between 0 and {MAX_PAGE}")
+    start = _offset(after)
+    page = items[start : start + first]
+    edges = [{"cursor": _cursor(start + i), "node": node} for i, node in enumerate(page)]
+    return {
+        "totalCount": len(items),
+        "nodes": page,
+        "edges": edges,
+        "pageInfo": {
+            "hasNextPage": start + len(page) < len(items),
+            "hasPreviousPage": start > 0,
+            "startCursor": edges[0]["cursor"] if edges else None,
+            "endCursor": edges[-1]["cursor"] if edges else None,
+        },
+    }
+
+
+class MarketplacerData:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.invoices: list[dict] = []
+            self.next_legacy = 10_000
+
+    def add_invoice(self, raw: dict) -> dict:
+        with self.lock:
+            inv = copy.deepcopy(raw)  # a private copy, exactly as given
+            if "legacyId" not in inv:
+                self.next_legacy += 1
+                inv["legacyId"] = self.next_legacy
+            inv["__typename"] = "Invoice"
+            inv.setdefault("id", relay_id("Invoice", inv["legacyId"] if inv["legacyId"] is not None else f"x{len(self.invoices)}"))
+            for i, item in enumerate(inv.get("lineItems") or []):
+                item.setdefault("legacyId", (inv["legacyId"] or 0) * 100 + i)
+                item.setdefault("id", relay_id("LineItem", f"{inv['id']}-{i}"))
+            seller = inv.get("seller")
+            if seller is not None:
+                seller.setdefault("id", relay_id("Seller", seller.get("legacyId")))
+            inv.setdefault("updatedAt", inv.get("createdAt"))
+            inv.setdefault("statusFlags", [])
+            self.invoices.append(inv)
+            return inv
+
+
+def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
+    app = FastAPI(title="Marketplacer sandbox", openapi_url=None, docs_url=None, redoc_url=None)
+    data = MarketplacerData()
+    state = SandboxState()
+    app.state.data = data  # the demo's order generator and tests reach the store directly
+    install_sandbox(app, state, data.reset)
+
+    def resolve_invoices(_root, _info, first=None, after=None, filters=None, sort=None, **_):
+        filters = filters or {}
+        with data.lock:
+            items = list(data.invoices)
+        since, until, updated = _time(filters.get("createdSince")), _time(filters.get("createdUntil")), _time(filters.get("updatedSince"))
+        if since:
+            items = [i for i in items if _time(i.get("createdAt")) and _time(i["createdAt"]) >= since]
+        if until:
+            items = [i for i in items if _time(i.get("createdAt")) and _time(i["createdAt"]) < until]
+        if updated:
+            items = [i for i in items if _time(i.get("updatedAt")) and _time(i["updatedAt"]) >= updated]
+        if filters.get("notDispatched"):
+            items = [i for i in items if "DISPATCHED" not in (i.get("statusFlags") or [])]
+        sort = sort or {}
+        field = {"UPDATED_AT": "updatedAt", "PAID_AT": "paidAt"}.get((sort.get("fields") or ["CREATED_AT"])[0], "createdAt")
+        items.sort(key=lambda i: (i.get(field) or "", str(i.get("legacyId"))), reverse=sort.get("ordering") == "DESCENDING")
+        return connection(items, first, after)
+
+    def resolve_node(_root, _info, id):
+        with data.lock:
+            return next((i for i in data.invoices if i["id"] == id), None)
+
+    def resolve_carriers(_root, _info, first=None, after=None):
+        nodes = [{"id": relay_id("ShipmentCarrier", n), "name": name} for n, name in enumerate(CARRIERS, 1)]
+        return connection(nodes, first, after)
+
+    root = {"invoices": resolve_invoices, "node": resolve_node, "shipmentCarriers": resolve_carriers}
+
+    def resolve_type(obj, _info, _type):
+        return obj.get("__typename", "Invoice")
+
+    SCHEMA.get_type("Node").resolve_type = resolve_type
+
+    @app.post("/graphql")
+    async def graphql_endpoint(request: Request):
+        if request.headers.get("marketplacer-api-key") != api_key:
+            return MoneyJSONResponse({"errors": [{"message": "API Token has expired"}]}, status_code=401)
+        body = await json_body(request) or {}
+        if not isinstance(body, dict) or not body.get("query"):
+            return MoneyJSONResponse({"errors": [{"message": "No query string was present"}]}, status_code=400)
+        result = graphql_sync(
+            SCHEMA,
+            body["query"],
+            root_value={k: (lambda f: (lambda info, **kw: f(None, info, **kw)))(v) for k, v in root.items()},
+            variable_values=body.get("variables") or {},
+            operation_name=body.get("operationName"),
+        )
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [{"message": e.message, "locations": [loc._asdict() for loc in e.locations or []], "path": e.path} for e in result.errors]
+        return MoneyJSONResponse(out)
+
+    @app.post("/_sandbox/invoices")
+    async def inject(request: Request):
+        body = await json_body(request) or {}
+        stored = [data.add_invoice(inv) for inv in body.get("invoices", [])]
+        return MoneyJSONResponse({"invoices": stored})
+
+    @app.get("/_sandbox/invoices")
+    def list_invoices():
+        with data.lock:
+            return MoneyJSONResponse({"invoices": list(data.invoices)})
+
+    return app
