@@ -1,0 +1,91 @@
+"""The ledger on both back-ends (SQLite file and a fresh PostgreSQL database)."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from commerce_sync.ledger import Ledger, migrate
+from commerce_sync.ledger.db import tables
+
+NASTY = "x'); DROP TABLE order_link; -- \"quoted\" ; Robert'); --"
+
+
+@pytest.fixture
+def ledger(ledger_url):
+    led = Ledger.from_url(ledger_url)
+    yield led
+    led.dispose()
+
+
+def test_migrations_create_every_table_and_are_idempotent(ledger_url, ledger):
+    migrate(ledger_url)
+    migrate(ledger_url)
+    assert {"staged_record", "order_link", "quarantine", "payload_log", "watermark", "run_report", "mapping", "mapping_history"} <= tables(ledger_url)
+
+
+def test_staging_replaces_within_a_run_and_keeps_money_exact(ledger):
+    ledger.stage("p", "orders_in", "run1", [("a", {"total": Decimal("19.99")}), ("b", {"n": 1})])
+    ledger.stage("p", "orders_in", "run1", [("a", {"total": Decimal("20.01")})])
+    rows = ledger.staged("p", "orders_in", "run1")
+    assert [r.record_key for r in rows] == ["a", "b"]
+    assert rows[0].payload == {"total": Decimal("20.01")} and isinstance(rows[0].payload["total"], Decimal)
+    assert ledger.staged("p", "orders_in", "run2") == []
+    assert ledger.clear_staged("p", "orders_in", datetime.now(timezone.utc) + timedelta(seconds=1)) == 2
+
+
+def test_links_are_unique_and_a_duplicate_is_reported_not_raised(ledger):
+    assert ledger.add_link("p", "order", "1001", "sale-1", "SO-1") is True
+    assert ledger.add_link("p", "order", "1001", "sale-2", "SO-2") is False
+    assert ledger.links("p", "order", ["1001", "1002"]) == {"1001": "sale-1"}
+    assert ledger.links("other", "order", ["1001"]) == {}
+    many = [str(i) for i in range(1200)]  # more than one IN chunk
+    for ref in many[:3]:
+        ledger.add_link("p", "order", f"m{ref}", ref)
+    assert len(ledger.links("p", "order", [f"m{r}" for r in many])) == 3
+
+
+def test_quarantine_lifecycle(ledger):
+    reasons = [{"check": "sku_mapped", "detail": "SKU X is not mapped"}]
+    ledger.quarantine("p", "orders_in", "k1", {"a": 1}, reasons, "r1")
+    ledger.quarantine("p", "orders_in", "k1", {"a": 2}, reasons, "r2")
+    (row,) = ledger.open_quarantine("p", "orders_in")
+    assert row.attempts == 2 and row.payload == {"a": 2} and row.last_run_id == "r2" and row.reasons == reasons
+    assert ledger.resolve_quarantine("p", "orders_in", "k1", note="loaded as SO-1") is True
+    assert ledger.open_quarantine("p") == []
+    assert ledger.quarantine_by_key("p", "orders_in", "k1").status == "replayed"
+    ledger.quarantine("p", "orders_in", "k1", {"a": 3}, reasons, "r3")  # fails again: reopened
+    row = ledger.quarantine_by_key("p", "orders_in", "k1")
+    assert row.status == "open" and row.resolution_note is None
+    with pytest.raises(ValueError, match="reason"):
+        ledger.discard_quarantine(row.id, " ", by="ops")
+    assert ledger.discard_quarantine(row.id, "test order, cancelled on the channel", by="ops") is True
+    ledger.quarantine("p", "orders_in", "k1", {"a": 4}, reasons, "r4")  # seen again: stays discarded
+    row = ledger.get_quarantine(row.id)
+    assert row.status == "discarded" and row.resolution_note == "test order, cancelled on the channel"
+
+
+def test_values_full_of_quotes_and_sql_round_trip_unchanged(ledger):
+    ledger.add_link("p", "order", NASTY, NASTY)
+    ledger.quarantine("p", "orders_in", NASTY, {"sku": NASTY}, [{"check": NASTY, "detail": NASTY}], NASTY)
+    ledger.set_watermark("p", "orders_in", "since", NASTY)
+    assert ledger.links("p", "order", [NASTY]) == {NASTY: NASTY}
+    assert ledger.quarantine_by_key("p", "orders_in", NASTY).payload == {"sku": NASTY}
+    assert ledger.get_watermark("p", "orders_in", "since") == NASTY
+    assert ledger.count("order_link") == 1
+
+
+def test_watermarks_run_reports_and_payload_log(ledger):
+    assert ledger.get_watermark("p", "f", "since") is None
+    ledger.set_watermark("p", "f", "since", "2026-11-22T00:00:00Z")
+    ledger.set_watermark("p", "f", "since", "2026-11-22T01:00:00Z")
+    assert ledger.get_watermark("p", "f", "since") == "2026-11-22T01:00:00Z"
+    ledger.record_run("p", "f", "r1", extracted=5)
+    ledger.record_run("p", "f", "r1", loaded=4, details={"x": 1})
+    (run,) = ledger.runs("p", "f")
+    assert (run["extracted"], run["loaded"], run["details"]) == (5, 4, {"x": 1})
+    with pytest.raises(ValueError, match="unknown run report fields"):
+        ledger.record_run("p", "f", "r1", bogus=1)
+    ledger.log_payload({"system": "cin7_core", "method": "GET", "url": "http://x/saleList", "status": 200, "response_body": {"a": 1}, "ignored": "x"})
+    (entry,) = ledger.payloads()
+    assert entry["system"] == "cin7_core" and entry["response_body"] == "{'a': 1}"
