@@ -9,12 +9,12 @@ SKUs, quantities, prices and references are left alone: they are what ops need t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from commerce_sync.jsonutil import dumps, loads
 
 MASK = "***"
 
@@ -80,7 +80,7 @@ def _redact(obj: Any, secrets: list[str]) -> Any:
         if stripped[:1] in "{[":
             # a JSON body kept as text: redact its structure, not only its surface
             try:
-                return json.dumps(_redact(json.loads(stripped, parse_float=Decimal), secrets), default=str)
+                return dumps(_redact(loads(stripped), secrets))
             except ValueError:
                 pass
         return _scrub(obj, secrets)
