@@ -17,13 +17,16 @@ export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__API__PORT=${AIRFLOW_PORT:-8080}
 export COMMERCE_SYNC_HOME=$ROOT
-export COMMERCE_SYNC_LEDGER_URL=${COMMERCE_SYNC_LEDGER_URL:-sqlite:///$DEMO/ledger.db}
+# the ledger: no integration_db connection here, so the embedded SQLite file in $AIRFLOW_HOME
 export PYTHONPATH=$ROOT/plugins:$ROOT${PYTHONPATH:+:$PYTHONPATH}
 
 pids=()
 cleanup() {
   echo "stopping the demo..."
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # each component runs in its own process group: stop the group, children included
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+  sleep 3
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -38,10 +41,10 @@ wait_for() {  # url, name, seconds
 }
 
 echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102) with demo data"
-python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --seed demo >"$DEMO/sandbox.log" 2>&1 &
+setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --seed demo >"$DEMO/sandbox.log" 2>&1 &
 pids+=($!)
 echo "2/5 SMTP catcher on 127.0.0.1:8025 (alerts land in $DEMO/mail)"
-python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Mailbox "$DEMO/mail" >"$DEMO/smtp.log" 2>&1 &
+setsid python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Mailbox "$DEMO/mail" >"$DEMO/smtp.log" 2>&1 &
 pids+=($!)
 wait_for http://127.0.0.1:8101/_sandbox/calls "Cin7 emulator" 30
 wait_for http://127.0.0.1:8102/_sandbox/calls "Marketplacer emulator" 30
@@ -52,7 +55,7 @@ python -m commerce_sync.airflow_settings apply >"$DEMO/settings.log" 2>&1
 python -c "from commerce_sync.ledger import migrate; migrate()" >>"$DEMO/settings.log" 2>&1
 
 echo "4/5 Airflow (api-server, scheduler, dag-processor, triggerer)"
-airflow standalone >"$DEMO/airflow.log" 2>&1 &
+setsid airflow standalone >"$DEMO/airflow.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:${AIRFLOW__API__PORT}/api/v2/monitor/health" "Airflow" 180
 
@@ -73,7 +76,7 @@ cat <<EOT
 Commerce Sync demo is running.
   Airflow UI:        http://127.0.0.1:${AIRFLOW__API__PORT}   login: admin / ${password}
   Sales in Cin7:     curl -s http://127.0.0.1:8101/_sandbox/sales | python -m json.tool
-  Quarantine:        python -m commerce_sync quarantine list --pairing cin7_marketplacer
+  Quarantine:        AIRFLOW_HOME=.demo/airflow PYTHONPATH=plugins .venv/bin/python -m commerce_sync quarantine list --pairing cin7_marketplacer
   Alert e-mails:     $DEMO/mail
   Logs:              $DEMO/*.log
 New Marketplacer orders arrive every ~20 s; orders_in runs every 5 minutes. Ctrl-C stops everything.

@@ -58,7 +58,13 @@ def apply(path: Path | None = None, *, pools_only: bool = False) -> None:
     if pools_only:
         settings = {**settings, "connections": [], "variables": []}
     with tempfile.TemporaryDirectory() as tmp:
-        conns = {c["conn_id"]: connection_dict(c) for c in settings["connections"]}
+        # `airflow connections import` wants extra as a JSON string, not an object
+        conns = {}
+        for c in settings["connections"]:
+            conn = connection_dict(c)
+            if "extra" in conn:
+                conn["extra"] = json.dumps(conn["extra"])
+            conns[c["conn_id"]] = conn
         pools = {
             p["pool_name"]: {"slots": int(p["pool_slot"]), "description": p.get("pool_description", ""), "include_deferred": False}
             for p in settings["pools"]

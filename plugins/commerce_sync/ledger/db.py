@@ -97,9 +97,11 @@ def migrate(url: str | None = None) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(cfg).get_current_head()
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn, opts={"version_table": "ledger_alembic_version"}).get_current_revision()
     if current != head:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours says what happened
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
