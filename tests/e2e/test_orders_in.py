@@ -104,3 +104,21 @@ def test_orders_in_loads_good_orders_once_and_quarantines_each_bad_one(wired, pg
     ).fetchall()
     assert sorted(tuple(r) for r in history) == [("sellers", "77", "added"), ("skus", "CS-SOCK-WHT", "added")]
     ledger.dispose()
+
+
+def test_a_systemically_bad_batch_fails_the_run_at_once_without_retries(wired, pg_url):
+    """Twelve orders, all with SKUs nobody mapped: a lost mapping file, not twelve bad orders.
+    The gate task fails on its first try (the retry policy's FAIL rule), nothing is loaded and
+    nothing is quarantined, so fixing the cause and re-running is all it takes."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    wired.inject_invoices([marketplacer_invoice(6000 + i, [(f"UNKNOWN-{i}", 1, 1000)], created_at=now - timedelta(minutes=10)) for i in range(12)])
+    dr = run_dag(now - timedelta(hours=1), now, 1)
+    assert dr.state == "failed"
+    states = {ti.task_id: (ti.state, ti.try_number) for ti in dr.get_task_instances()}
+    assert states["extract"][0] == "success"
+    assert states["gate"] == ("failed", 1)  # not up_for_retry: retries=3 were not spent on data
+    assert states["load"][0] == "upstream_failed"
+    assert wired.sales() == []
+    ledger = Ledger.from_url(pg_url)
+    assert ledger.open_quarantine("cin7_marketplacer") == []
+    ledger.dispose()
