@@ -30,12 +30,14 @@ def main() -> None:
 
     stop_orders = None
     if args.seed == "demo":
-        from sandbox.demo_seed import CIN7_SEED, start_order_trickle
+        from sandbox.demo_seed import CIN7_SEED, DEMO_ADVERTS, start_order_trickle
 
         req = urllib.request.Request(
             f"http://127.0.0.1:{args.cin7_port}/_sandbox/seed", data=json.dumps(CIN7_SEED).encode(), headers={"Content-Type": "application/json"}, method="POST"
         )
         urllib.request.urlopen(req, timeout=10).read()
+        for advert in DEMO_ADVERTS:
+            mkp_app.state.data.add_advert(advert)
         stop_orders = start_order_trickle(mkp_app.state.data, every_seconds=args.order_every)
         print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s", flush=True)
 

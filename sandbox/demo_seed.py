@@ -29,6 +29,11 @@ CIN7_SEED = {
 }
 
 
+DEMO_ADVERTS = [{"title": name, "variants": [{"sku": sku, "countOnHand": 0}]} for sku, name, _ in DEMO_SKUS] + [
+    {"title": "Gift card (not in Cin7)", "variants": [{"sku": "MKP-GIFT-50", "countOnHand": 0}]}
+]
+
+
 def demo_invoice(rng: random.Random) -> dict:
     seller = rng.choice(DEMO_SELLERS)
     pool = DEMO_SKUS + ([UNMAPPED_SKU] if rng.random() < 0.1 else [])

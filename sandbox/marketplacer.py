@@ -78,6 +78,21 @@ class MarketplacerData:
         with self.lock:
             self.invoices: list[dict] = []
             self.next_legacy = 10_000
+            self.adverts: list[dict] = []
+            self.variants: dict[str, dict] = {}  # by Relay id
+            self.stock_updates: list[dict] = []
+
+    def add_advert(self, raw: dict) -> dict:
+        with self.lock:
+            n = len(self.adverts) + 1
+            advert = {"__typename": "Advert", "id": relay_id("Advert", n), "legacyId": n, "title": raw.get("title"), "variants": {"nodes": []}}
+            for v in raw.get("variants", []):
+                vid = relay_id("Variant", f"{n}-{len(self.variants)}")
+                variant = {"__typename": "Variant", "id": vid, "legacyId": len(self.variants) + 1, "sku": v.get("sku"), "countOnHand": v.get("countOnHand", 0)}
+                self.variants[vid] = variant
+                advert["variants"]["nodes"].append(variant)
+            self.adverts.append(advert)
+            return advert
 
     def add_invoice(self, raw: dict) -> dict:
         with self.lock:
@@ -132,7 +147,30 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
         nodes = [{"id": relay_id("ShipmentCarrier", n), "name": name} for n, name in enumerate(CARRIERS, 1)]
         return connection(nodes, first, after)
 
-    root = {"invoices": resolve_invoices, "node": resolve_node, "shipmentCarriers": resolve_carriers}
+    def resolve_adverts(_root, _info, first=None, after=None):
+        with data.lock:
+            return connection(list(data.adverts), first, after)
+
+    def variant_update(_root, _info, input):
+        with data.lock:
+            variant = data.variants.get(input["variantId"])
+            if variant is None:
+                return {"variant": None, "errors": [{"field": "variantId", "messages": ["Variant not found"]}], "clientMutationId": input.get("clientMutationId")}
+            count = (input.get("attributes") or {}).get("countOnHand")
+            if count is not None and count < 0:
+                return {"variant": variant, "errors": [{"field": "countOnHand", "messages": ["must be greater than or equal to 0"]}], "clientMutationId": input.get("clientMutationId")}
+            if count is not None:
+                variant["countOnHand"] = count
+                data.stock_updates.append({"variantId": variant["id"], "sku": variant["sku"], "countOnHand": count})
+            return {"variant": variant, "errors": [], "clientMutationId": input.get("clientMutationId")}
+
+    root = {
+        "invoices": resolve_invoices,
+        "node": resolve_node,
+        "shipmentCarriers": resolve_carriers,
+        "allAdverts": resolve_adverts,
+        "variantUpdate": variant_update,
+    }
 
     def resolve_type(obj, _info, _type):
         return obj.get("__typename", "Invoice")
@@ -163,6 +201,16 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
         body = await json_body(request) or {}
         stored = [data.add_invoice(inv) for inv in body.get("invoices", [])]
         return MoneyJSONResponse({"invoices": stored})
+
+    @app.post("/_sandbox/adverts")
+    async def inject_adverts(request: Request):
+        body = await json_body(request) or {}
+        return MoneyJSONResponse({"adverts": [data.add_advert(a) for a in body.get("adverts", [])]})
+
+    @app.get("/_sandbox/stock_updates")
+    def stock_updates():
+        with data.lock:
+            return {"updates": list(data.stock_updates), "stock": {v["sku"]: v["countOnHand"] for v in data.variants.values()}}
 
     @app.get("/_sandbox/invoices")
     def list_invoices():

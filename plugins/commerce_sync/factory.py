@@ -7,6 +7,8 @@ airflow.sdk are imported here. Flows, pandas and Great Expectations load inside 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,10 +34,6 @@ DATA_ERRORS = [
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[RetryRule(exception=DATA_ERRORS, action=RetryAction.FAIL, reason="data error: retrying cannot fix it")]
 )
-
-# flows built so far; the factory makes a DAG for each one a pairing file configures
-BUILDERS: dict[str, Any] = {}
-
 
 def deadlines_enabled() -> bool:
     # dag.test() crashes after a successful run of a DAG with a deadline on Airflow 3.3.2
@@ -101,50 +99,77 @@ def window(data_interval_start, data_interval_end, dag_run, overlap_minutes: int
     return start, end
 
 
-def _orders_in(pairing: Pairing, dag: DAG, cfg: FlowConfig) -> None:
+def full_resync_due(data_interval_start, data_interval_end, dag_run, hour_utc: int | None) -> bool:
+    """A full push when asked (run conf {"full": true}) or when the run's interval covers the
+    pairing's resync hour: drift on the channel heals at least once a day."""
+    conf = (getattr(dag_run, "conf", None) or {}) if dag_run is not None else {}
+    if conf.get("full"):
+        return True
+    if hour_utc is None or data_interval_start is None or data_interval_end is None:
+        return False
+    tick = data_interval_start.astimezone(timezone.utc).replace(hour=hour_utc, minute=0, second=0, microsecond=0)
+    return any(data_interval_start <= t < data_interval_end for t in (tick, tick + timedelta(days=1)))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One task of a flow: `commerce_sync.flows.<flow>.<name>(ctx, run_id, *upstream, **extra)`."""
+
+    name: str
+    after: tuple[str, ...] = ()
+    pool: str | None = None  # "master" or "channel": the Airflow pool of that system's API account
+    extra: Callable[..., dict[str, Any]] | None = None  # computed from the run's interval and conf
+
+
+def _window_kwargs(pairing: Pairing, cfg: FlowConfig, start, end, dag_run) -> dict[str, Any]:
+    s, e = window(start, end, dag_run, cfg.overlap_minutes)
+    return {"start": s, "end": e}
+
+
+def _resync_kwargs(pairing: Pairing, cfg: FlowConfig, start, end, dag_run) -> dict[str, Any]:
+    hour = pairing.stock.full_resync_hour_utc if pairing.stock else None
+    return {"full": full_resync_due(start, end, dag_run, hour)}
+
+
+# The flows as data: adding a flow is a module in flows/ and an entry here.
+FLOW_STEPS: dict[str, list[Step]] = {
+    "orders_in": [
+        Step("extract", extra=_window_kwargs),
+        Step("gate", after=("extract",)),
+        Step("load", after=("gate",), pool="master"),
+        Step("report", after=("extract", "gate", "load")),
+    ],
+    "stock_out": [
+        Step("extract", pool="master"),
+        Step("gate", after=("extract",)),
+        Step("push", after=("gate",), pool="channel", extra=_resync_kwargs),
+        Step("report", after=("extract", "gate", "push")),
+    ],
+}
+
+
+def _make_task(pairing: Pairing, flow: str, cfg: FlowConfig, step: Step):
     key = pairing.key
-    master_pool = {"pool": pairing.master.pool} if pairing.master.pool else {}
+    ref = {"master": pairing.master, "channel": pairing.channel}.get(step.pool or "")
+    task_kwargs = {"pool": ref.pool} if ref is not None and ref.pool else {}
 
-    @task(task_id="extract")
-    def extract(data_interval_start=None, data_interval_end=None, dag_run=None, run_id=None):
-        from commerce_sync.flows import orders_in
+    @task(task_id=step.name, **task_kwargs)
+    def run_step(*upstream, data_interval_start=None, data_interval_end=None, dag_run=None, run_id=None):
+        from importlib import import_module
+
         from commerce_sync.runtime import FlowContext
 
-        start, end = window(data_interval_start, data_interval_end, dag_run, cfg.overlap_minutes)
+        extra = step.extra(pairing, cfg, data_interval_start, data_interval_end, dag_run) if step.extra else {}
         with FlowContext.for_pairing(key) as ctx:
-            return orders_in.extract(ctx, run_id, start, end)
+            return getattr(import_module(f"commerce_sync.flows.{flow}"), step.name)(ctx, run_id, *upstream, **extra)
 
-    @task(task_id="gate")
-    def gate(extracted: dict, run_id=None):
-        from commerce_sync.flows import orders_in
-        from commerce_sync.runtime import FlowContext
-
-        with FlowContext.for_pairing(key) as ctx:
-            return orders_in.gate(ctx, run_id)
-
-    @task(task_id="load", **master_pool)
-    def load(gated: dict, run_id=None):
-        from commerce_sync.flows import orders_in
-        from commerce_sync.runtime import FlowContext
-
-        with FlowContext.for_pairing(key) as ctx:
-            return orders_in.load(ctx, run_id, gated["valid_keys"])
-
-    @task(task_id="report")
-    def report(extracted: dict, gated: dict, loaded: dict, run_id=None):
-        from commerce_sync.flows import orders_in
-        from commerce_sync.runtime import FlowContext
-
-        with FlowContext.for_pairing(key) as ctx:
-            return orders_in.report(ctx, run_id, extracted, gated, loaded)
-
-    e = extract()
-    g = gate(e)
-    ld = load(g)
-    report(e, g, ld)
+    return run_step
 
 
-BUILDERS["orders_in"] = _orders_in
+def _build_steps(pairing: Pairing, flow: str, cfg: FlowConfig) -> None:
+    results: dict[str, Any] = {}
+    for step in FLOW_STEPS[flow]:
+        results[step.name] = _make_task(pairing, flow, cfg, step)(*(results[name] for name in step.after))
 
 
 def build_dag(pairing: Pairing, flow: str) -> DAG:
@@ -166,7 +191,7 @@ def build_dag(pairing: Pairing, flow: str) -> DAG:
         doc_md=f"**{pairing.key} / {flow}**: {pairing.description}. See docs/operations.md.",
         **kwargs,
     ) as dag:
-        BUILDERS[flow](pairing, dag, cfg)
+        _build_steps(pairing, flow, cfg)
     return dag
 
 
@@ -174,7 +199,7 @@ def build_all() -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for pairing in load_pairings().values():
         for flow in pairing.flows:
-            if flow in BUILDERS:
+            if flow in FLOW_STEPS:
                 dag = build_dag(pairing, flow)
                 dags[dag.dag_id] = dag
     return dags

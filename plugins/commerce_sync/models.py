@@ -108,9 +108,20 @@ class Order(_Model):
 
 
 class StockLevel(_Model):
+    """What the ERP says can be sold of a SKU at a location. Decimal, because ERPs hold
+    fractional stock (and the gate must see it to refuse it), never rounded here."""
+
     sku: str
     location: str | None = None
-    available: StrictInt
+    available: Amount
+
+
+class Listing(_Model):
+    """A sellable item on a channel: its SKU there, the channel's handle for it, its stock."""
+
+    sku: str
+    listing_id: str
+    quantity: int | None = None
 
 
 class ShipmentLine(_Model):

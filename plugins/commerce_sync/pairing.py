@@ -57,6 +57,21 @@ class Policies(_Cfg):
     shipping_description: str = "Shipping"
 
 
+class Buffer(_Cfg):
+    """Stock held back from a channel: absolute units and/or a percentage of what is available."""
+
+    units: int = 0
+    percent: Decimal = Decimal("0")
+
+
+class StockPolicy(_Cfg):
+    locations: list[str]  # the ERP locations whose stock a channel may sell
+    buffer: Buffer = Buffer()
+    sku_buffers: dict[str, Buffer] = Field(default_factory=dict)  # by master SKU
+    full_resync_hour_utc: int | None = 3  # the run whose interval covers this hour pushes every SKU
+    push_batch_size: int = 50
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -79,6 +94,7 @@ class Pairing(_Cfg):
     flows: dict[str, FlowConfig]
     recipients: dict[str, list[str]] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    stock: StockPolicy | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import Order, SaleRef
+from commerce_sync.models import Listing, Order, SaleRef, StockLevel, TranslationError
 
 RawRecord = dict[str, Any]
 
@@ -51,6 +51,12 @@ class Channel(Protocol):
     def acknowledge_order(self, order: Order, master_ref: SaleRef) -> None:
         """Tell the channel the order reached the ERP (no-op where the channel has no such call)."""
 
+    def read_listings(self) -> dict[str, Listing]:
+        """Every listing on the channel by channel SKU, with the stock the channel shows."""
+
+    def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
+        """Set stock for listings, batched as the API allows; (sku, error or None) per update."""
+
 
 @runtime_checkable
 class Master(Protocol):
@@ -66,6 +72,10 @@ class Master(Protocol):
 
     def create_sale(self, order: Order, how: SaleInstructions) -> SaleRef:
         """Create the sale (header and lines) for `order`."""
+
+    def read_availability(self) -> Iterator[StockLevel | TranslationError]:
+        """Available-to-sell per SKU and location, as the ERP reports it (all pages); a row that
+        cannot be read comes back as a TranslationError in its place."""
 
     def complete_sale(self, sale: SaleRef, order: Order, how: SaleInstructions) -> SaleRef:
         """Finish a sale whose header exists but whose lines were never added (a crash between calls)."""

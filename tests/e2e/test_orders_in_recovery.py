@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pg]
 
 def _staged_and_gated(ctx, run_id):
     now = datetime.now(timezone.utc)
-    orders_in.extract(ctx, run_id, now - timedelta(hours=1), now + timedelta(minutes=1))
-    return orders_in.gate(ctx, run_id)["valid_keys"]
+    orders_in.extract(ctx, run_id, start=now - timedelta(hours=1), end=now + timedelta(minutes=1))
+    return orders_in.gate(ctx, run_id)
 
 
 @pytest.mark.parametrize("lost_path", ["/sale", "/sale/order"])
@@ -29,21 +29,21 @@ def test_a_lost_response_after_commit_never_makes_a_second_sale(wired, lost_path
     requests.post(f"{wired.cin7}/_sandbox/faults", json={"lose_response_after_commit": {"path": lost_path, "method": "POST", "count": 1}}, timeout=5)
 
     with FlowContext.for_pairing("cin7_marketplacer") as ctx:
-        valid = _staged_and_gated(ctx, "attempt-1")
+        gated = _staged_and_gated(ctx, "attempt-1")
         with pytest.raises(TransientError) as err:
-            orders_in.load(ctx, "attempt-1", valid)
+            orders_in.load(ctx, "attempt-1", gated)
         assert err.value.maybe_committed  # the client did not re-POST blindly
     assert len(wired.sales()) == 1
 
     with FlowContext.for_pairing("cin7_marketplacer") as ctx:  # the task's retry: a fresh process
-        counts = orders_in.load(ctx, "attempt-1", valid)
+        counts = orders_in.load(ctx, "attempt-1", gated)
     assert counts == {"created": 0, "recovered": 1, "already_loaded": 0, "refused": 0}
     (sale,) = wired.sales()
     assert sale["ExternalID"] == "MKP-4242"
     assert sale["Order"]["Status"] == "AUTHORISED" and [line["SKU"] for line in sale["Order"]["Lines"]] == ["CS-CAP-NVY"]
 
     with FlowContext.for_pairing("cin7_marketplacer") as ctx:  # and a later re-run skips it via the ledger
-        assert orders_in.load(ctx, "attempt-1", valid)["already_loaded"] == 1
+        assert orders_in.load(ctx, "attempt-1", gated)["already_loaded"] == 1
     assert len(wired.sales()) == 1
 
 
@@ -54,8 +54,8 @@ def test_cin7_refusing_one_order_quarantines_it_and_the_rest_loads(wired, pg_url
     requests.post(f"{wired.cin7}/_sandbox/reset", timeout=5)
     requests.post(f"{wired.cin7}/_sandbox/seed", json={"products": [{"SKU": "CS-CAP-NVY"}], "customers": ["Castore AU (Marketplacer)"], "locations": ["Main Warehouse"], "tax_rules": ["GST on Income"]}, timeout=5)
     with FlowContext.for_pairing("cin7_marketplacer") as ctx:
-        valid = _staged_and_gated(ctx, "run-1")
-        counts = orders_in.load(ctx, "run-1", valid)
+        gated = _staged_and_gated(ctx, "run-1")
+        counts = orders_in.load(ctx, "run-1", gated)
         held = ctx.ledger.open_quarantine("cin7_marketplacer", "orders_in")
     assert counts["created"] == 1 and counts["refused"] == 1
     by_ext = {s["ExternalID"]: s for s in wired.sales()}

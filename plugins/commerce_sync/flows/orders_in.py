@@ -25,7 +25,7 @@ CLOCK_SKEW = timedelta(hours=1)
 log = logging.getLogger(__name__)
 
 
-def extract(ctx: FlowContext, run_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) -> dict[str, Any]:
     """Stage the window's channel orders plus every open quarantined order (for replay)."""
     key = ctx.pairing.key
     fetched = {}
@@ -48,12 +48,13 @@ def held_orders(ctx: FlowContext, exclude: set[str] = frozenset()) -> dict[str, 
 def replay(ctx: FlowContext, run_id: str) -> dict[str, Any]:
     """Gate and load only the open quarantine, outside a scheduled run (the `replay` command)."""
     staged = ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, list(held_orders(ctx).items()))
-    gated = gate(ctx, run_id)
-    loaded = load(ctx, run_id, gated["valid_keys"])
-    return report(ctx, run_id, {"extracted": 0, "replayed": staged, "staged": staged}, gated, loaded)
+    extracted = {"extracted": 0, "replayed": staged, "staged": staged}
+    gated = gate(ctx, run_id, extracted)
+    loaded = load(ctx, run_id, gated)
+    return report(ctx, run_id, extracted, gated, loaded)
 
 
-def gate(ctx: FlowContext, run_id: str) -> dict[str, Any]:
+def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
     """Validate the staged batch; quarantine failing orders; return the keys fit to load."""
     from commerce_sync.gates.orders import gate_orders  # GX is heavy: only the gate task pays for it
 
@@ -96,14 +97,14 @@ def instructions(ctx: FlowContext, order: Order, maps: dict[str, dict[str, dict]
     )
 
 
-def load(ctx: FlowContext, run_id: str, valid_keys: list[str]) -> dict[str, Any]:
+def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
     """Create each valid order in the ERP unless the ledger or the ERP already holds it.
 
     The ledger link is checked first (cheap, local); then the ERP by external id, which catches a
     sale created by an earlier attempt whose response was lost. Only then is a sale created.
     """
     key = ctx.pairing.key
-    payloads, orders, _ = staged_orders(ctx, FLOW, run_id, only=set(valid_keys))
+    payloads, orders, _ = staged_orders(ctx, FLOW, run_id, only=set(gated["valid_keys"]))
     maps = load_mappings(ctx)
     by_ref = {o.channel_ref: (k, o) for k, o in orders.items()}
     linked = ctx.ledger.links(key, LINK_KIND, by_ref)

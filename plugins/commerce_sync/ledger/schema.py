@@ -160,6 +160,17 @@ mapping_history = Table(
     Column("changed_by", String(100)),
 )
 
+stock_snapshot = Table(
+    "stock_snapshot",
+    metadata,
+    Column("pairing", String(100), nullable=False),
+    Column("sku", String(250), nullable=False),  # channel SKU
+    Column("quantity", Integer, nullable=False),  # what was last pushed to the channel
+    Column("run_id", String(250)),
+    _ts("pushed_at"),
+    PrimaryKeyConstraint("pairing", "sku", name="pk_stock_snapshot"),
+)
+
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
 Index("ix_payload_log_time", payload_log.c.logged_at)

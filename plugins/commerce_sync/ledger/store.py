@@ -21,6 +21,7 @@ from commerce_sync.ledger.schema import (
     quarantine,
     run_report,
     staged_record,
+    stock_snapshot,
     utcnow,
     watermark,
 )
@@ -240,6 +241,24 @@ class Ledger:
     def payloads(self, limit: int = 100) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(payload_log).order_by(payload_log.c.id.desc()).limit(limit))]
+
+    # -- stock snapshot ---------------------------------------------------------------------
+    def pushed_stock(self, pairing: str) -> dict[str, int]:
+        t = stock_snapshot
+        with self.engine.connect() as conn:
+            return {r.sku: r.quantity for r in conn.execute(select(t.c.sku, t.c.quantity).where(t.c.pairing == pairing))}
+
+    def record_pushed_stock(self, pairing: str, quantities: dict[str, int], run_id: str) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for sku, qty in quantities.items():
+                upsert(
+                    conn,
+                    stock_snapshot,
+                    {"pairing": pairing, "sku": sku, "quantity": qty, "run_id": run_id, "pushed_at": now},
+                    ["pairing", "sku"],
+                    ["quantity", "run_id", "pushed_at"],
+                )
 
     # -- mappings ---------------------------------------------------------------------------
     def mapping(self, pairing: str, kind: str) -> dict[str, dict]:

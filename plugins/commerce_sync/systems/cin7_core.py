@@ -7,14 +7,14 @@ finish it instead of creating a second sale. ExternalID carries the channel refe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from commerce_sync.http import HttpClient, paginate_page_limit
-from commerce_sync.models import Order, SaleRef
-from commerce_sync.money import quantize
+from commerce_sync.models import Order, SaleRef, StockLevel, TranslationError
+from commerce_sync.money import parse_decimal, quantize
 from commerce_sync.ports import SaleInstructions
 
 PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minute budget
@@ -86,6 +86,15 @@ class Cin7CoreMaster:
                 if item.get("ExternalID") == ext:
                     found[ext] = _sale_ref(item)
         return found
+
+    # -- stock ------------------------------------------------------------------------------
+    def read_availability(self) -> Iterator[StockLevel | TranslationError]:
+        for row in paginate_page_limit(self.client, "/ref/productavailability", list_key="ProductAvailabilityList", limit=PAGE_LIMIT):
+            try:
+                yield StockLevel(sku=row["SKU"], location=row.get("Location"), available=parse_decimal(row.get("Available")))
+            except (KeyError, ValueError) as exc:
+                # handed back, not raised: one bad row must not end the read of the other 99,999
+                yield TranslationError(f"unreadable availability row: {exc}", record_key=str(row.get("SKU")))
 
     # -- writing sales ------------------------------------------------------------------------
     def create_sale(self, order: Order, how: SaleInstructions) -> SaleRef:

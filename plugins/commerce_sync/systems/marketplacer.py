@@ -18,6 +18,7 @@ from commerce_sync.models import (
     Address,
     Charge,
     Customer,
+    Listing,
     Order,
     OrderLine,
     SaleRef,
@@ -42,6 +43,19 @@ query Invoices($first: Int!, $after: String, $filters: InvoiceFilters) {
   }
 }
 """
+
+
+ADVERTS_QUERY = """
+query Adverts($first: Int!, $after: String) {
+  allAdverts(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id variants { nodes { id sku countOnHand } } }
+  }
+}
+"""
+
+# One GraphQL document carries many aliased variantUpdate mutations: one HTTP call per batch.
+_VARIANT_UPDATE = "u{i}: variantUpdate(input: {{variantId: $v{i}, attributes: {{countOnHand: $q{i}}}}}) {{ errors {{ field messages }} }}"
 
 
 def _iso(dt: datetime) -> str:
@@ -147,6 +161,32 @@ class MarketplacerChannel:
         # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
         # dispatch. Nothing to do.
         return None
+
+    # -- stock ----------------------------------------------------------------------------
+    def read_listings(self) -> dict[str, Listing]:
+        listings: dict[str, Listing] = {}
+        for advert in paginate_relay(self.client, ADVERTS_QUERY, {}, connection_path=["allAdverts"], page_size=self.page_size):
+            for variant in (advert.get("variants") or {}).get("nodes") or []:
+                if variant.get("sku"):
+                    listings[variant["sku"]] = Listing(sku=variant["sku"], listing_id=variant["id"], quantity=variant.get("countOnHand"))
+        return listings
+
+    def push_stock(self, updates: list[tuple[Listing, int]], batch_size: int = 50) -> list[tuple[str, str | None]]:
+        results: list[tuple[str, str | None]] = []
+        for start in range(0, len(updates), batch_size):
+            batch = updates[start : start + batch_size]
+            params = ", ".join(f"$v{i}: ID!, $q{i}: Int!" for i in range(len(batch)))
+            body = " ".join(_VARIANT_UPDATE.format(i=i) for i in range(len(batch)))
+            variables = {}
+            for i, (listing, qty) in enumerate(batch):
+                variables[f"v{i}"] = listing.listing_id
+                variables[f"q{i}"] = qty
+            # setting an absolute count is idempotent: a retry after a lost answer is harmless
+            data = self.client.graphql(f"mutation StockBatch({params}) {{ {body} }}", variables, mutation=False)
+            for i, (listing, _qty) in enumerate(batch):
+                errors = (data.get(f"u{i}") or {}).get("errors") or []
+                results.append((listing.sku, "; ".join(f"{e.get('field')}: {', '.join(e.get('messages') or [])}" for e in errors) or None))
+        return results
 
 
 def auth_for(conn) -> dict[str, str]:

@@ -1,0 +1,52 @@
+"""Available-to-sell: the rule that keeps channels from overselling."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+
+from commerce_sync.factory import full_resync_due
+from commerce_sync.models import StockLevel
+from commerce_sync.pairing import Buffer, StockPolicy
+from commerce_sync.stock import buffer_for, sellable, total_available
+
+
+@pytest.mark.parametrize(
+    "available, units, percent, expected",
+    [
+        (10, 0, 0, 10),
+        (10, 2, 0, 8),
+        (10, 0, 10, 9),
+        (11, 0, 10, 9),  # 10% of 11 is 1.1: two units held, the buffer never shrinks by rounding
+        (10, 2, 10, 7),
+        (1, 1, 0, 0),  # the buffer takes the SKU to zero
+        (1, 5, 0, 0),  # ...and never below
+        (0, 0, 50, 0),
+    ],
+)
+def test_sellable_applies_units_and_percent_and_never_goes_below_zero(available, units, percent, expected):
+    assert sellable(Decimal(available), Buffer(units=units, percent=Decimal(percent))) == expected
+
+
+def test_totals_sum_only_the_pairings_locations_exactly():
+    levels = [
+        StockLevel(sku="A", location="Main Warehouse", available=Decimal("3")),
+        StockLevel(sku="A", location="Sydney Store", available=Decimal("100")),
+        StockLevel(sku="A", location="Overflow", available=Decimal("2")),
+        StockLevel(sku="B", location="Main Warehouse", available=Decimal("0.5")),
+    ]
+    assert total_available(levels, ["Main Warehouse", "Overflow"]) == {"A": Decimal("5"), "B": Decimal("0.5")}
+
+
+def test_per_sku_buffers_override_the_default():
+    policy = StockPolicy(locations=["WH"], buffer=Buffer(units=1), sku_buffers={"CAP": Buffer(percent=Decimal("10"))})
+    assert buffer_for("CAP", policy).percent == 10 and buffer_for("TEE", policy).units == 1
+
+
+def test_full_resync_when_the_interval_covers_the_hour_or_when_asked():
+    t = datetime(2026, 11, 22, 2, 50, tzinfo=timezone.utc)
+    assert full_resync_due(t, t + timedelta(minutes=15), None, 3) is True
+    assert full_resync_due(t + timedelta(minutes=15), t + timedelta(minutes=30), None, 3) is False
+    assert full_resync_due(t + timedelta(minutes=15), t + timedelta(minutes=30), SimpleNamespace(conf={"full": True}), 3) is True
+    assert full_resync_due(t, t + timedelta(minutes=15), None, None) is False
