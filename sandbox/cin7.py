@@ -150,7 +150,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             "QuoteStatus": "SKIPPED" if sale.get("SkipQuote") else "DRAFT",
             "CombinedPickingStatus": "NOT PICKED",
             "CombinedPackingStatus": "NOT PACKED",
-            "CombinedShippingStatus": "NOT SHIPPED",
+            "CombinedShippingStatus": sale.get("_shipping", "NOT SHIPPED"),
             "CombinedInvoiceStatus": "NOT INVOICED",
             "CombinedPaymentStatus": "UNPAID",
             "CombinedTrackingNumbers": None,
@@ -317,6 +317,45 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             sale["Status"] = "ORDERED" if status == "AUTHORISED" else sale["Status"]
             sale["LastModifiedOn"] = _cin7_time(now())
         return MoneyJSONResponse(order)
+
+    # -- fulfilments ----------------------------------------------------------------------------
+    @app.post("/_sandbox/fulfilments")
+    async def add_fulfilment(request: Request):
+        """Pick, pack and ship in the warehouse, in one go: {"ExternalID" or "SaleID",
+        "pack": [{"SKU", "Quantity", "Box"}], "ship": [{"Box", "Carrier", "TrackingNumber", "ShipmentDate"?}]}"""
+        body = await json_body(request) or {}
+        with data.lock:
+            sale = data.sales.get(body.get("SaleID") or "") or next((x for x in data.sales.values() if x.get("ExternalID") == body.get("ExternalID")), None)
+            if sale is None:
+                return _error(404, "sale not found")
+            fulfilments = sale.setdefault("_fulfilments", [])
+            stamp = _cin7_time(now())
+            pack = [{"SKU": l["SKU"], "Name": data.products.get(l["SKU"], {}).get("Name"), "ProductID": data.products.get(l["SKU"], {}).get("ID"),
+                     "Quantity": _money(l["Quantity"]), "Box": l.get("Box"), "Location": sale.get("Location"), "LocationID": sale.get("LocationID"),
+                     "BatchSN": None, "ExpiryDate": None} for l in body.get("pack", [])]
+            ship = [{"ID": str(uuid.uuid4()), "ShipmentDate": l.get("ShipmentDate") or stamp, "Carrier": l.get("Carrier"), "Boxes": l.get("Box"),
+                     "TrackingNumber": l.get("TrackingNumber"), "TrackingURL": None, "IsShipped": l.get("IsShipped", True)} for l in body.get("ship", [])]
+            fulfilment = {
+                "TaskID": str(uuid.uuid4()),
+                "FulfillmentNumber": len(fulfilments) + 1,
+                "FulFilmentStatus": "FULFILLED",
+                "LinkedInvoiceNumber": None,
+                "Pick": {"Status": "AUTHORISED", "Lines": [{k: v for k, v in l.items() if k != "Box"} for l in pack]},
+                "Pack": {"Status": "AUTHORISED", "Lines": pack},
+                "Ship": {"Status": "AUTHORISED" if ship else "NOT AVAILABLE", "RequireBy": None, "ShippingAddress": sale.get("ShippingAddress"), "ShippingNotes": None, "Lines": ship},
+            }
+            fulfilments.append(fulfilment)
+            sale["LastModifiedOn"] = stamp
+            sale["_shipping"] = "SHIPPED"
+        return MoneyJSONResponse(fulfilment)
+
+    @app.get(f"{BASE}/sale/fulfilment")
+    def get_fulfilments(SaleID: str):
+        with data.lock:
+            sale = data.sales.get(SaleID)
+            if sale is None:
+                return _error(404, f"Sale {SaleID} not found")
+            return MoneyJSONResponse({"SaleID": SaleID, "Fulfilments": list(sale.get("_fulfilments", []))})
 
     # -- products and stock -------------------------------------------------------------------
     @app.get(f"{BASE}/product")

@@ -110,6 +110,7 @@ class MarketplacerData:
                 seller.setdefault("id", relay_id("Seller", seller.get("legacyId")))
             inv.setdefault("updatedAt", inv.get("createdAt"))
             inv.setdefault("statusFlags", [])
+            inv.setdefault("shipments", [])
             self.invoices.append(inv)
             return inv
 
@@ -164,7 +165,49 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
                 data.stock_updates.append({"variantId": variant["id"], "sku": variant["sku"], "countOnHand": count})
             return {"variant": variant, "errors": [], "clientMutationId": input.get("clientMutationId")}
 
+    carriers_by_id = {relay_id("ShipmentCarrier", n): name for n, name in enumerate(CARRIERS, 1)}
+
+    def shipment_create(_root, _info, input):
+        def refuse(field, message):
+            return {"shipment": None, "errors": [{"field": field, "messages": [message]}], "status": 422, "clientMutationId": input.get("clientMutationId")}
+
+        with data.lock:
+            invoice = next((i for i in data.invoices if i["id"] == input["invoiceId"]), None)
+            if invoice is None:
+                return refuse("invoiceId", "Invoice not found")
+            carrier_id = input.get("postageCarrierId")
+            if carrier_id is not None and carrier_id not in carriers_by_id:
+                return refuse("postageCarrierId", "Postage carrier not found")
+            if _time(input["dispatchedAt"]) < _time(invoice.get("createdAt")):
+                return refuse("dispatchedAt", "Dispatched at is before shipped items were ordered")
+            lines = {li["id"]: li for li in invoice.get("lineItems") or []}
+            shipped_before: dict[str, int] = {}
+            for sh in invoice["shipments"]:
+                for item in sh["shippedItems"]:
+                    shipped_before[item["lineItem"]["id"]] = shipped_before.get(item["lineItem"]["id"], 0) + item["quantity"]
+            items = []
+            for n, item in enumerate(input["shippedItems"]):
+                line = lines.get(item["lineItemId"])
+                if line is None:
+                    return refuse("shippedItems", f"Line item {item['lineItemId']} is not on this invoice")
+                if item["quantity"] <= 0 or shipped_before.get(line["id"], 0) + item["quantity"] > (line.get("quantity") or 0):
+                    return refuse("shippedItems", f"Quantity {item['quantity']} exceeds what is left to ship of line item {line['id']}")
+                items.append({"id": relay_id("ShippedItem", f"{invoice['id']}-{len(invoice['shipments'])}-{n}"), "lineItem": line, "quantity": item["quantity"]})
+            shipment = {
+                "__typename": "Shipment",
+                "id": relay_id("Shipment", f"{invoice['id']}-{len(invoice['shipments']) + 1}"),
+                "trackingNumber": input.get("trackingNumber"),
+                "trackingLink": None,
+                "carrier": carriers_by_id.get(carrier_id),
+                "dispatchedAt": input["dispatchedAt"],
+                "postageCarrier": {"id": carrier_id, "name": carriers_by_id[carrier_id]} if carrier_id else None,
+                "shippedItems": items,
+            }
+            invoice["shipments"].append(shipment)
+            return {"shipment": shipment, "errors": [], "status": 200, "clientMutationId": input.get("clientMutationId")}
+
     root = {
+        "shipmentCreate": shipment_create,
         "invoices": resolve_invoices,
         "node": resolve_node,
         "shipmentCarriers": resolve_carriers,

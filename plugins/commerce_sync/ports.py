@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import Listing, Order, SaleRef, StockLevel, TranslationError
+from commerce_sync.models import Listing, Order, SaleRef, Shipment, StockLevel, TranslationError
 
 RawRecord = dict[str, Any]
 
@@ -57,6 +57,10 @@ class Channel(Protocol):
     def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
         """Set stock for listings, batched as the API allows; (sku, error or None) per update."""
 
+    def push_shipment(self, order_channel_id: str, shipment: Shipment, carrier: str) -> str:
+        """Create the shipment (lines carry channel SKUs) unless one with its tracking number is
+        already there; returns the channel's shipment id. Refusals raise ClientError."""
+
 
 @runtime_checkable
 class Master(Protocol):
@@ -72,6 +76,12 @@ class Master(Protocol):
 
     def create_sale(self, order: Order, how: SaleInstructions) -> SaleRef:
         """Create the sale (header and lines) for `order`."""
+
+    def updated_sales(self, since: datetime) -> Iterator[SaleRef]:
+        """Sales changed since `since` (shipping is a change)."""
+
+    def read_shipments(self, sale: SaleRef) -> list[Shipment | TranslationError]:
+        """Shipped boxes of one sale, one Shipment per box with the quantities packed in it."""
 
     def read_availability(self) -> Iterator[StockLevel | TranslationError]:
         """Available-to-sell per SKU and location, as the ERP reports it (all pages); a row that

@@ -137,7 +137,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
             reason = {"check": "erp_refused", "detail": f"{ctx.master.name} refused the sale (HTTP {exc.status}): {exc.body}"}
             ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], [reason], run_id)
             continue
-        ctx.ledger.add_link(key, LINK_KIND, ref, sale.master_id, sale.order_number, run_id)
+        ctx.ledger.add_link(key, LINK_KIND, ref, sale.master_id, sale.order_number, run_id, channel_id=order.channel_id)
         ctx.channel.acknowledge_order(order, sale)
         ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"loaded as {sale.order_number or sale.master_id}")
 

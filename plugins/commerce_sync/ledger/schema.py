@@ -58,6 +58,7 @@ order_link = Table(
     Column("master_ref", String(250)),
     Column("run_id", String(250)),
     _ts("created_at"),
+    Column("channel_id", String(250)),  # the channel's own id for the record (e.g. a Relay id)
     UniqueConstraint("pairing", "kind", "channel_ref", name="uq_order_link"),
 )
 
@@ -171,6 +172,7 @@ stock_snapshot = Table(
     PrimaryKeyConstraint("pairing", "sku", name="pk_stock_snapshot"),
 )
 
+Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
 Index("ix_payload_log_time", payload_log.c.logged_at)

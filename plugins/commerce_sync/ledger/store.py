@@ -128,14 +128,33 @@ class Ledger:
                 found.update({r.channel_ref: r.master_id for r in rows})
         return found
 
-    def add_link(self, pairing: str, kind: str, channel_ref: str, master_id: str, master_ref: str | None = None, run_id: str | None = None) -> bool:
+    def add_link(
+        self, pairing: str, kind: str, channel_ref: str, master_id: str, master_ref: str | None = None, run_id: str | None = None, channel_id: str | None = None
+    ) -> bool:
         with self.engine.begin() as conn:
             return upsert(
                 conn,
                 order_link,
-                {"pairing": pairing, "kind": kind, "channel_ref": channel_ref, "master_id": master_id, "master_ref": master_ref, "run_id": run_id, "created_at": utcnow()},
+                {"pairing": pairing, "kind": kind, "channel_ref": channel_ref, "master_id": master_id, "master_ref": master_ref,
+                 "run_id": run_id, "channel_id": channel_id, "created_at": utcnow()},
                 ["pairing", "kind", "channel_ref"],
             )
+
+    def links_by_master(self, pairing: str, kind: str, master_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """master_id -> {channel_ref, channel_id, master_ref}: from an ERP record back to the channel's."""
+        ids = [m for m in dict.fromkeys(master_ids) if m is not None]
+        t = order_link
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(select(t.c.master_id, t.c.channel_ref, t.c.channel_id, t.c.master_ref).where(t.c.pairing == pairing, t.c.kind == kind, t.c.master_id.in_(chunk)))
+                found.update({r.master_id: {"channel_ref": r.channel_ref, "channel_id": r.channel_id, "master_ref": r.master_ref} for r in rows})
+        return found
+
+    def linked_master_ids(self, pairing: str, kind: str) -> set[str]:
+        t = order_link
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(t.c.master_id).where(t.c.pairing == pairing, t.c.kind == kind)).scalars())
 
     # -- quarantine -------------------------------------------------------------------------
     def quarantine(self, pairing: str, flow: str, record_key: str, payload: Any, reasons: list[dict], run_id: str) -> None:

@@ -12,10 +12,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
+
 from commerce_sync.http import HttpClient, paginate_page_limit
-from commerce_sync.models import Order, SaleRef, StockLevel, TranslationError
+from commerce_sync.models import Order, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
 from commerce_sync.money import parse_decimal, quantize
 from commerce_sync.ports import SaleInstructions
+from commerce_sync.systems.common import describe_validation_error, parse_time
 
 PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minute budget
 # Beyond this age a paged list of everything created since is dearer than one lookup per id.
@@ -86,6 +89,18 @@ class Cin7CoreMaster:
                 if item.get("ExternalID") == ext:
                     found[ext] = _sale_ref(item)
         return found
+
+    # -- fulfilments --------------------------------------------------------------------------
+    def updated_sales(self, since: datetime) -> Iterator[SaleRef]:
+        for item in paginate_page_limit(self.client, "/saleList", list_key="SaleList", params={"UpdatedSince": _cin7_time(since)}, limit=PAGE_LIMIT):
+            yield _sale_ref(item)
+
+    def read_shipments(self, sale: SaleRef) -> list[Shipment | TranslationError]:
+        body = self.client.get("/sale/fulfilment", params={"SaleID": sale.master_id}) or {}
+        out: list[Shipment | TranslationError] = []
+        for f in body.get("Fulfilments") or []:
+            out.extend(shipments_of_fulfilment(sale, f))
+        return out
 
     # -- stock ------------------------------------------------------------------------------
     def read_availability(self) -> Iterator[StockLevel | TranslationError]:
@@ -174,6 +189,52 @@ class Cin7CoreMaster:
             "Tax": order.tax_total,
             "Total": total,
         }
+
+
+def shipments_of_fulfilment(sale: SaleRef, fulfilment: dict[str, Any]) -> list[Shipment | TranslationError]:
+    """Cin7 keeps carrier and tracking per box (Ship lines) and quantities per pack line: join
+    them by box, so each shipped box becomes one shipment with exactly what was packed in it."""
+    task = fulfilment.get("TaskID")
+    packed: dict[str, dict[str, Decimal]] = {}
+    for line in (fulfilment.get("Pack") or {}).get("Lines") or []:
+        box = str(line.get("Box") or "")
+        per_sku = packed.setdefault(box, {})
+        per_sku[line.get("SKU")] = per_sku.get(line.get("SKU"), Decimal("0")) + Decimal(str(line.get("Quantity") or 0))
+    out: list[Shipment | TranslationError] = []
+    for ship in (fulfilment.get("Ship") or {}).get("Lines") or []:
+        if not ship.get("IsShipped"):
+            continue
+        boxes = [b.strip() for b in str(ship.get("Boxes") or ship.get("Box") or "").split(",")]
+        key = f"{task}:{','.join(boxes)}"
+        try:
+            quantities: dict[str, Decimal] = {}
+            for box in boxes:
+                for sku, qty in packed.get(box, {}).items():
+                    quantities[sku] = quantities.get(sku, Decimal("0")) + qty
+            if not quantities:
+                raise TranslationError(f"box {','.join(boxes)} was shipped but nothing was packed in it", record_key=key)
+            lines = []
+            for sku, qty in quantities.items():
+                if qty != qty.to_integral_value():
+                    raise TranslationError(f"{sku}: packed quantity {qty} is not a whole number", record_key=key)
+                lines.append(ShipmentLine(sku=sku, quantity=int(qty)))
+            out.append(
+                Shipment(
+                    order_channel_ref="",  # the flow knows the order; Cin7 knows the sale
+                    master_ref=sale.master_id,
+                    shipment_ref=key,
+                    carrier=ship.get("Carrier") or None,
+                    tracking_number=ship.get("TrackingNumber") or None,
+                    shipped_at=parse_time(ship.get("ShipmentDate"), "ShipmentDate"),
+                    lines=lines,
+                )
+            )
+        except TranslationError as exc:
+            exc.record_key = key
+            out.append(exc)
+        except ValidationError as exc:
+            out.append(TranslationError(describe_validation_error(exc), record_key=key))
+    return out
 
 
 def _charge(description: str, amount: Decimal, tax_rule: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from commerce_sync.errors import ClientError
 from commerce_sync.http import HttpClient, paginate_relay
 from commerce_sync.models import (
     Address,
@@ -22,6 +23,7 @@ from commerce_sync.models import (
     Order,
     OrderLine,
     SaleRef,
+    Shipment,
     TranslationError,
 )
 from commerce_sync.money import from_minor
@@ -51,6 +53,30 @@ query Adverts($first: Int!, $after: String) {
     pageInfo { hasNextPage endCursor }
     nodes { id variants { nodes { id sku countOnHand } } }
   }
+}
+"""
+
+INVOICE_SHIPPING_QUERY = """
+query InvoiceForShipping($id: ID!) {
+  node(id: $id) {
+    ... on Invoice {
+      id createdAt
+      lineItems { id variantSku quantity }
+      shipments { id trackingNumber shippedItems { quantity lineItem { id } } }
+    }
+  }
+}
+"""
+
+CARRIERS_QUERY = """
+query Carriers($first: Int!, $after: String) {
+  shipmentCarriers(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { id name } }
+}
+"""
+
+SHIPMENT_CREATE = """
+mutation ShipmentCreate($input: ShipmentCreateMutationInput!) {
+  shipmentCreate(input: $input) { status errors { field messages } shipment { id } }
 }
 """
 
@@ -161,6 +187,64 @@ class MarketplacerChannel:
         # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
         # dispatch. Nothing to do.
         return None
+
+    # -- dispatch -------------------------------------------------------------------------
+    def carrier_ids(self) -> dict[str, str]:
+        """The marketplace's postage carriers, name -> id (read once per adapter)."""
+        if not hasattr(self, "_carriers"):
+            self._carriers = {c["name"]: c["id"] for c in paginate_relay(self.client, CARRIERS_QUERY, {}, connection_path=["shipmentCarriers"], page_size=self.page_size)}
+        return self._carriers
+
+    def push_shipment(self, order_channel_id: str, shipment: Shipment, carrier: str) -> str:
+        invoice = (self.client.graphql(INVOICE_SHIPPING_QUERY, {"id": order_channel_id}) or {}).get("node")
+        if not invoice:
+            raise ClientError(f"invoice {order_channel_id} not found on Marketplacer", status=404)
+        sku_of = {li["id"]: li.get("variantSku") for li in invoice.get("lineItems") or []}
+        wanted: dict[str, int] = {}
+        for line in shipment.lines:
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        for existing in invoice.get("shipments") or []:
+            # an earlier attempt whose answer was lost: same tracking number, same goods
+            got: dict[str, int] = {}
+            for item in existing.get("shippedItems") or []:
+                sku = sku_of.get(item["lineItem"]["id"])
+                got[sku] = got.get(sku, 0) + (item.get("quantity") or 0)
+            if shipment.tracking_number and existing.get("trackingNumber") == shipment.tracking_number and got == wanted:
+                return existing["id"]
+        carrier_id = self.carrier_ids().get(carrier)
+        if carrier_id is None:
+            raise ClientError(f"carrier {carrier!r} is not one of Marketplacer's postage carriers ({', '.join(sorted(self.carrier_ids()))})", status=422)
+        items = self._shipped_items(invoice, shipment)
+        payload = self.client.graphql(
+            SHIPMENT_CREATE,
+            {"input": {"invoiceId": invoice["id"], "dispatchedAt": _iso(shipment.shipped_at), "postageCarrierId": carrier_id,
+                       "trackingNumber": shipment.tracking_number, "shippedItems": items}},
+            mutation=True,
+        )["shipmentCreate"]
+        if payload.get("errors"):
+            raise ClientError("Marketplacer refused the shipment: " + "; ".join(f"{e.get('field')}: {', '.join(e.get('messages') or [])}" for e in payload["errors"]), status=422)
+        return payload["shipment"]["id"]
+
+    @staticmethod
+    def _shipped_items(invoice: dict[str, Any], shipment: Shipment) -> list[dict[str, Any]]:
+        """Shipment lines (by SKU) onto the invoice's line items, never beyond what is left to ship."""
+        shipped: dict[str, int] = {}
+        for sh in invoice.get("shipments") or []:
+            for item in sh.get("shippedItems") or []:
+                shipped[item["lineItem"]["id"]] = shipped.get(item["lineItem"]["id"], 0) + (item.get("quantity") or 0)
+        items = []
+        for line in shipment.lines:
+            need = line.quantity
+            for li in invoice.get("lineItems") or []:
+                if need and li.get("variantSku") == line.sku:
+                    take = min(need, (li.get("quantity") or 0) - shipped.get(li["id"], 0))
+                    if take > 0:
+                        items.append({"lineItemId": li["id"], "quantity": take})
+                        shipped[li["id"]] = shipped.get(li["id"], 0) + take
+                        need -= take
+            if need:
+                raise ClientError(f"{line.sku}: {line.quantity} shipped but only {line.quantity - need} left to ship on the invoice", status=422)
+        return items
 
     # -- stock ----------------------------------------------------------------------------
     def read_listings(self) -> dict[str, Listing]:

@@ -1,0 +1,109 @@
+"""dispatch_back: what the warehouse shipped reaches the channel, per box, with the mapped carrier
+and the tracking number; partial shipments become several shipments; nothing is sent twice and
+nothing is sent half-right.
+
+extract (Cin7 sales changed in the window, their shipped boxes) -> gate -> load -> report.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from commerce_sync.errors import ClientError
+from commerce_sync.flows.common import load_mappings
+from commerce_sync.models import Shipment, ShipmentLine, TranslationError
+from commerce_sync.runtime import FlowContext
+
+FLOW = "dispatch_back"
+LINK_KIND = "shipment"
+
+log = logging.getLogger(__name__)
+
+
+def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) -> dict[str, Any]:
+    key = ctx.pairing.key
+    ours = ctx.ledger.linked_master_ids(key, "order")  # only sales this integration created
+    sales = [s for s in ctx.master.updated_sales(start) if s.master_id in ours]
+    orders = ctx.ledger.links_by_master(key, "order", [s.master_id for s in sales])
+    staged: dict[str, Any] = {}
+    for sale in sales:
+        order = orders[sale.master_id]
+        for item in ctx.master.read_shipments(sale):
+            if isinstance(item, TranslationError):
+                staged[item.record_key] = {"unreadable": item.reason, "sale": sale.master_id, "order_channel_ref": order["channel_ref"]}
+                continue
+            staged[item.shipment_ref] = {**item.model_dump(mode="json"), "order_channel_ref": order["channel_ref"], "order_channel_id": order["channel_id"]}
+    already = ctx.ledger.links(key, LINK_KIND, staged)
+    fresh = {k: v for k, v in staged.items() if k not in already}
+    replay = {q.record_key: q.payload for q in ctx.ledger.open_quarantine(key, FLOW) if q.record_key not in fresh}
+    ctx.ledger.stage(key, FLOW, run_id, list(fresh.items()) + list(replay.items()))
+    ctx.ledger.record_run(key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fresh), skipped=len(already), started_at=datetime.now(timezone.utc))
+    return {"sales": len(sales), "shipments": len(fresh), "already_sent": len(already), "replayed": len(replay)}
+
+
+def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
+    from commerce_sync.gates.shipments import gate_shipments
+
+    key = ctx.pairing.key
+    staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
+    unreadable = {k: [{"check": "payload_readable", "detail": v["unreadable"]}] for k, v in staged.items() if "unreadable" in v}
+    shipments = {k: v for k, v in staged.items() if "unreadable" not in v}
+    maps = load_mappings(ctx)
+    result = gate_shipments(
+        shipments,
+        unreadable=unreadable,
+        mapped_carriers=set(maps.get("carriers", {})),
+        mapped_skus={v["master_sku"] for v in maps.get("skus", {}).values()},
+        max_bad_share=ctx.pairing.policies.max_bad_share,
+        min_records_for_share=ctx.pairing.policies.min_records_for_share,
+        known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+    )
+    for record_key, reasons in result.failed.items():
+        ctx.ledger.quarantine(key, FLOW, record_key, staged[record_key], reasons, run_id)
+    ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
+    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+
+
+def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
+    key = ctx.pairing.key
+    staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
+    maps = load_mappings(ctx)
+    carriers = {k: v["channel_carrier"] for k, v in maps.get("carriers", {}).items()}
+    # shipped Cin7 SKUs back to the channel's; where two channel SKUs share one Cin7 SKU the first wins
+    to_channel: dict[str, str] = {}
+    for channel_sku, row in maps.get("skus", {}).items():
+        to_channel.setdefault(row["master_sku"], channel_sku)
+    done = ctx.ledger.links(key, LINK_KIND, gated["valid_keys"])
+    counts = {"sent": 0, "already_sent": len(done), "refused": 0}
+    for record_key in gated["valid_keys"]:
+        if record_key in done:
+            continue
+        payload = staged[record_key]
+        shipment = _channel_shipment(payload, to_channel)
+        try:
+            channel_id = ctx.channel.push_shipment(payload["order_channel_id"], shipment, carriers[payload["carrier"]])
+        except ClientError as exc:
+            counts["refused"] += 1
+            ctx.ledger.quarantine(key, FLOW, record_key, payload, [{"check": "channel_refused", "detail": str(exc)}], run_id)
+            continue
+        ctx.ledger.add_link(key, LINK_KIND, record_key, payload["master_ref"], payload.get("tracking_number"), run_id, channel_id=channel_id)
+        ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"sent as {channel_id}")
+        counts["sent"] += 1
+    ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["sent"], failed=counts["refused"], throttled=ctx.stats().get("throttled", 0))
+    log.info("%s: dispatch %s", key, counts)
+    return counts
+
+
+def _channel_shipment(payload: dict[str, Any], to_channel: dict[str, str]) -> Shipment:
+    lines = [ShipmentLine(sku=to_channel[line["sku"]], quantity=line["quantity"]) for line in payload["lines"]]
+    fields = {k: payload[k] for k in ("master_ref", "shipment_ref", "carrier", "tracking_number", "shipped_at")}
+    return Shipment(order_channel_ref=payload["order_channel_ref"], lines=lines, **fields)
+
+
+def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
+    details = {"extract": extracted, "gate": {k: v for k, v in gated.items() if k != "valid_keys"}, "load": loaded,
+               "open_quarantine": len(ctx.ledger.open_quarantine(ctx.pairing.key, FLOW))}
+    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
+    return details
