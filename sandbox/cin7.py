@@ -357,6 +357,64 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 return _error(404, f"Sale {SaleID} not found")
             return MoneyJSONResponse({"SaleID": SaleID, "Fulfilments": list(sale.get("_fulfilments", []))})
 
+    # -- invoices and credit notes (shapes from the spec's model tables; it gives no schema) ---
+    @app.post("/_sandbox/invoice")
+    async def invoice_sale(request: Request):
+        """Invoice a sale, as finance would in Cin7: {"ExternalID" or "SaleID"}."""
+        body = await json_body(request) or {}
+        with data.lock:
+            sale = data.sales.get(body.get("SaleID") or "") or next((x for x in data.sales.values() if x.get("ExternalID") == body.get("ExternalID")), None)
+            if sale is None:
+                return _error(404, "sale not found")
+            sale["_invoice"] = {"Status": "AUTHORISED", "InvoiceNumber": f"INV-{sale['OrderNumber'][3:]}"}
+        return sale["_invoice"]
+
+    @app.post(f"{BASE}/sale/creditnote")
+    async def create_credit_note(request: Request):
+        body = await json_body(request) or {}
+        with data.lock:
+            sale = data.sales.get(body.get("SaleID") or "")
+            if sale is None:
+                return _error(400, f"Sale '{body.get('SaleID')}' not found")
+            if (sale.get("_invoice") or {}).get("Status") not in ("AUTHORISED", "PAID"):
+                return _error(400, "Credit note can be created only when Invoice status is AUTHORISED or PAID")
+            lines, total = [], Decimal("0")
+            for i, line in enumerate(body.get("Lines") or []):
+                if line.get("SKU") not in data.products:
+                    return _error(400, f"Product with SKU '{line.get('SKU')}' not found")
+                amount = (_money(line.get("Price", 0)) * _money(line.get("Quantity", 0))).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+                if line.get("Total") is not None and _money(line["Total"]) != amount:
+                    return _error(400, f"Line {i + 1}: Total {line['Total']} does not match Price x Quantity ({amount})")
+                lines.append({**line, "Total": amount})
+                total += amount
+            notes = sale.setdefault("_credit_notes", [])
+            note = {
+                "TaskID": str(uuid.uuid4()),
+                "CreditNoteNumber": f"CR-{sum(len(x.get('_credit_notes', [])) for x in data.sales.values()):05d}",
+                "CreditNoteInvoiceNumber": sale["_invoice"]["InvoiceNumber"],
+                "Memo": body.get("Memo"),
+                "Status": body.get("Status") or "DRAFT",
+                "CreditNoteDate": body.get("CreditNoteDate") or _cin7_time(now()),
+                "Lines": lines,
+                "AdditionalCharges": body.get("AdditionalCharges") or [],
+                "Refunds": body.get("Refunds") or [],
+                "Restock": body.get("Restock") or [],
+                "TotalBeforeTax": total,
+                "Tax": _money(body.get("Tax", 0)),
+                "Total": total,
+            }
+            notes.append(note)
+            sale["LastModifiedOn"] = _cin7_time(now())
+        return MoneyJSONResponse(note)
+
+    @app.get(f"{BASE}/sale/creditnote")
+    def get_credit_notes(SaleID: str):
+        with data.lock:
+            sale = data.sales.get(SaleID)
+            if sale is None:
+                return _error(404, f"Sale {SaleID} not found")
+            return MoneyJSONResponse({"SaleID": SaleID, "CreditNotes": list(sale.get("_credit_notes", []))})
+
     # -- products and stock -------------------------------------------------------------------
     @app.get(f"{BASE}/product")
     def products(request: Request):

@@ -81,6 +81,24 @@ class MarketplacerData:
             self.adverts: list[dict] = []
             self.variants: dict[str, dict] = {}  # by Relay id
             self.stock_updates: list[dict] = []
+            self.refunds: list[dict] = []
+
+    def add_refund(self, raw: dict) -> dict:
+        """{invoiceLegacyId, status, createdAt, reason, lineItems: [{sku, quantity, amountCents}]}"""
+        with self.lock:
+            invoice = next((i for i in self.invoices if i.get("legacyId") == raw.get("invoiceLegacyId")), None)
+            n = len(self.refunds) + 1
+            lines = []
+            for k, item in enumerate(raw.get("lineItems", [])):
+                li = next((x for x in (invoice or {}).get("lineItems") or [] if x.get("variantSku") == item.get("sku")), None)
+                lines.append({"id": relay_id("RefundRequestLineItem", f"{n}-{k}"), "quantity": item.get("quantity"), "amountCents": item.get("amountCents"),
+                              "lineItem": li or {"id": relay_id("LineItem", f"unknown-{n}-{k}"), "variantSku": item.get("sku")}})
+            refund = {"__typename": "RefundRequest", "id": relay_id("RefundRequest", n), "legacyId": n, "status": raw.get("status", "REFUNDED"),
+                      "createdAt": raw.get("createdAt"), "updatedAt": raw.get("updatedAt") or raw.get("createdAt"), "reason": raw.get("reason"),
+                      "invoice": invoice if invoice is not None else ({"id": relay_id("Invoice", raw.get("invoiceLegacyId")), "legacyId": raw.get("invoiceLegacyId"), "lineItems": [], "shipments": []}),
+                      "lineItems": lines}
+            self.refunds.append(refund)
+            return refund
 
     def add_advert(self, raw: dict) -> dict:
         with self.lock:
@@ -206,7 +224,18 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
             invoice["shipments"].append(shipment)
             return {"shipment": shipment, "errors": [], "status": 200, "clientMutationId": input.get("clientMutationId")}
 
+    def resolve_refunds(_root, _info, first=None, after=None, updatedSince=None, updatedUntil=None):
+        with data.lock:
+            items = list(data.refunds)
+        since, until = _time(updatedSince), _time(updatedUntil)
+        if since:
+            items = [r for r in items if _time(r.get("updatedAt")) and _time(r["updatedAt"]) >= since]
+        if until:
+            items = [r for r in items if _time(r.get("updatedAt")) and _time(r["updatedAt"]) < until]
+        return connection(items, first, after)
+
     root = {
+        "refundRequests": resolve_refunds,
         "shipmentCreate": shipment_create,
         "invoices": resolve_invoices,
         "node": resolve_node,
@@ -254,6 +283,11 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     def stock_updates():
         with data.lock:
             return {"updates": list(data.stock_updates), "stock": {v["sku"]: v["countOnHand"] for v in data.variants.values()}}
+
+    @app.post("/_sandbox/refund_requests")
+    async def inject_refunds(request: Request):
+        body = await json_body(request) or {}
+        return MoneyJSONResponse({"refundRequests": [data.add_refund(r) for r in body.get("refundRequests", [])]})
 
     @app.get("/_sandbox/invoices")
     def list_invoices():

@@ -145,6 +145,12 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("load", after=("gate",), pool="channel"),
         Step("report", after=("extract", "gate", "load")),
     ],
+    "refunds": [
+        Step("extract", pool="channel", extra=_window_kwargs),
+        Step("gate", after=("extract",)),
+        Step("load", after=("gate",), pool="master"),
+        Step("report", after=("extract", "gate", "load")),
+    ],
     "stock_out": [
         Step("extract", pool="master"),
         Step("gate", after=("extract",)),

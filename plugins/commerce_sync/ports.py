@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import Listing, Order, SaleRef, Shipment, StockLevel, TranslationError
+from commerce_sync.models import Listing, Order, Refund, SaleRef, Shipment, StockLevel, TranslationError
 
 RawRecord = dict[str, Any]
 
@@ -57,6 +57,12 @@ class Channel(Protocol):
     def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
         """Set stock for listings, batched as the API allows; (sku, error or None) per update."""
 
+    def fetch_refunds(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        """Completed refunds updated in [start, end), channel-native."""
+
+    def to_refund(self, raw: RawRecord) -> Refund:
+        """Translate one raw refund; raise TranslationError when it cannot be read."""
+
     def push_shipment(self, order_channel_id: str, shipment: Shipment, carrier: str) -> str:
         """Create the shipment (lines carry channel SKUs) unless one with its tracking number is
         already there; returns the channel's shipment id. Refusals raise ClientError."""
@@ -82,6 +88,12 @@ class Master(Protocol):
 
     def read_shipments(self, sale: SaleRef) -> list[Shipment | TranslationError]:
         """Shipped boxes of one sale, one Shipment per box with the quantities packed in it."""
+
+    def find_credit_note(self, sale_id: str, refund_ref: str) -> str | None:
+        """The credit note already made for this refund, if any (a lost answer must not make two)."""
+
+    def create_credit_note(self, sale_id: str, refund: Refund, sku_map: Mapping[str, str], tax_rule: str) -> str:
+        """Credit the refunded lines and amounts on the sale, never restocking; returns its id."""
 
     def read_availability(self) -> Iterator[StockLevel | TranslationError]:
         """Available-to-sell per SKU and location, as the ERP reports it (all pages); a row that

@@ -7,7 +7,7 @@ finish it instead of creating a second sale. ExternalID carries the channel refe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -15,16 +15,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from commerce_sync.http import HttpClient, paginate_page_limit
-from commerce_sync.models import Order, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
+from commerce_sync.models import Order, Refund, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
 from commerce_sync.money import parse_decimal, quantize
 from commerce_sync.ports import SaleInstructions
 from commerce_sync.systems.common import describe_validation_error, parse_time
 
+NEW_TASK = "00000000-0000-0000-0000-000000000000"  # Cin7: an empty TaskID asks for a new task
 PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minute budget
 # Beyond this age a paged list of everything created since is dearer than one lookup per id.
 LIST_LOOKBACK_LIMIT = timedelta(days=3)
 # OrderStatus values Cin7 shows while a sale has no order lines yet
 _NO_ORDER = {"", "NOT AVAILABLE", "NOTAVAILABLE", None}
+
+
+def _refund_memo(refund_ref: str) -> str:
+    return f"Refund {refund_ref}"
 
 
 def _cin7_time(dt: datetime) -> str:
@@ -89,6 +94,40 @@ class Cin7CoreMaster:
                 if item.get("ExternalID") == ext:
                     found[ext] = _sale_ref(item)
         return found
+
+    # -- credit notes -------------------------------------------------------------------------
+    def find_credit_note(self, sale_id: str, refund_ref: str) -> str | None:
+        body = self.client.get("/sale/creditnote", params={"SaleID": sale_id}) or {}
+        for note in body.get("CreditNotes") or []:
+            memo = note.get("Memo") or ""
+            if memo == _refund_memo(refund_ref) or memo.startswith(_refund_memo(refund_ref) + " - "):
+                return note.get("TaskID")
+        return None
+
+    def create_credit_note(self, sale_id: str, refund: Refund, sku_map: Mapping[str, str], tax_rule: str) -> str:
+        note = self.client.post("/sale/creditnote", json=self.credit_note(sale_id, refund, sku_map, tax_rule))
+        return note["TaskID"]
+
+    @staticmethod
+    def credit_note(sale_id: str, refund: Refund, sku_map: Mapping[str, str], tax_rule: str) -> dict[str, Any]:
+        lines = []
+        for line in refund.lines:
+            qty = line.quantity or 1
+            per_unit = line.amount / qty
+            if quantize(per_unit, refund.currency) != per_unit:
+                # the amount does not split into equal unit prices: book it as one line, exactly
+                qty, per_unit = 1, line.amount
+            lines.append({"SKU": sku_map[line.sku], "Quantity": qty, "Price": per_unit, "Discount": Decimal("0"), "Tax": Decimal("0"),
+                          "TaxRule": tax_rule, "Total": line.amount, "Comment": f"{line.quantity} unit(s) refunded"})
+        return {
+            "SaleID": sale_id,
+            "TaskID": NEW_TASK,
+            "Memo": f"{_refund_memo(refund.refund_ref)}{' - ' + refund.reason if refund.reason else ''}",
+            "Status": "AUTHORISED",
+            "CreditNoteDate": _cin7_time(refund.requested_at),
+            "Lines": lines,
+            "Restock": [],  # never: stock comes back only when the warehouse has received and checked it
+        }
 
     # -- fulfilments --------------------------------------------------------------------------
     def updated_sales(self, since: datetime) -> Iterator[SaleRef]:

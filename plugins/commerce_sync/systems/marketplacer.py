@@ -22,6 +22,8 @@ from commerce_sync.models import (
     Listing,
     Order,
     OrderLine,
+    Refund,
+    RefundLine,
     SaleRef,
     Shipment,
     TranslationError,
@@ -79,6 +81,20 @@ mutation ShipmentCreate($input: ShipmentCreateMutationInput!) {
   shipmentCreate(input: $input) { status errors { field messages } shipment { id } }
 }
 """
+
+REFUNDS_QUERY = """
+query Refunds($first: Int!, $after: String, $since: ISO8601DateTime, $until: ISO8601DateTime) {
+  refundRequests(first: $first, after: $after, updatedSince: $since, updatedUntil: $until) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id legacyId status createdAt updatedAt reason
+      invoice { id legacyId currency }
+      lineItems { id quantity amountCents lineItem { id variantSku } }
+    }
+  }
+}
+"""
+FINAL_REFUND_STATUSES = {"REFUNDED"}  # assumed: only money actually returned becomes a credit note
 
 # One GraphQL document carries many aliased variantUpdate mutations: one HTTP call per batch.
 _VARIANT_UPDATE = "u{i}: variantUpdate(input: {{variantId: $v{i}, attributes: {{countOnHand: $q{i}}}}}) {{ errors {{ field messages }} }}"
@@ -187,6 +203,41 @@ class MarketplacerChannel:
         # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
         # dispatch. Nothing to do.
         return None
+
+    # -- refunds --------------------------------------------------------------------------
+    def fetch_refunds(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        for node in paginate_relay(self.client, REFUNDS_QUERY, {"since": _iso(start), "until": _iso(end)}, connection_path=["refundRequests"], page_size=self.page_size):
+            if node.get("status") in FINAL_REFUND_STATUSES:
+                yield node
+
+    def to_refund(self, raw: dict[str, Any]) -> Refund:
+        key = str(raw.get("id"))
+        invoice = raw.get("invoice") or {}
+        currency = invoice.get("currency") or self.default_currency
+        try:
+            lines = []
+            for i, item in enumerate(raw.get("lineItems") or []):
+                cents = item.get("amountCents")
+                if cents is None:
+                    raise TranslationError(f"lineItems[{i}].amountCents is missing", record_key=key)
+                lines.append(RefundLine(line_ref=item.get("id"), sku=(item.get("lineItem") or {}).get("variantSku"), quantity=item.get("quantity") or 0, amount=from_minor(cents, currency)))
+            if not lines:
+                raise TranslationError("refund has no lines", record_key=key)
+            legacy = invoice.get("legacyId")
+            return Refund(
+                refund_ref=str(raw.get("legacyId") or key),
+                order_channel_ref=str(legacy) if legacy is not None else None,
+                currency=currency,
+                lines=lines,
+                reason=raw.get("reason"),
+                requested_at=parse_time(raw.get("createdAt"), "createdAt"),
+            )
+        except ValidationError as exc:
+            raise TranslationError(describe_validation_error(exc), record_key=key) from exc
+        except ValueError as exc:
+            if isinstance(exc, TranslationError):
+                raise
+            raise TranslationError(str(exc), record_key=key) from exc
 
     # -- dispatch -------------------------------------------------------------------------
     def carrier_ids(self) -> dict[str, str]:

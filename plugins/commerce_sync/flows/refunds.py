@@ -1,0 +1,98 @@
+"""refunds: a channel refund becomes one Cin7 credit note on the linked sale, for the refunded
+lines and amounts, with no restock (stock returns only when the warehouse has the item back and
+has inspected it). A refund on an order we never booked is quarantined.
+
+extract -> gate -> load -> report, against the ports only.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from commerce_sync.errors import ClientError
+from commerce_sync.flows.common import load_mappings
+from commerce_sync.models import TranslationError
+from commerce_sync.runtime import FlowContext
+
+FLOW = "refunds"
+LINK_KIND = "credit_note"
+
+log = logging.getLogger(__name__)
+
+
+def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) -> dict[str, Any]:
+    key = ctx.pairing.key
+    fetched = {str(raw.get("id")): raw for raw in ctx.channel.fetch_refunds(start, end)}
+    replay = {q.record_key: q.payload for q in ctx.ledger.open_quarantine(key, FLOW) if q.record_key not in fetched}
+    ctx.ledger.stage(key, FLOW, run_id, list(fetched.items()) + list(replay.items()))
+    ctx.ledger.record_run(key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc))
+    return {"extracted": len(fetched), "replayed": len(replay)}
+
+
+def _refunds(ctx: FlowContext, run_id: str):
+    payloads, refunds, unreadable = {}, {}, {}
+    for rec in ctx.ledger.staged(ctx.pairing.key, FLOW, run_id):
+        payloads[rec.record_key] = rec.payload
+        try:
+            refunds[rec.record_key] = ctx.channel.to_refund(rec.payload)
+        except TranslationError as exc:
+            unreadable[rec.record_key] = [{"check": "payload_readable", "detail": exc.reason}]
+    return payloads, refunds, unreadable
+
+
+def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
+    from commerce_sync.gates.refunds import gate_refunds
+
+    key = ctx.pairing.key
+    payloads, refunds, unreadable = _refunds(ctx, run_id)
+    linked = set(ctx.ledger.links(key, "order", [r.order_channel_ref for r in refunds.values()]))
+    result = gate_refunds(
+        refunds,
+        linked_orders=linked,
+        unreadable=unreadable,
+        mapped_skus=set(load_mappings(ctx).get("skus", {})),
+        max_bad_share=ctx.pairing.policies.max_bad_share,
+        min_records_for_share=ctx.pairing.policies.min_records_for_share,
+        known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+    )
+    for record_key, reasons in result.failed.items():
+        ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], reasons, run_id)
+    ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
+    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+
+
+def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
+    key = ctx.pairing.key
+    payloads, refunds, _ = _refunds(ctx, run_id)
+    todo = {k: refunds[k] for k in gated["valid_keys"]}
+    done = ctx.ledger.links(key, LINK_KIND, [r.refund_ref for r in todo.values()])
+    sales = ctx.ledger.links(key, "order", [r.order_channel_ref for r in todo.values()])
+    sku_map = {k: v["master_sku"] for k, v in load_mappings(ctx).get("skus", {}).items()}
+    counts = {"credited": 0, "already_credited": 0, "refused": 0}
+    for record_key, refund in todo.items():
+        if refund.refund_ref in done:
+            counts["already_credited"] += 1
+            continue
+        sale_id = sales[refund.order_channel_ref]
+        try:
+            # the ERP first: a credit note whose answer was lost is found, not made twice
+            note = ctx.master.find_credit_note(sale_id, refund.refund_ref) or ctx.master.create_credit_note(sale_id, refund, sku_map, ctx.pairing.policies.tax_rule)
+        except ClientError as exc:
+            counts["refused"] += 1
+            ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], [{"check": "erp_refused", "detail": f"{ctx.master.name} refused the credit note (HTTP {exc.status}): {exc.body}"}], run_id)
+            continue
+        ctx.ledger.add_link(key, LINK_KIND, refund.refund_ref, note, None, run_id, channel_id=record_key)
+        ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"credit note {note}")
+        counts["credited"] += 1
+    ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["credited"], skipped=counts["already_credited"], failed=counts["refused"])
+    log.info("%s: refunds %s", key, counts)
+    return counts
+
+
+def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
+    details = {"extract": extracted, "gate": {k: v for k, v in gated.items() if k != "valid_keys"}, "load": loaded,
+               "open_quarantine": len(ctx.ledger.open_quarantine(ctx.pairing.key, FLOW))}
+    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
+    return details

@@ -1,0 +1,41 @@
+"""The refunds suite: a refund becomes a credit note only on a sale we booked, for SKUs we map."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+
+from commerce_sync.gates.engine import RECORD_KEY, ROW_ID, Check, GateResult, expect, run_gate
+from commerce_sync.models import Refund
+from commerce_sync.money import minor_units, quantize
+
+COLUMNS = [RECORD_KEY, "order_linked", "sku", "quantity", "amount_minor"]
+
+
+def refunds_frame(refunds: dict[str, Refund], linked_orders: set[str]) -> pd.DataFrame:
+    rows = []
+    for key, refund in refunds.items():
+        for line in refund.lines:
+            minor = int(quantize(line.amount, refund.currency).scaleb(minor_units(refund.currency)))
+            rows.append({RECORD_KEY: key, "order_linked": refund.order_channel_ref in linked_orders, "sku": line.sku, "quantity": line.quantity, "amount_minor": minor})
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["quantity"] = frame["quantity"].astype("int64")
+    frame["amount_minor"] = frame["amount_minor"].astype("int64")
+    frame["order_linked"] = frame["order_linked"].astype(bool)
+    return frame
+
+
+def gate_refunds(refunds: dict[str, Refund], *, linked_orders: set[str], unreadable, mapped_skus: set[str], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str]) -> GateResult:
+    checks = [
+        Check("batch_columns", "the refund frame does not have exactly the expected columns (a code change broke the gate)",
+              expect.ExpectTableColumnsToMatchSet(column_set=[*COLUMNS, ROW_ID], exact_match=True), batch_level=True),
+        Check("order_known", "the refund is for an order this integration never booked in Cin7",
+              expect.ExpectColumnValuesToBeInSet(column="order_linked", value_set=[True])),
+        Check("sku_mapped", "a refunded SKU is not mapped to a Cin7 SKU", expect.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(mapped_skus))),
+        Check("sku_present", "a refunded line names no SKU", expect.ExpectColumnValuesToNotBeNull(column="sku")),
+        Check("quantity_not_negative", "a refunded quantity is negative", expect.ExpectColumnValuesToBeBetween(column="quantity", min_value=0)),
+        Check("amount_positive", "a refunded amount is not positive (minor units)", expect.ExpectColumnValuesToBeBetween(column="amount_minor", min_value=1)),
+    ]
+    return run_gate("refunds", refunds_frame(refunds, linked_orders), checks, max_bad_share=max_bad_share,
+                    min_records_for_share=min_records_for_share, pre_failed=unreadable, known_bad=known_bad)
