@@ -59,6 +59,7 @@ class Cin7Data:
             self.customers: set[str] = set()
             self.sales: dict[str, dict] = {}
             self.order_seq = 0
+            self.journals: list[dict] = []
 
 
 def create_app(account_id: str = "demo-account", application_key: str = "demo-key", rate_limit_per_minute: int = 60) -> FastAPI:
@@ -414,6 +415,50 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             if sale is None:
                 return _error(404, f"Sale {SaleID} not found")
             return MoneyJSONResponse({"SaleID": SaleID, "CreditNotes": list(sale.get("_credit_notes", []))})
+
+    # -- journals ------------------------------------------------------------------------------
+    @app.post(f"{BASE}/journal")
+    async def post_journal(request: Request):
+        body = await json_body(request) or {}
+        lines = body.get("Lines") or []
+        if not lines:
+            return _error(400, "Journal must have lines")
+        for i, line in enumerate(lines):
+            if not line.get("Debit") or not line.get("Credit"):
+                return _error(400, f"Line {i + 1}: Debit and Credit account codes are required")
+            if _money(line.get("Amount", 0)) <= 0:
+                return _error(400, f"Line {i + 1}: Amount must be positive")
+        with data.lock:
+            journal = {
+                "TaskID": str(uuid.uuid4()),
+                "JournalNumber": f"JN-{len(data.journals) + 1:05d}",
+                "Status": body.get("Status") or "DRAFT",
+                "EffectiveDate": body.get("EffectiveDate") or _cin7_time(now()),
+                "Narration": body.get("Narration"),
+                "Notes": body.get("Notes"),
+                "Currency": body.get("Currency") or "AUD",
+                "CurrencyConversionRate": body.get("CurrencyConversionRate") or Decimal("1"),
+                "Lines": [{**l, "Amount": _money(l["Amount"]), "BaseAmount": _money(l.get("BaseAmount") or l["Amount"])} for l in lines],
+                "Attachments": [],
+            }
+            data.journals.append(journal)
+        return MoneyJSONResponse({"Journals": [journal]})
+
+    @app.get(f"{BASE}/journal")
+    def list_journals(request: Request):
+        q = request.query_params
+        with data.lock:
+            items = list(data.journals)
+        if q.get("Search"):
+            items = [j for j in items if q["Search"].lower() in ((j.get("Narration") or "") + (j.get("Notes") or "") + " ".join(l.get("Reference") or "" for l in j["Lines"])).lower()]
+        if q.get("TaskID"):
+            items = [j for j in items if j["TaskID"] == q["TaskID"]]
+        return page_of(items, request, "Journals")
+
+    @app.get("/_sandbox/journals")
+    def all_journals():
+        with data.lock:
+            return MoneyJSONResponse({"journals": list(data.journals)})
 
     # -- products and stock -------------------------------------------------------------------
     @app.get(f"{BASE}/product")

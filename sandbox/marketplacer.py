@@ -82,6 +82,24 @@ class MarketplacerData:
             self.variants: dict[str, dict] = {}  # by Relay id
             self.stock_updates: list[dict] = []
             self.refunds: list[dict] = []
+            self.advices: list[dict] = []
+
+    def add_advice(self, raw: dict) -> dict:
+        """{paidAt, paymentReference, currency, remittances: [{invoiceLegacyId, amountCents, commissionAmountCents, ...}]}"""
+        with self.lock:
+            n = len(self.advices) + 1
+            remittances = []
+            for k, r in enumerate(raw.get("remittances", [])):
+                invoice = next((i for i in self.invoices if i.get("legacyId") == r.get("invoiceLegacyId")), None)
+                remittances.append({"__typename": "Remittance", "id": relay_id("Remittance", f"{n}-{k}"), "legacyId": n * 100 + k,
+                                    "createdAt": raw.get("paidAt"), "invoice": invoice or {"id": relay_id("Invoice", r.get("invoiceLegacyId")), "legacyId": r.get("invoiceLegacyId"), "lineItems": [], "shipments": []},
+                                    **{f: r.get(f) for f in ("amountCents", "commissionAmountCents", "commissionTaxCents", "feeCents", "refundCents")}})
+            advice = {"__typename": "RemittanceAdvice", "id": relay_id("RemittanceAdvice", n), "legacyId": n, "paidAt": raw.get("paidAt"),
+                      "paymentReference": raw.get("paymentReference"), "currency": raw.get("currency"), "remittances": remittances,
+                      "totalCents": sum(r.get("amountCents") or 0 for r in remittances),
+                      "commissionAmountTotalCents": sum(r.get("commissionAmountCents") or 0 for r in remittances)}
+            self.advices.append(advice)
+            return advice
 
     def add_refund(self, raw: dict) -> dict:
         """{invoiceLegacyId, status, createdAt, reason, lineItems: [{sku, quantity, amountCents}]}"""
@@ -234,7 +252,18 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
             items = [r for r in items if _time(r.get("updatedAt")) and _time(r["updatedAt"]) < until]
         return connection(items, first, after)
 
+    def resolve_advices(_root, _info, first=None, after=None, paidSince=None, paidUntil=None):
+        with data.lock:
+            items = list(data.advices)
+        since, until = _time(paidSince), _time(paidUntil)
+        if since:
+            items = [a for a in items if _time(a.get("paidAt")) and _time(a["paidAt"]) >= since]
+        if until:
+            items = [a for a in items if _time(a.get("paidAt")) and _time(a["paidAt"]) < until]
+        return connection(items, first, after)
+
     root = {
+        "remittanceAdvices": resolve_advices,
         "refundRequests": resolve_refunds,
         "shipmentCreate": shipment_create,
         "invoices": resolve_invoices,
@@ -288,6 +317,11 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     async def inject_refunds(request: Request):
         body = await json_body(request) or {}
         return MoneyJSONResponse({"refundRequests": [data.add_refund(r) for r in body.get("refundRequests", [])]})
+
+    @app.post("/_sandbox/remittance_advices")
+    async def inject_advices(request: Request):
+        body = await json_body(request) or {}
+        return MoneyJSONResponse({"advices": [data.add_advice(a) for a in body.get("advices", [])]})
 
     @app.get("/_sandbox/invoices")
     def list_invoices():

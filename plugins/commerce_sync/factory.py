@@ -145,6 +145,12 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("load", after=("gate",), pool="channel"),
         Step("report", after=("extract", "gate", "load")),
     ],
+    "payout_reconciliation": [
+        Step("extract", pool="channel", extra=_window_kwargs),
+        Step("gate", after=("extract",)),
+        Step("reconcile", after=("gate",), pool="master"),
+        Step("report", after=("extract", "gate", "reconcile")),
+    ],
     "refunds": [
         Step("extract", pool="channel", extra=_window_kwargs),
         Step("gate", after=("extract",)),

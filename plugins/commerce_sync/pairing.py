@@ -72,6 +72,18 @@ class StockPolicy(_Cfg):
     push_batch_size: int = 50
 
 
+class PayoutPolicy(_Cfg):
+    """Where marketplace charges are booked in the ERP, and what counts as a difference."""
+
+    clearing_account: str  # marketplace receivable, credited with what the marketplace kept
+    commission_account: str
+    commission_tax_account: str
+    fee_account: str
+    tolerance: Decimal = Decimal("0.00")  # variance allowed per remittance, in the currency
+    due_days: int = 14  # a booked order with no remittance after this many days is an exception
+    report_recipients: str = "finance"  # a key of `recipients`
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -95,6 +107,7 @@ class Pairing(_Cfg):
     recipients: dict[str, list[str]] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     stock: StockPolicy | None = None
+    payouts: PayoutPolicy | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import Listing, Order, Refund, SaleRef, Shipment, StockLevel, TranslationError
+from commerce_sync.models import Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError
 
 RawRecord = dict[str, Any]
 
@@ -57,6 +58,12 @@ class Channel(Protocol):
     def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
         """Set stock for listings, batched as the API allows; (sku, error or None) per update."""
 
+    def fetch_payouts(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        """Payouts (one per order and payment) paid in [start, end), channel-native."""
+
+    def to_payout_lines(self, raw: RawRecord) -> list[PayoutLine]:
+        """One payout as lines by kind: payment (net), commission, commission_tax, fee, refund."""
+
     def fetch_refunds(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Completed refunds updated in [start, end), channel-native."""
 
@@ -88,6 +95,15 @@ class Master(Protocol):
 
     def read_shipments(self, sale: SaleRef) -> list[Shipment | TranslationError]:
         """Shipped boxes of one sale, one Shipment per box with the quantities packed in it."""
+
+    def sale_total(self, sale_id: str) -> Decimal:
+        """What the ERP booked as the sale's total."""
+
+    def find_journal(self, reference: str) -> str | None:
+        """The journal already posted under `reference`, if any."""
+
+    def post_journal(self, reference: str, effective: datetime, currency: str, lines: list[tuple[str, str, Decimal]]) -> str:
+        """Post (debit account, credit account, amount) lines as one authorised journal."""
 
     def find_credit_note(self, sale_id: str, refund_ref: str) -> str | None:
         """The credit note already made for this refund, if any (a lost answer must not make two)."""

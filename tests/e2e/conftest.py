@@ -76,15 +76,38 @@ def mappings(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def wired(sandbox, pg_url, mappings, monkeypatch, airflow_db):
+def mailbox():
+    """A real SMTP server on a free loopback port; `messages` fills as mail arrives."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    messages = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            messages.append(message)
+
+    from tests.conftest import free_port
+
+    controller = Controller(Collect(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    controller.messages = messages
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def wired(sandbox, pg_url, mappings, mailbox, monkeypatch, airflow_db):
     """Connections from airflow_settings.yaml, re-pointed at this test's emulators; ledger in PostgreSQL."""
     env = airflow_settings.env(
         overrides={
             "cin7_marketplacer__cin7": {"host": f"{sandbox.cin7}/ExternalApi/v2"},
             "cin7_marketplacer__marketplacer": {"host": sandbox.marketplacer},
+            "smtp_default": {"host": "127.0.0.1", "port": mailbox.port},
         }
     )
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
+    sandbox.mailbox = mailbox
     return sandbox

@@ -89,3 +89,15 @@ def test_watermarks_run_reports_and_payload_log(ledger):
     ledger.log_payload({"system": "cin7_core", "method": "GET", "url": "http://x/saleList", "status": 200, "response_body": {"a": 1}, "ignored": "x"})
     (entry,) = ledger.payloads()
     assert entry["system"] == "cin7_core" and entry["response_body"] == "{'a': 1}"
+
+
+def test_orders_without_payout_are_the_linked_orders_no_remittance_matched(ledger):
+    ledger.add_link("p", "order", "1001", "sale-1")
+    ledger.add_link("p", "order", "1002", "sale-2")
+    ledger.add_link("p", "shipment", "box-1", "sale-1")
+    ledger.record_payout_match("p", "payout-9", order_channel_ref="1001", master_id="sale-1", status="matched", net="10.00")
+    later = datetime.now(timezone.utc) + timedelta(seconds=5)
+    assert [o["channel_ref"] for o in ledger.orders_without_payout("p", later)] == ["1002"]
+    assert ledger.orders_without_payout("p", datetime.now(timezone.utc) - timedelta(days=1)) == []  # not due yet
+    (match,) = ledger.payout_matches("p")
+    assert match["net"] == "10.00"  # money kept as exact text

@@ -172,6 +172,43 @@ stock_snapshot = Table(
     PrimaryKeyConstraint("pairing", "sku", name="pk_stock_snapshot"),
 )
 
+payout_match = Table(
+    "payout_match",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("payout_ref", String(250), nullable=False),  # one remittance (one invoice's payout)
+    Column("advice_ref", String(250)),
+    Column("order_channel_ref", String(250)),
+    Column("master_id", String(250)),
+    Column("currency", String(3)),
+    Column("sale_total", String(40)),  # money as exact decimal text: SQLite has no exact numeric
+    Column("net", String(40)),
+    Column("commission", String(40)),
+    Column("commission_tax", String(40)),
+    Column("fees", String(40)),
+    Column("refunds", String(40)),
+    Column("variance", String(40)),
+    Column("status", String(30), nullable=False),  # matched | variance | unmatched
+    Column("run_id", String(250)),
+    _ts("matched_at"),
+    UniqueConstraint("pairing", "payout_ref", name="uq_payout_match"),
+)
+
+report_file = Table(
+    "report_file",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("flow", String(50), nullable=False),
+    Column("period", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("content", Text, nullable=False),
+    _ts("created_at"),
+    UniqueConstraint("pairing", "flow", "period", "name", name="uq_report_file"),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)

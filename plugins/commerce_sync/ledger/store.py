@@ -18,6 +18,8 @@ from commerce_sync.ledger.schema import (
     mapping,
     order_link,
     payload_log,
+    payout_match,
+    report_file,
     quarantine,
     run_report,
     staged_record,
@@ -278,6 +280,39 @@ class Ledger:
                     ["pairing", "sku"],
                     ["quantity", "run_id", "pushed_at"],
                 )
+
+    # -- payouts and reports ----------------------------------------------------------------
+    def record_payout_match(self, pairing: str, payout_ref: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, payout_match, {"pairing": pairing, "payout_ref": payout_ref, "matched_at": utcnow(), **fields}, ["pairing", "payout_ref"], [*fields, "matched_at"])
+
+    def payout_matches(self, pairing: str) -> list[dict[str, Any]]:
+        t = payout_match
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(t).where(t.c.pairing == pairing).order_by(t.c.id))]
+
+    def orders_without_payout(self, pairing: str, linked_before: datetime) -> list[dict[str, Any]]:
+        """Orders booked before `linked_before` that no remittance has matched yet."""
+        o, p = order_link, payout_match
+        paid = select(p.c.order_channel_ref).where(p.c.pairing == pairing, p.c.order_channel_ref.is_not(None))
+        q = select(o.c.channel_ref, o.c.master_id, o.c.master_ref, o.c.created_at).where(
+            o.c.pairing == pairing, o.c.kind == "order", o.c.created_at < linked_before, o.c.channel_ref.not_in(paid)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(o.c.created_at))]
+
+    def store_report(self, pairing: str, flow: str, period: str, name: str, content_type: str, content: str) -> None:
+        with self.engine.begin() as conn:
+            upsert(conn, report_file, {"pairing": pairing, "flow": flow, "period": period, "name": name, "content_type": content_type, "content": content, "created_at": utcnow()},
+                   ["pairing", "flow", "period", "name"], ["content_type", "content", "created_at"])
+
+    def reports(self, pairing: str, flow: str, period: str | None = None) -> dict[str, str]:
+        t = report_file
+        q = select(t.c.name, t.c.content).where(t.c.pairing == pairing, t.c.flow == flow)
+        if period:
+            q = q.where(t.c.period == period)
+        with self.engine.connect() as conn:
+            return {r.name: r.content for r in conn.execute(q)}
 
     # -- mappings ---------------------------------------------------------------------------
     def mapping(self, pairing: str, kind: str) -> dict[str, dict]:

@@ -95,6 +95,27 @@ class Cin7CoreMaster:
                     found[ext] = _sale_ref(item)
         return found
 
+    # -- money: sale totals and journals ------------------------------------------------------
+    def sale_total(self, sale_id: str) -> Decimal:
+        sale = self.client.get("/sale", params={"ID": sale_id}) or {}
+        return parse_decimal((sale.get("Order") or {}).get("Total"))
+
+    def find_journal(self, reference: str) -> str | None:
+        for journal in paginate_page_limit(self.client, "/journal", list_key="Journals", params={"Search": reference}, limit=100):
+            if any(line.get("Reference") == reference for line in journal.get("Lines") or []):
+                return journal.get("TaskID")
+        return None
+
+    def post_journal(self, reference: str, effective: datetime, currency: str, lines: list[tuple[str, str, Decimal]]) -> str:
+        body = {
+            "Status": "AUTHORISED",
+            "EffectiveDate": _cin7_time(effective),
+            "Narration": f"Marketplace charges {reference}",
+            "Currency": currency,
+            "Lines": [{"Debit": debit, "Credit": credit, "Reference": reference, "Amount": amount} for debit, credit, amount in lines],
+        }
+        return self.client.post("/journal", json=body)["Journals"][0]["TaskID"]
+
     # -- credit notes -------------------------------------------------------------------------
     def find_credit_note(self, sale_id: str, refund_ref: str) -> str | None:
         body = self.client.get("/sale/creditnote", params={"SaleID": sale_id}) or {}

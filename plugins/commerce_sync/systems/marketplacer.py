@@ -22,6 +22,7 @@ from commerce_sync.models import (
     Listing,
     Order,
     OrderLine,
+    PayoutLine,
     Refund,
     RefundLine,
     SaleRef,
@@ -94,6 +95,18 @@ query Refunds($first: Int!, $after: String, $since: ISO8601DateTime, $until: ISO
   }
 }
 """
+ADVICES_QUERY = """
+query Advices($first: Int!, $after: String, $since: ISO8601DateTime, $until: ISO8601DateTime) {
+  remittanceAdvices(first: $first, after: $after, paidSince: $since, paidUntil: $until) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id legacyId paidAt paymentReference currency
+      remittances { id legacyId amountCents commissionAmountCents commissionTaxCents feeCents refundCents invoice { id legacyId } }
+    }
+  }
+}
+"""
+PAYOUT_KINDS = {"amountCents": "payment", "commissionAmountCents": "commission", "commissionTaxCents": "commission_tax", "feeCents": "fee", "refundCents": "refund"}
 FINAL_REFUND_STATUSES = {"REFUNDED"}  # assumed: only money actually returned becomes a credit note
 
 # One GraphQL document carries many aliased variantUpdate mutations: one HTTP call per batch.
@@ -203,6 +216,34 @@ class MarketplacerChannel:
         # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
         # dispatch. Nothing to do.
         return None
+
+    # -- payouts --------------------------------------------------------------------------
+    def fetch_payouts(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        for advice in paginate_relay(self.client, ADVICES_QUERY, {"since": _iso(start), "until": _iso(end)}, connection_path=["remittanceAdvices"], page_size=self.page_size):
+            for remittance in advice.get("remittances") or []:
+                yield {**remittance, "advice": {k: advice.get(k) for k in ("id", "legacyId", "paidAt", "paymentReference", "currency")}}
+
+    def to_payout_lines(self, raw: dict[str, Any]) -> list[PayoutLine]:
+        key = str(raw.get("id"))
+        advice = raw.get("advice") or {}
+        currency = advice.get("currency") or self.default_currency
+        legacy = (raw.get("invoice") or {}).get("legacyId")
+        try:
+            paid = parse_time(advice.get("paidAt"), "advice.paidAt")
+            if raw.get("amountCents") is None:
+                raise TranslationError("amountCents (the net paid) is missing", record_key=key)
+            return [
+                PayoutLine(payout_ref=str(raw.get("legacyId") or key), order_channel_ref=str(legacy) if legacy is not None else None, kind=kind,
+                           amount=from_minor(raw[field], currency), currency=currency, booked_at=paid)
+                for field, kind in PAYOUT_KINDS.items()
+                if raw.get(field) is not None
+            ]
+        except ValidationError as exc:
+            raise TranslationError(describe_validation_error(exc), record_key=key) from exc
+        except ValueError as exc:
+            if isinstance(exc, TranslationError):
+                raise
+            raise TranslationError(str(exc), record_key=key) from exc
 
     # -- refunds --------------------------------------------------------------------------
     def fetch_refunds(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
