@@ -111,3 +111,15 @@ def wired(sandbox, pg_url, mappings, mailbox, monkeypatch, airflow_db):
     monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
     sandbox.mailbox = mailbox
     return sandbox
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    """Each test is a fresh start of the API budget, as each Airflow task process is; otherwise
+    the 60-calls-a-minute Cin7 limiter, shared in this one pytest process, would make later tests
+    wait for the calls of earlier ones."""
+    from commerce_sync.http import RateLimiter
+
+    RateLimiter._shared.clear()
+    yield
+    RateLimiter._shared.clear()
