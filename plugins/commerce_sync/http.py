@@ -4,68 +4,68 @@ Auth per connection, timeouts, a rate limiter shared per API account, retries wi
 honour 429/503 and Retry-After, pagination helpers, and a redacted payload log of every attempt.
 
 Retry rules, in order of danger:
-- 429/503 and connect failures: the server did nothing; any method is retried.
-- read timeouts, resets, 500/502/504: retried only for idempotent requests. A POST that may have
-  been committed is never re-sent blindly: TransientError(maybe_committed=True) goes up to the
-  flow, whose ledger link and external-id lookup decide whether the write happened.
+- 429/503 (the server refused; nothing was done) and connect failures (nothing reached the
+  server): retried for any method.
+- read timeouts, resets and the other retry statuses (502/504 by default): retried only for
+  idempotent requests. A write that may have been committed is never re-sent blindly:
+  TransientError(maybe_committed=True) goes up to the flow, whose ledger link and external-id
+  lookup decide whether the write happened.
+- 500 is not in the default retry statuses: at Cin7 it usually answers the request itself
+  (same body, same 500), so it fails at once as a TransientError; add it to retry it.
+
+The error classes live in commerce_sync.errors (Airflow resolves them by dotted path while it parses
+DAG files, so that module stays import-light) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
+import base64
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import requests
+import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from commerce_sync.errors import (
-    ClientError,
-    GraphQLError,
-    HttpError,
-    MalformedResponseError,
-    ThrottledError,
-    TransientError,
-)
+from commerce_sync.errors import ClientError, GraphQLError, HttpError, MalformedResponseError, ThrottledError, TransientError
 from commerce_sync.jsonutil import dumps, loads
 from commerce_sync.redact import redact, redact_url
 
 __all__ = [
-    "BasicAuth",
-    "BearerAuth",
-    "ClientError",
-    "GraphQLError",
-    "HeaderAuth",
-    "HttpClient",
-    "HttpError",
-    "MalformedResponseError",
-    "RateLimiter",
-    "RetryPolicy",
-    "ThrottledError",
-    "TransientError",
-    "paginate_offset",
-    "paginate_page_limit",
-    "paginate_relay",
-    "paginate_seek",
-]
+    "Auth", "BasicAuth", "BearerAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
+    "MalformedResponseError", "RateLimiter", "RetryPolicy", "ThrottledError", "TransientError",
+    "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
-IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
-THROTTLE = {429, 503}
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+THROTTLE_STATUSES = frozenset({429, 503})
+ERROR_BODY_CHARS = 2048
 
 
 # -- auth ---------------------------------------------------------------------------------------
+class Auth(Protocol):
+    """`apply` runs before every attempt, so an auth that refreshes (OAuth2 client credentials)
+    can swap an expired token between retries; `secrets` is asked each time it is needed for the
+    same reason."""
+
+    def apply(self, headers: dict[str, str]) -> None: ...
+
+    def secrets(self) -> list[str]: ...
+
+
 class HeaderAuth:
-    """Static headers (Cin7's two, Marketplacer's api key, Mirakl's raw Authorization)."""
+    """Static headers: Cin7's account id + application key, Marketplacer's api key, Mirakl's raw
+    Authorization. Every header value counts as a secret."""
 
     def __init__(self, headers: dict[str, str]):
         self.headers = dict(headers)
@@ -80,22 +80,17 @@ class HeaderAuth:
 class BearerAuth(HeaderAuth):
     def __init__(self, token: str):
         super().__init__({"Authorization": f"Bearer {token}"})
-        self.token = token
-
-    def secrets(self) -> list[str]:
-        return [self.token]
 
 
 class BasicAuth(HeaderAuth):
     def __init__(self, user: str, password: str):
-        import base64
-
         encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
         super().__init__({"Authorization": f"Basic {encoded}"})
-        self._secrets = [password, encoded]
+        self._password = password
 
     def secrets(self) -> list[str]:
-        return self._secrets
+        # the password alone too: an API may echo it back in a body decoded
+        return [*super().secrets(), self._password]
 
 
 # -- rate limiting ------------------------------------------------------------------------------
@@ -117,15 +112,19 @@ class RateLimiter:
 
     @classmethod
     def shared(cls, key: str, calls: int, per_seconds: float) -> RateLimiter:
-        """One limiter per API account in this process, whoever asks for it."""
+        """One limiter per API account in this process, whoever asks for it. The first caller's
+        budget wins: replacing it would hand the same account a second, independent budget."""
         with cls._shared_lock:
             limiter = cls._shared.get(key)
-            if limiter is None or (limiter.calls, limiter.per_seconds) != (calls, per_seconds):
+            if limiter is None:
                 limiter = cls._shared[key] = cls(calls, per_seconds)
+            elif (limiter.calls, limiter.per_seconds) != (calls, per_seconds):
+                log.warning("rate limiter %s already set to %s/%ss; ignoring %s/%ss", key, limiter.calls, limiter.per_seconds, calls, per_seconds)
             return limiter
 
     def acquire(self) -> float:
-        """Take a slot; returns the seconds waited."""
+        """Take a slot; returns the seconds waited. Sleeps outside the lock so other threads can
+        see the window move."""
         waited = 0.0
         while True:
             with self._lock:
@@ -149,6 +148,10 @@ class RetryPolicy:
     retry_statuses: tuple[int, ...] = (429, 502, 503, 504)
     max_retry_after: float = 120.0
 
+    def backoff(self, attempt: int) -> float:
+        """Exponential, with jitter so several workers throttled together do not retry in step."""
+        return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
 
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth another try; carries the public error."""
@@ -160,6 +163,7 @@ class _Retry(Exception):
 
 
 def _retry_after(value: str | None, cap: float) -> float | None:
+    """Retry-After in seconds or as an HTTP-date, capped; None when absent or unreadable."""
     if not value:
         return None
     try:
@@ -167,9 +171,18 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     except ValueError:
         try:
             seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # TypeError: a date without a zone cannot be compared
             return None
     return max(0.0, min(seconds, cap))
+
+
+def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection itself failed (refused, DNS, connect timeout), so the request
+    cannot have reached the server. requests wraps urllib3's MaxRetryError, whose `reason` says."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # NewConnectionError is one
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -179,14 +192,15 @@ class HttpClient:
         base_url: str,
         *,
         system: str,
-        auth: HeaderAuth | None = None,
-        timeout: tuple[float, float] = (5.0, 30.0),
+        auth: Auth | None = None,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
         rate_limiter: RateLimiter | None = None,
         retry: RetryPolicy = RetryPolicy(),
         payload_log: Callable[[dict[str, Any]], None] | None = None,
         session: requests.Session | None = None,
         default_headers: dict[str, str] | None = None,
-        max_logged_body: int = 20_000,
+        max_logged_body: int = 20 * 1024,
+        extra_secrets: Sequence[str] = (),
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.base_url = base_url.rstrip("/")
@@ -196,15 +210,17 @@ class HttpClient:
         self.rate_limiter = rate_limiter
         self.retry = retry
         self.payload_log = payload_log
+        self._own_session = session is None  # a session the caller passed is the caller's to close
         self.session = session or requests.Session()
         self.default_headers = {"Accept": "application/json", **(default_headers or {})}
         self.max_logged_body = max_logged_body
+        self.extra_secrets = list(extra_secrets)
         self._sleep = sleep
         self.stats = {"calls": 0, "throttled": 0, "retries": 0, "errors": 0}
 
-    # context manager / lifecycle
     def close(self) -> None:
-        self.session.close()
+        if self._own_session:
+            self.session.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -212,10 +228,14 @@ class HttpClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _secrets(self) -> list[str]:
-        return self.auth.secrets() if self.auth else []
+    def secrets(self) -> list[str]:
+        return (self.auth.secrets() if self.auth else []) + self.extra_secrets
 
-    # public verbs
+    def url(self, path: str) -> str:
+        """Absolute URLs pass through: some APIs hand back download or next-page links."""
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    # verbs
     def get(self, path: str, params: dict | None = None, **kw) -> Any:
         return self.request("GET", path, params=params, **kw)
 
@@ -229,16 +249,15 @@ class HttpClient:
         return self.request("DELETE", path, params=params, **kw)
 
     def graphql(self, query: str, variables: dict | None = None, *, path: str = "/graphql", mutation: bool = False) -> dict:
+        """Returns `data`. A query reads only, so it is retried like a GET; a mutation is not."""
         body = self.request("POST", path, json={"query": query, "variables": variables or {}}, idempotent=not mutation)
+        url = redact_url(self.url(path), self.secrets())
         if not isinstance(body, dict):
-            raise MalformedResponseError("GraphQL answer is not an object", method="POST", url=self._url(path))
+            raise MalformedResponseError(f"POST {url}: GraphQL answer is not an object", method="POST", url=url, status=200)
         if body.get("errors"):
-            messages = "; ".join(str(e.get("message", e)) for e in body["errors"])
-            raise GraphQLError(f"GraphQL errors: {messages}", errors=body["errors"], method="POST", url=self._url(path), status=200, body=messages[:2000])
+            messages = redact("; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in body["errors"]), self.secrets())
+            raise GraphQLError(f"POST {url}: GraphQL errors: {messages[:500]}", errors=body["errors"], method="POST", url=url, status=200, body=messages[:ERROR_BODY_CHARS])
         return body.get("data") or {}
-
-    def _url(self, path: str) -> str:
-        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
 
     def request(
         self,
@@ -253,118 +272,143 @@ class HttpClient:
         idempotent: bool | None = None,
         expect_json: bool = True,
     ) -> Any:
+        """Parsed JSON (floats as Decimal), None for 204/empty, or bytes when `expect_json=False`."""
         method = method.upper()
-        idempotent = method in IDEMPOTENT if idempotent is None else idempotent
-        url = self._url(path)
-        body = dumps(json) if json is not None else None
-        hdrs = {**self.default_headers, **(headers or {})}
-        if body is not None:
-            hdrs["Content-Type"] = "application/json"
-        if self.auth:
-            self.auth.apply(hdrs)
+        call = _Call(
+            method=method,
+            url=self.url(path),
+            params=params,
+            body=dumps(json) if json is not None else data,
+            files=files,
+            headers={**self.default_headers, **({"Content-Type": "application/json"} if json is not None else {}), **(headers or {})},
+            idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            expect_json=expect_json,
+        )
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Retry) and exc.retry_after is not None:
                 return exc.retry_after
-            backoff = min(self.retry.backoff_max, self.retry.backoff_base * 2 ** (state.attempt_number - 1))
-            return backoff * (0.5 + random.random() / 2)  # jitter: several workers do not retry in step
+            return self.retry.backoff(state.attempt_number)
+
+        def count_retry(_state: RetryCallState) -> None:
+            self.stats["retries"] += 1
 
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.attempts),
             retry=retry_if_exception_type(_Retry),
             wait=wait,
             sleep=self._sleep,
-            before_sleep=lambda _s: self.stats.__setitem__("retries", self.stats["retries"] + 1),
+            before_sleep=count_retry,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(method, url, params, body, data, files, hdrs, idempotent, expect_json, attempt.retry_state.attempt_number)
+                    return self._attempt(call, attempt.retry_state.attempt_number)
         except _Retry as final:
             self.stats["errors"] += 1
             raise final.error from None
         except HttpError:
             self.stats["errors"] += 1
             raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
-    def _attempt(self, method, url, params, body, data, files, headers, idempotent, expect_json, attempt) -> Any:
+    def _attempt(self, call: _Call, attempt: int) -> Any:
         if self.rate_limiter is not None:
             self.rate_limiter.acquire()
+        headers = dict(call.headers)
+        if self.auth is not None:
+            self.auth.apply(headers)
         self.stats["calls"] += 1
         started = time.monotonic()
-        entry: dict[str, Any] = {"system": self.system, "method": method, "url": f"{url}?{urlencode(params, doseq=True)}" if params else url, "attempt": attempt}
-        if body is not None:
-            entry["request_body"] = body
-        err = dict(method=method, url=redact_url(entry["url"], self._secrets()))
+        shown_url = redact_url(f"{call.url}?{urlencode(call.params, doseq=True)}" if call.params else call.url, self.secrets())
+        where = dict(method=call.method, url=shown_url)
+        log_entry = dict(where, request_body=call.body, attempt=attempt)
         try:
-            response = self.session.request(method, url, params=params, data=body if body is not None else data, files=files, headers=headers, timeout=self.timeout)
+            response = self.session.request(call.method, call.url, params=call.params, data=call.body, files=call.files, headers=headers, timeout=self.timeout)
         except requests.exceptions.ConnectionError as exc:
-            connect_failed = isinstance(exc, requests.exceptions.ConnectTimeout) or _never_sent(exc)
-            self._log(entry, started, error=type(exc).__name__)
-            error = TransientError(f"{method} {err['url']}: {type(exc).__name__}", maybe_committed=not connect_failed and not idempotent, **err)
-            if connect_failed or idempotent:
-                raise _Retry(error) from None
-            raise error from None
-        except requests.exceptions.Timeout as exc:  # read timeout: the request was sent
-            self._log(entry, started, error=type(exc).__name__)
-            error = TransientError(f"{method} {err['url']}: read timeout", maybe_committed=not idempotent, **err)
-            if idempotent:
-                raise _Retry(error) from None
-            raise error from None
+            self._log(log_entry, started, error=type(exc).__name__)
+            if _never_sent(exc):
+                raise _Retry(TransientError(f"{call.method} {shown_url}: cannot connect ({type(exc).__name__})", maybe_committed=False, **where)) from None
+            raise _unanswered(call, where, "connection lost") from None
+        except (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            # read timeout or a body cut short: the request reached the server
+            self._log(log_entry, started, error=type(exc).__name__)
+            raise _unanswered(call, where, type(exc).__name__) from None
 
-        status = response.status_code
-        text = response.text
-        self._log(entry, started, status=status, response_body=text)
-        short = redact(text[:2000], self._secrets())
-        if status in THROTTLE:
+        status, text = response.status_code, response.text
+        self._log(log_entry, started, status=status, response_body=text)
+        excerpt = redact(text, self.secrets())[:ERROR_BODY_CHARS]  # redact whole, then cut: a cut secret or JSON would slip through
+        if status in THROTTLE_STATUSES:
             self.stats["throttled"] += 1
-            raise _Retry(
-                ThrottledError(f"{method} {err['url']}: throttled (HTTP {status})", status=status, body=short, **err),
-                _retry_after(response.headers.get("Retry-After"), self.retry.max_retry_after),
-            )
+            error = ThrottledError(f"{call.method} {shown_url}: throttled (HTTP {status})", status=status, body=excerpt, **where)
+            if status in self.retry.retry_statuses:
+                raise _Retry(error, _retry_after(response.headers.get("Retry-After"), self.retry.max_retry_after))
+            raise error
         if status >= 500 or status in self.retry.retry_statuses:
-            error = TransientError(f"{method} {err['url']}: HTTP {status}", status=status, body=short, maybe_committed=not idempotent, **err)
-            if idempotent:
+            error = TransientError(f"{call.method} {shown_url}: HTTP {status}", status=status, body=excerpt, maybe_committed=not call.idempotent, **where)
+            if call.idempotent and status in self.retry.retry_statuses:
                 raise _Retry(error)
             raise error
         if status >= 400:
-            raise ClientError(f"{method} {err['url']}: HTTP {status}: {short[:300]}", status=status, body=short, **err)
-        if not expect_json:
+            raise ClientError(f"{call.method} {shown_url}: HTTP {status}: {excerpt[:300]}", status=status, body=excerpt, **where)
+        if not call.expect_json:
             return response.content
         if status == 204 or not text.strip():
             return None
         try:
             return loads(text)
         except ValueError:
-            raise MalformedResponseError(f"{method} {err['url']}: response is not JSON", status=status, body=short, **err) from None
+            raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=excerpt, **where) from None
 
-    def _log(self, entry: dict[str, Any], started: float, **fields) -> None:
+    def _log(self, entry: dict[str, Any], started: float, *, status: int | None = None, response_body: str | None = None, error: str | None = None) -> None:
         if self.payload_log is None:
             return
         try:
-            secrets = self._secrets()
-            record = {**entry, **fields, "duration_ms": int((time.monotonic() - started) * 1000)}
-            record["url"] = redact_url(record["url"], secrets)
-            for key in ("request_body", "response_body"):
-                if record.get(key) is not None:
-                    record[key] = redact(record[key], secrets)
-                    if isinstance(record[key], str) and len(record[key]) > self.max_logged_body:
-                        record[key] = record[key][: self.max_logged_body] + "...[truncated]"
-            self.payload_log(record)
-        except Exception:  # noqa: BLE001 - logging must never break a call
-            log.warning("payload log failed for %s %s", entry.get("method"), entry.get("system"), exc_info=True)
+            secrets = self.secrets()
+            response = redact(response_body, secrets) if response_body is not None else None
+            if isinstance(response, str) and len(response) > self.max_logged_body:
+                response = response[: self.max_logged_body] + "...[truncated]"
+            self.payload_log(
+                {
+                    "system": self.system,
+                    "method": entry["method"],
+                    "url": entry["url"],  # already redacted
+                    "status": status,
+                    "request_body": redact(entry["request_body"], secrets) if entry["request_body"] is not None else None,
+                    "response_body": response,
+                    "duration_ms": int((time.monotonic() - started) * 1000),
+                    "attempt": entry["attempt"],
+                    "error": error,
+                }
+            )
+        except Exception:  # noqa: BLE001 - the log is a witness; it must never break the call it records
+            log.warning("payload log failed for %s %s %s", self.system, entry["method"], entry["url"], exc_info=True)
 
 
-def _never_sent(exc: Exception) -> bool:
-    """True when the connection failed before the request could reach the server."""
-    text = repr(exc)
-    return any(s in text for s in ("NewConnectionError", "Connection refused", "Name or service not known", "ConnectTimeout"))
+@dataclass(frozen=True)
+class _Call:
+    """One logical request, the same for every attempt."""
+
+    method: str
+    url: str
+    params: dict | None
+    body: Any
+    files: Any
+    headers: dict[str, str]
+    idempotent: bool
+    expect_json: bool
+
+
+def _unanswered(call: _Call, where: dict, what: str) -> Exception:
+    """The request went out and no answer came back: retry only what is safe to repeat."""
+    error = TransientError(f"{call.method} {where['url']}: {what}", maybe_committed=not call.idempotent, **where)
+    return _Retry(error) if call.idempotent else error
 
 
 # -- pagination ---------------------------------------------------------------------------------
+# Generators: one page in memory at a time, and nothing is fetched until the caller iterates.
 def paginate_page_limit(
     client: HttpClient,
     path: str,
@@ -376,7 +420,9 @@ def paginate_page_limit(
     limit_param: str = "Limit",
     total_key: str = "Total",
 ) -> Iterator[dict]:
-    """Cin7 style: Page (from 1) and Limit, until a short page or Total is reached."""
+    """Cin7 style: Page from 1 with Limit, until a short page or the running count reaches Total.
+    When Total is given a short page alone does not stop the walk: a server that caps Limit below
+    ours would otherwise end it after page one; an empty page always stops it."""
     page, seen = 1, 0
     while True:
         body = client.get(path, params={**(params or {}), page_param: page, limit_param: limit}) or {}
@@ -384,7 +430,7 @@ def paginate_page_limit(
         yield from items
         seen += len(items)
         total = body.get(total_key)
-        if len(items) < limit or (total is not None and seen >= int(total)):
+        if not items or (int(total) <= seen if total is not None else len(items) < limit):
             return
         page += 1
 
@@ -392,52 +438,51 @@ def paginate_page_limit(
 def paginate_offset(
     client: HttpClient, path: str, *, list_key: str, params: dict | None = None, max_per_page: int = 100, total_key: str = "total_count"
 ) -> Iterator[dict]:
-    """Mirakl offset style: max/offset with total_count."""
+    """Mirakl offset style: max/offset, until total_count is reached (or a short page without it)."""
     offset = 0
     while True:
-        body = client.get(path, params={**(params or {}), "max": max_per_page, "offset": offset, "paginate": "true"}) or {}
+        body = client.get(path, params={**(params or {}), "max": max_per_page, "offset": offset}) or {}
         items = body.get(list_key) or []
         yield from items
         offset += len(items)
         total = body.get(total_key)
-        if not items or len(items) < max_per_page or (total is not None and offset >= int(total)):
+        if not items or (int(total) <= offset if total is not None else len(items) < max_per_page):
             return
 
 
 def paginate_seek(
     client: HttpClient, path: str, *, list_key: str = "data", params: dict | None = None, limit: int = 100, token_param: str = "page_token", next_key: str = "next_page_token"
 ) -> Iterator[dict]:
-    """Mirakl seek style: limit and page_token until no next_page_token."""
+    """Mirakl seek style: limit and page_token until the answer has no next_page_token."""
     token = None
     while True:
-        query = {**(params or {}), "limit": limit}
-        if token:
-            query[token_param] = token
-        body = client.get(path, params=query) or {}
+        body = client.get(path, params={**(params or {}), "limit": limit, **({token_param: token} if token else {})}) or {}
         yield from body.get(list_key) or []
-        token = body.get(next_key)
+        previous, token = token, body.get(next_key)
         if not token:
             return
+        if token == previous:  # a server handing back the same token would loop forever
+            raise MalformedResponseError(f"GET {path}: {next_key} did not advance", method="GET", url=redact_url(client.url(path), client.secrets()))
 
 
 def paginate_relay(
-    client: HttpClient, query: str, variables: dict | None, *, connection_path: Iterable[str], page_size: int = 100, path: str = "/graphql"
+    client: HttpClient, query: str, variables: dict | None, *, connection_path: list[str], page_size: int = 100, path: str = "/graphql"
 ) -> Iterator[dict]:
-    """GraphQL Relay: first/after with pageInfo{hasNextPage endCursor}; nodes or edges[].node."""
+    """GraphQL Relay: `first`/`after` until pageInfo.hasNextPage is false; `nodes` or `edges[].node`.
+    The query must declare `$first` and `$after` and select pageInfo { hasNextPage endCursor }."""
     after = None
-    keys = list(connection_path)
     while True:
-        data = client.graphql(query, {**(variables or {}), "first": page_size, "after": after}, path=path)
-        conn: Any = data
-        for key in keys:
-            conn = (conn or {}).get(key)
+        conn: Any = client.graphql(query, {**(variables or {}), "first": page_size, "after": after}, path=path)
+        for key in connection_path:
+            conn = conn.get(key) if isinstance(conn, dict) else None
+        url = redact_url(client.url(path), client.secrets())
         if not isinstance(conn, dict):
-            raise MalformedResponseError(f"GraphQL answer has no connection at {'.'.join(keys)}", url=client._url(path))
-        nodes = conn.get("nodes")
-        if nodes is None:
-            nodes = [e.get("node") for e in conn.get("edges") or []]
+            raise MalformedResponseError(f"POST {url}: no connection at {'.'.join(connection_path)}", method="POST", url=url, status=200)
+        nodes = conn["nodes"] if conn.get("nodes") is not None else [e["node"] for e in conn.get("edges") or []]
         yield from nodes
         info = conn.get("pageInfo") or {}
         if not info.get("hasNextPage") or not nodes:
             return
-        after = info.get("endCursor")
+        if not info.get("endCursor") or info["endCursor"] == after:
+            raise MalformedResponseError(f"POST {url}: hasNextPage without a new endCursor", method="POST", url=url, status=200)
+        after = info["endCursor"]

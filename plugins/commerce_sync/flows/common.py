@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.models import TranslationError
@@ -9,24 +11,50 @@ from commerce_sync.pairing import mappings_dir
 from commerce_sync.runtime import FlowContext
 
 
-def staged_orders(ctx: FlowContext, flow: str, run_id: str, only: set[str] | None = None):
-    """(payloads, orders, unreadable) for the run's staged records.
+def staged_records(ctx: FlowContext, flow: str, run_id: str, translate: Callable[[Any], Any], only: set[str] | None = None):
+    """(payloads, translated, unreadable) for the run's staged records.
 
-    A payload the channel adapter cannot read becomes an `unreadable` reason, never a crash:
-    one bad record must not stop the batch.
+    A payload the adapter cannot read becomes an `unreadable` reason, never a crash: one bad
+    record must not stop the batch.
     """
     payloads: dict[str, Any] = {}
-    orders = {}
+    translated: dict[str, Any] = {}
     unreadable: dict[str, list[dict[str, str]]] = {}
     for rec in ctx.ledger.staged(ctx.pairing.key, flow, run_id):
         if only is not None and rec.record_key not in only:
             continue
         payloads[rec.record_key] = rec.payload
         try:
-            orders[rec.record_key] = ctx.channel.to_order(rec.payload)
+            translated[rec.record_key] = translate(rec.payload)
         except TranslationError as exc:
             unreadable[rec.record_key] = [{"check": "payload_readable", "detail": exc.reason}]
-    return payloads, orders, unreadable
+    return payloads, translated, unreadable
+
+
+def staged_orders(ctx: FlowContext, flow: str, run_id: str, only: set[str] | None = None):
+    return staged_records(ctx, flow, run_id, ctx.channel.to_order, only)
+
+
+def held_records(ctx: FlowContext, flow: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """Open quarantine of a flow, to be gated again with today's mappings (replay)."""
+    skip = set(exclude)
+    return {q.record_key: q.payload for q in ctx.ledger.open_quarantine(ctx.pairing.key, flow) if q.record_key not in skip}
+
+
+def apply_gate(ctx: FlowContext, flow: str, run_id: str, result, payloads: dict[str, Any]) -> dict[str, Any]:
+    """Quarantine what failed (with its reasons), count the run, and hand on the keys that passed."""
+    for record_key, reasons in result.failed.items():
+        ctx.ledger.quarantine(ctx.pairing.key, flow, record_key, payloads.get(record_key, {"key": record_key}), reasons, run_id)
+    ctx.ledger.record_run(ctx.pairing.key, flow, run_id, valid=len(result.passed), quarantined=len(result.failed))
+    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+
+
+def finish_run(ctx: FlowContext, flow: str, run_id: str, **steps: dict) -> dict[str, Any]:
+    """Close the run report: each step's counts (key lists left out) and the open quarantine."""
+    details: dict[str, Any] = {name: {k: v for k, v in (counts or {}).items() if k != "valid_keys"} for name, counts in steps.items()}
+    details["open_quarantine"] = len(ctx.ledger.open_quarantine(ctx.pairing.key, flow))
+    ctx.ledger.record_run(ctx.pairing.key, flow, run_id, finished_at=datetime.now(timezone.utc), details=details)
+    return details
 
 
 def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:

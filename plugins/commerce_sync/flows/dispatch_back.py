@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import load_mappings
+from commerce_sync.flows.common import apply_gate, finish_run, held_records, load_mappings
 from commerce_sync.models import Shipment, ShipmentLine, TranslationError
 from commerce_sync.runtime import FlowContext
 
@@ -37,7 +37,7 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
             staged[item.shipment_ref] = {**item.model_dump(mode="json"), "order_channel_ref": order["channel_ref"], "order_channel_id": order["channel_id"]}
     already = ctx.ledger.links(key, LINK_KIND, staged)
     fresh = {k: v for k, v in staged.items() if k not in already}
-    replay = {q.record_key: q.payload for q in ctx.ledger.open_quarantine(key, FLOW) if q.record_key not in fresh}
+    replay = held_records(ctx, FLOW, exclude=fresh)
     ctx.ledger.stage(key, FLOW, run_id, list(fresh.items()) + list(replay.items()))
     ctx.ledger.record_run(key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fresh), skipped=len(already), started_at=datetime.now(timezone.utc))
     return {"sales": len(sales), "shipments": len(fresh), "already_sent": len(already), "replayed": len(replay)}
@@ -60,10 +60,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
     )
-    for record_key, reasons in result.failed.items():
-        ctx.ledger.quarantine(key, FLOW, record_key, staged[record_key], reasons, run_id)
-    ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
-    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+    return apply_gate(ctx, FLOW, run_id, result, staged)
 
 
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +100,4 @@ def _channel_shipment(payload: dict[str, Any], to_channel: dict[str, str]) -> Sh
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
-    details = {"extract": extracted, "gate": {k: v for k, v in gated.items() if k != "valid_keys"}, "load": loaded,
-               "open_quarantine": len(ctx.ledger.open_quarantine(ctx.pairing.key, FLOW))}
-    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
-    return details
+    return finish_run(ctx, FLOW, run_id, extract=extracted, gate=gated, load=loaded)

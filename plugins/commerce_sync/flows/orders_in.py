@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from commerce_sync.flows.common import load_mappings, staged_orders
+from commerce_sync.flows.common import apply_gate, finish_run, held_records, load_mappings, staged_orders
 from commerce_sync.http import ClientError
 from commerce_sync.models import Order
 from commerce_sync.ports import SaleInstructions
@@ -31,7 +31,7 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
     fetched = {}
     for raw in ctx.channel.fetch_orders(start, end):
         fetched[ctx.channel.record_key(raw)] = raw
-    replay = held_orders(ctx, exclude=set(fetched))
+    replay = held_records(ctx, FLOW, exclude=fetched)
     staged = ctx.ledger.stage(key, FLOW, run_id, list(fetched.items()) + list(replay.items()))
     ctx.ledger.record_run(
         key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc)
@@ -40,14 +40,9 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
     return {"extracted": len(fetched), "replayed": len(replay), "staged": staged}
 
 
-def held_orders(ctx: FlowContext, exclude: set[str] = frozenset()) -> dict[str, Any]:
-    """Open quarantined orders, to be gated again with today's mappings."""
-    return {q.record_key: q.payload for q in ctx.ledger.open_quarantine(ctx.pairing.key, FLOW) if q.record_key not in exclude}
-
-
 def replay(ctx: FlowContext, run_id: str) -> dict[str, Any]:
     """Gate and load only the open quarantine, outside a scheduled run (the `replay` command)."""
-    staged = ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, list(held_orders(ctx).items()))
+    staged = ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, list(held_records(ctx, FLOW).items()))
     extracted = {"extracted": 0, "replayed": staged, "staged": staged}
     gated = gate(ctx, run_id, extracted)
     loaded = load(ctx, run_id, gated)
@@ -72,11 +67,8 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         min_records_for_share=policy.min_records_for_share,
         replayed={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
     )
-    for record_key, reasons in result.failed.items():
-        ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], reasons, run_id)
-    ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
     log.info("%s: gate passed %d, quarantined %d", key, len(result.passed), len(result.failed))
-    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+    return apply_gate(ctx, FLOW, run_id, result, payloads)
 
 
 def instructions(ctx: FlowContext, order: Order, maps: dict[str, dict[str, dict]]) -> SaleInstructions:
@@ -156,10 +148,4 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
     """Close the run report: counts, throttling and latency, one row per run in the ledger."""
-    key = ctx.pairing.key
-    open_q = ctx.ledger.open_quarantine(key, FLOW)
-    finished = datetime.now(timezone.utc)
-    details = {"extract": extracted, "gate": {k: v for k, v in gated.items() if k != "valid_keys"}, "load": loaded, "open_quarantine": len(open_q)}
-    ctx.ledger.record_run(key, FLOW, run_id, finished_at=finished, details=details)
-    log.info("%s: run %s finished: %s", key, run_id, details)
-    return details
+    return finish_run(ctx, FLOW, run_id, extract=extracted, gate=gated, load=loaded)

@@ -12,8 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import load_mappings
-from commerce_sync.models import TranslationError
+from commerce_sync.flows.common import apply_gate, finish_run, held_records, load_mappings, staged_records
 from commerce_sync.runtime import FlowContext
 
 FLOW = "refunds"
@@ -25,21 +24,14 @@ log = logging.getLogger(__name__)
 def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) -> dict[str, Any]:
     key = ctx.pairing.key
     fetched = {str(raw.get("id")): raw for raw in ctx.channel.fetch_refunds(start, end)}
-    replay = {q.record_key: q.payload for q in ctx.ledger.open_quarantine(key, FLOW) if q.record_key not in fetched}
+    replay = held_records(ctx, FLOW, exclude=fetched)
     ctx.ledger.stage(key, FLOW, run_id, list(fetched.items()) + list(replay.items()))
     ctx.ledger.record_run(key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc))
     return {"extracted": len(fetched), "replayed": len(replay)}
 
 
 def _refunds(ctx: FlowContext, run_id: str):
-    payloads, refunds, unreadable = {}, {}, {}
-    for rec in ctx.ledger.staged(ctx.pairing.key, FLOW, run_id):
-        payloads[rec.record_key] = rec.payload
-        try:
-            refunds[rec.record_key] = ctx.channel.to_refund(rec.payload)
-        except TranslationError as exc:
-            unreadable[rec.record_key] = [{"check": "payload_readable", "detail": exc.reason}]
-    return payloads, refunds, unreadable
+    return staged_records(ctx, FLOW, run_id, ctx.channel.to_refund)
 
 
 def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
@@ -57,10 +49,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
     )
-    for record_key, reasons in result.failed.items():
-        ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], reasons, run_id)
-    ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
-    return {"valid_keys": result.passed, "valid": len(result.passed), "quarantined": len(result.failed)}
+    return apply_gate(ctx, FLOW, run_id, result, payloads)
 
 
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +81,4 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
-    details = {"extract": extracted, "gate": {k: v for k, v in gated.items() if k != "valid_keys"}, "load": loaded,
-               "open_quarantine": len(ctx.ledger.open_quarantine(ctx.pairing.key, FLOW))}
-    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
-    return details
+    return finish_run(ctx, FLOW, run_id, extract=extracted, gate=gated, load=loaded)

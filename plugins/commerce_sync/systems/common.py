@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from pydantic import ValidationError
@@ -29,3 +31,18 @@ def describe_validation_error(exc: ValidationError) -> str:
         # short: the reason lands in the quarantine table and in e-mails
         parts.append(f"{loc}: {err.get('msg')} (got {got[:60]})")
     return "; ".join(parts)
+
+
+@contextmanager
+def translating(record_key: str) -> Iterator[None]:
+    """Every way a vendor payload can fail to translate comes out as one TranslationError that
+    names the record: the flows quarantine it instead of crashing the batch."""
+    try:
+        yield
+    except TranslationError as exc:
+        exc.record_key = exc.record_key or record_key
+        raise
+    except ValidationError as exc:
+        raise TranslationError(describe_validation_error(exc), record_key=record_key) from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TranslationError(f"{type(exc).__name__}: {exc}", record_key=record_key) from exc

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from commerce_sync.errors import ClientError
 from commerce_sync.http import HttpClient, paginate_relay
 from commerce_sync.models import (
@@ -30,7 +28,7 @@ from commerce_sync.models import (
     TranslationError,
 )
 from commerce_sync.money import from_minor
-from commerce_sync.systems.common import describe_validation_error, parse_time
+from commerce_sync.systems.common import parse_time, translating
 
 INVOICES_QUERY = """
 query Invoices($first: Int!, $after: String, $filters: InvoiceFilters) {
@@ -142,7 +140,7 @@ class MarketplacerChannel:
 
     def to_order(self, raw: dict[str, Any]) -> Order:
         key = self.record_key(raw)
-        try:
+        with translating(key):
             currency = raw.get("currency") or self.default_currency
             if not currency:
                 raise TranslationError("invoice carries no currency and the pairing names none", record_key=key)
@@ -209,8 +207,6 @@ class MarketplacerChannel:
                 tax_total=money(raw.get("taxCents") or 0, "taxCents"),
                 tax_inclusive=True,
             )
-        except ValidationError as exc:
-            raise TranslationError(describe_validation_error(exc), record_key=key) from exc
 
     def acknowledge_order(self, order: Order, sale: SaleRef) -> None:
         # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
@@ -228,7 +224,7 @@ class MarketplacerChannel:
         advice = raw.get("advice") or {}
         currency = advice.get("currency") or self.default_currency
         legacy = (raw.get("invoice") or {}).get("legacyId")
-        try:
+        with translating(key):
             paid = parse_time(advice.get("paidAt"), "advice.paidAt")
             if raw.get("amountCents") is None:
                 raise TranslationError("amountCents (the net paid) is missing", record_key=key)
@@ -238,12 +234,6 @@ class MarketplacerChannel:
                 for field, kind in PAYOUT_KINDS.items()
                 if raw.get(field) is not None
             ]
-        except ValidationError as exc:
-            raise TranslationError(describe_validation_error(exc), record_key=key) from exc
-        except ValueError as exc:
-            if isinstance(exc, TranslationError):
-                raise
-            raise TranslationError(str(exc), record_key=key) from exc
 
     # -- refunds --------------------------------------------------------------------------
     def fetch_refunds(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
@@ -255,7 +245,7 @@ class MarketplacerChannel:
         key = str(raw.get("id"))
         invoice = raw.get("invoice") or {}
         currency = invoice.get("currency") or self.default_currency
-        try:
+        with translating(key):
             lines = []
             for i, item in enumerate(raw.get("lineItems") or []):
                 cents = item.get("amountCents")
@@ -273,12 +263,6 @@ class MarketplacerChannel:
                 reason=raw.get("reason"),
                 requested_at=parse_time(raw.get("createdAt"), "createdAt"),
             )
-        except ValidationError as exc:
-            raise TranslationError(describe_validation_error(exc), record_key=key) from exc
-        except ValueError as exc:
-            if isinstance(exc, TranslationError):
-                raise
-            raise TranslationError(str(exc), record_key=key) from exc
 
     # -- dispatch -------------------------------------------------------------------------
     def carrier_ids(self) -> dict[str, str]:
