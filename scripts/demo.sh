@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/.demo
-mkdir -p "$DEMO/mail" "$DEMO/airflow"
+mkdir -p "$DEMO/airflow"
+# alerts and reports are delivered into a Maildir (new/ holds one file per message)
+python -c "import mailbox, sys; mailbox.Maildir(sys.argv[1], create=True)" "$DEMO/mail"
 
 export AIRFLOW_HOME=$DEMO/airflow
 export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
@@ -77,7 +79,7 @@ Commerce Sync demo is running.
   Airflow UI:        http://127.0.0.1:${AIRFLOW__API__PORT}   login: admin / ${password}
   Sales in Cin7:     curl -s http://127.0.0.1:8101/_sandbox/sales | python -m json.tool
   Quarantine:        AIRFLOW_HOME=.demo/airflow PYTHONPATH=plugins .venv/bin/python -m commerce_sync quarantine list --pairing cin7_marketplacer
-  Alert e-mails:     $DEMO/mail
+  Alert e-mails:     $DEMO/mail/new (one file per message)
   Logs:              $DEMO/*.log
 New Marketplacer orders arrive every ~20 s; orders_in runs every 5 minutes. Ctrl-C stops everything.
 EOT

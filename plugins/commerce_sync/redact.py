@@ -2,51 +2,68 @@
 
 Three layers, because each alone misses something:
 1. values under sensitive keys (credentials and personal data) are replaced wholesale;
-2. every known secret value (from the connection) is cut out of any string it hides in;
+2. every known secret value (from the connection) is cut out of any string it hides in, keys too;
 3. free text is scrubbed of e-mail addresses and phone-number-like runs.
 SKUs, quantities, prices and references are left alone: they are what ops need to debug.
+Numbers are never touched: masking digits inside an amount would corrupt what is logged.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from commerce_sync.jsonutil import dumps, loads
-
 MASK = "***"
 
-# Compared against keys lower-cased with '-' and '_' removed. "address" covers ShippingAddress,
-# BillingAddress, buyerEmailAddress wholesale; "contact" covers Cin7's Contact (a person's name).
+# Matched as substrings of keys lower-cased with '-' and '_' removed, so one entry covers every
+# vendor's spelling (api-auth-applicationkey, buyer_email, emailAddress, ShippingAddress).
+# Substrings rather than exact names because the six APIs nest and prefix freely; the price is
+# some over-masking (ContactID, next_page_token), which costs a little debugging, never a leak.
 SENSITIVE_KEY_PARTS = (
+    # credentials
     "authorization",
-    "apikey",
-    "applicationkey",
-    "accountid",
+    "apikey",  # marketplacer-api-key, Mirakl ?apikey=
+    "applicationkey",  # Cin7 api-auth-applicationkey
+    "accountid",  # Cin7 api-auth-accountid (not "account": journal account codes are business data)
     "token",
     "secret",
     "password",
+    "cookie",
+    # personal data of buyers
     "email",
     "phone",
     "mobile",
-    "address",
+    "address",  # ShippingAddress / BillingAddress / shipping_address masked wholesale
     "street",
-    "postcode",
-    "zipcode",
+    "postcode",  # Cin7
+    "postalcode",  # SFCC, commercetools
+    "zipcode",  # Mirakl
     "firstname",
     "lastname",
-    "surname",
-    "contact",
+    "surname",  # Marketplacer
+    "contact",  # Cin7 Contact is a person's name
     "buyername",
-    "customername",
+    "customername",  # SFCC customer_name is the shopper; Cin7 "Customer" (the account, often the channel) stays
+    "birth",  # commercetools dateOfBirth
+    "iban",
 )
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# international (+61 400 000 000) or national with a trunk 0 ((02) 9999 9999, 0400-000-000);
-# never ISO dates, prices or SKUs, which start with neither
-_PHONE = re.compile(r"(?<![\w-])(?:\+\d|\(?0\d)[\d\s().-]{6,}\d(?![\w-])")
+# International (+61 400 000 000), national with a trunk 0 ((02) 9999 8888, 0400-000-000) and
+# North American (415-555-0123, (415) 555 0123). Never ISO dates, prices, or SKUs/references,
+# which are excluded by the lookarounds (a run glued to letters or '-' is part of an identifier).
+_PHONE = re.compile(
+    r"(?<![\w-])(?:(?:\+\d|\(?0\d)[\d\s().-]{6,}\d|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4})(?![\w-])"
+)
+_MIN_PHONE_DIGITS = 8
+# Shorter "secrets" (a 2-digit shop id) would mask half of every payload; the key layer still
+# covers the headers they travel in.
+_MIN_SECRET_LEN = 4
 
 
 def is_sensitive_key(key: object) -> bool:
@@ -54,41 +71,63 @@ def is_sensitive_key(key: object) -> bool:
     return any(part in norm for part in SENSITIVE_KEY_PARTS)
 
 
+def _prepare(secrets: Iterable[str]) -> list[str]:
+    # longest first, so a secret containing another is masked whole
+    return sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
+
+
 def _scrub(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     text = _EMAIL.sub(MASK, text)
-    return _PHONE.sub(lambda m: MASK if sum(c.isdigit() for c in m.group()) >= 8 else m.group(), text)
+    return _PHONE.sub(lambda m: MASK if sum(c.isdigit() for c in m.group()) >= _MIN_PHONE_DIGITS else m.group(), text)
 
 
 def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
-    """A deep copy of `obj` with credentials and personal data masked."""
-    # short secrets would mask half the payload; the key-based layer still covers their headers
-    keep = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-    return _redact(obj, keep)
+    """A deep copy of `obj` with credentials and personal data masked. Dicts, lists and tuples
+    (as lists) are walked; bytes come back as str; str holding JSON is redacted as a structure;
+    numbers, Decimals, None and other scalars come back as they are."""
+    return _redact(obj, _prepare(secrets))
 
 
 def _redact(obj: Any, secrets: list[str]) -> Any:
     if isinstance(obj, dict):
-        return {k: (MASK if is_sensitive_key(k) and v not in (None, "") else _redact(v, secrets)) for k, v in obj.items()}
+        return {
+            (_scrub(k, secrets) if isinstance(k, str) else k): (MASK if is_sensitive_key(k) and v not in (None, "") else _redact(v, secrets))
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return [_redact(v, secrets) for v in obj]
     if isinstance(obj, bytes):
         obj = obj.decode("utf-8", errors="replace")
     if isinstance(obj, str):
         stripped = obj.strip()
-        if stripped[:1] in "{[":
-            # a JSON body kept as text: redact its structure, not only its surface
+        if stripped[:1] in ("{", "["):
+            # a JSON body kept as text: redact its structure, not only its surface, so a name
+            # under "FirstName" goes too
             try:
-                return dumps(_redact(loads(stripped), secrets))
+                parsed = json.loads(stripped, parse_float=Decimal)
             except ValueError:
                 pass
+            else:
+                return _dumps_exact(_redact(parsed, secrets))
         return _scrub(obj, secrets)
     return obj
 
 
+def _dumps_exact(obj: Any) -> str:
+    """JSON text with every Decimal written digit for digit (12.10 stays 12.10): the log must show
+    the amounts that were sent, and json can only write floats. Decimals go out as marked strings
+    and the marks and quotes come off afterwards."""
+    mark = uuid.uuid4().hex
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=lambda d: f"{mark}{d}{mark}")
+    return re.sub(f'"{mark}(.*?){mark}"', r"\1", text)
+
+
 def redact_url(url: str, secrets: Iterable[str] = ()) -> str:
+    """The URL with sensitive query values (?apikey=, ?token=) masked and known secrets cut out."""
+    keep = _prepare(secrets)
     parts = urlsplit(url)
-    query = [(k, MASK if is_sensitive_key(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    clean = urlunsplit(parts._replace(query=urlencode(query, safe="*")))
-    return _scrub(clean, sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+    # values are scrubbed decoded: a secret with '+' or '/' in it is percent-encoded in the URL
+    query = [(k, MASK if is_sensitive_key(k) else _scrub(v, keep)) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return _scrub(urlunsplit(parts._replace(query=urlencode(query, safe="*"))), keep)
