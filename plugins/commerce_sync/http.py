@@ -80,17 +80,22 @@ class HeaderAuth:
 class BearerAuth(HeaderAuth):
     def __init__(self, token: str):
         super().__init__({"Authorization": f"Bearer {token}"})
+        self._token = token
+
+    def secrets(self) -> list[str]:
+        # the bare token, not the header value: an API may echo the token without "Bearer "
+        return [self._token]
 
 
 class BasicAuth(HeaderAuth):
     def __init__(self, user: str, password: str):
         encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
         super().__init__({"Authorization": f"Basic {encoded}"})
-        self._password = password
+        self._secrets = [encoded, password]
 
     def secrets(self) -> list[str]:
-        # the password alone too: an API may echo it back in a body decoded
-        return [*super().secrets(), self._password]
+        # the encoded pair and the bare password: either may be echoed back without the header
+        return list(self._secrets)
 
 
 # -- rate limiting ------------------------------------------------------------------------------

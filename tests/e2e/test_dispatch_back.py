@@ -72,6 +72,10 @@ def test_partial_shipments_unmapped_carriers_and_missing_tracking(wired, pg_url)
     ledger = Ledger.from_url(pg_url)
     held = {q.payload["order_channel_ref"]: {r["check"] for r in q.reasons} for q in ledger.open_quarantine("cin7_marketplacer", "dispatch_back")}
     assert held == {"7002": {"carrier_mapped"}, "7003": {"tracking_present"}}
+    (alert,) = wired.mailbox.messages  # ops hear of the held shipments once, when they are first held
+    assert alert["To"] == "ops@example.com" and "2 shipment(s) held" in alert["Subject"]
+    body = alert.get_payload(0).get_payload(decode=True).decode() if alert.is_multipart() else alert.get_payload(decode=True).decode()
+    assert "7002" in body and "Fastway" in body and "7003" in body
 
     # a re-run over the same window sends nothing twice
     assert run_dispatch(now - timedelta(minutes=5), later, 2).state == "success"
@@ -85,4 +89,5 @@ def test_partial_shipments_unmapped_carriers_and_missing_tracking(wired, pg_url)
     assert run_dispatch(now - timedelta(minutes=5), later, 3).state == "success"
     assert invoice_shipments(wired, 7002) == [{"tracking": "FW333", "carrier": "Couriers Please", "items": [("CS-CAP-NVY", 1)]}]
     assert {q.payload["order_channel_ref"] for q in ledger.open_quarantine("cin7_marketplacer", "dispatch_back")} == {"7003"}
+    assert len(wired.mailbox.messages) == 1  # re-runs do not repeat the alert for the same holds
     ledger.dispose()

@@ -51,6 +51,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
     unreadable = {k: [{"check": "payload_readable", "detail": v["unreadable"]}] for k, v in staged.items() if "unreadable" in v}
     shipments = {k: v for k, v in staged.items() if "unreadable" not in v}
     maps = load_mappings(ctx)
+    known_before = {q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)}
     result = gate_shipments(
         shipments,
         unreadable=unreadable,
@@ -58,9 +59,32 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         mapped_skus={v["master_sku"] for v in maps.get("skus", {}).values()},
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
-        known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+        known_bad=known_before,
     )
-    return apply_gate(ctx, FLOW, run_id, result, staged)
+    verdict = apply_gate(ctx, FLOW, run_id, result, staged)
+    fresh_holds = {k: v for k, v in result.failed.items() if k in staged and "unreadable" not in staged[k] and k not in known_before}
+    if fresh_holds:
+        _alert_held(ctx, fresh_holds, staged)
+    return verdict
+
+
+def _alert_held(ctx: FlowContext, held: dict[str, list[dict[str, str]]], staged: dict[str, Any]) -> None:
+    """A held shipment is a customer without tracking: ops hear of it at once, not at month end."""
+    from html import escape
+
+    from commerce_sync.alerts import send_email
+
+    rows = "".join(
+        f"<tr><td>{escape(str(staged[k].get('order_channel_ref')))}</td><td>{escape(str(staged[k].get('carrier')))}</td>"
+        f"<td>{escape(str(staged[k].get('tracking_number')))}</td><td>{escape('; '.join(r['detail'] for r in reasons))}</td></tr>"
+        for k, reasons in held.items()
+    )
+    html = (
+        f"<p>{len(held)} shipment(s) were not sent to {escape(ctx.channel.name)} and wait in quarantine (flow dispatch_back).</p>"
+        f"<table border='1' cellpadding='4'><tr><th>order</th><th>Cin7 carrier</th><th>tracking</th><th>why</th></tr>{rows}</table>"
+        "<p>Fix the carrier mapping (carriers.csv) or the tracking number in Cin7; the next run sends them. See docs/operations.md.</p>"
+    )
+    send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {ctx.pairing.key}: {len(held)} shipment(s) held", html)
 
 
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
