@@ -344,19 +344,19 @@ class HttpClient:
 
         status, text = response.status_code, response.text
         self._log(log_entry, started, status=status, response_body=text)
-        excerpt = redact(text, self.secrets())[:ERROR_BODY_CHARS]  # redact whole, then cut: a cut secret or JSON would slip through
         if status in THROTTLE_STATUSES:
             self.stats["throttled"] += 1
-            error = ThrottledError(f"{call.method} {shown_url}: throttled (HTTP {status})", status=status, body=excerpt, **where)
+            error = ThrottledError(f"{call.method} {shown_url}: throttled (HTTP {status})", status=status, body=self._excerpt(text), **where)
             if status in self.retry.retry_statuses:
                 raise _Retry(error, _retry_after(response.headers.get("Retry-After"), self.retry.max_retry_after))
             raise error
         if status >= 500 or status in self.retry.retry_statuses:
-            error = TransientError(f"{call.method} {shown_url}: HTTP {status}", status=status, body=excerpt, maybe_committed=not call.idempotent, **where)
+            error = TransientError(f"{call.method} {shown_url}: HTTP {status}", status=status, body=self._excerpt(text), maybe_committed=not call.idempotent, **where)
             if call.idempotent and status in self.retry.retry_statuses:
                 raise _Retry(error)
             raise error
         if status >= 400:
+            excerpt = self._excerpt(text)
             raise ClientError(f"{call.method} {shown_url}: HTTP {status}: {excerpt[:300]}", status=status, body=excerpt, **where)
         if not call.expect_json:
             return response.content
@@ -365,7 +365,11 @@ class HttpClient:
         try:
             return loads(text)
         except ValueError:
-            raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=excerpt, **where) from None
+            raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=self._excerpt(text), **where) from None
+
+    def _excerpt(self, text: str) -> str:
+        """An error body: redacted whole, then cut (a cut secret or cut JSON would slip through)."""
+        return redact(text, self.secrets())[:ERROR_BODY_CHARS]
 
     def _log(self, entry: dict[str, Any], started: float, *, status: int | None = None, response_body: str | None = None, error: str | None = None) -> None:
         if self.payload_log is None:
