@@ -70,8 +70,13 @@ def _deadline(pairing: Pairing, flow: str, cfg: FlowConfig):
     )
 
 
-def _task_args(pairing: Pairing, cfg: FlowConfig) -> dict[str, Any]:
+def _task_args(pairing: Pairing, flow: str, cfg: FlowConfig) -> dict[str, Any]:
+    from functools import partial
+
+    from commerce_sync.alerts import task_failed
+
     return {
+        "on_failure_callback": partial(task_failed, pairing.key, flow),
         "owner": "commerce_sync",
         "retries": cfg.retries,
         "retry_delay": timedelta(seconds=cfg.retry_delay_seconds),
@@ -204,7 +209,7 @@ def build_dag(pairing: Pairing, flow: str) -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=cfg.catchup,
         max_active_runs=cfg.max_active_runs,
-        default_args=_task_args(pairing, cfg),
+        default_args=_task_args(pairing, flow, cfg),
         tags=["commerce_sync", pairing.key, flow, *pairing.tags],
         doc_md=f"**{pairing.key} / {flow}**: {pairing.description}. See docs/operations.md.",
         **kwargs,

@@ -84,6 +84,14 @@ class PayoutPolicy(_Cfg):
     report_recipients: str = "finance"  # a key of `recipients`
 
 
+class AlertPolicy(_Cfg):
+    """When a finished run should still make someone look (e-mailed to `recipients.ops`)."""
+
+    open_quarantine_over: int | None = 10  # records waiting in a flow's quarantine
+    quarantine_older_than_hours: int | None = 24  # the oldest open record waiting longer than this
+    expect_traffic: list[str] = Field(default_factory=list)  # flows whose empty extraction is suspicious
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -108,6 +116,7 @@ class Pairing(_Cfg):
     tags: list[str] = Field(default_factory=list)
     stock: StockPolicy | None = None
     payouts: PayoutPolicy | None = None
+    alerts: AlertPolicy = AlertPolicy()
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

@@ -80,6 +80,7 @@ def test_orders_in_loads_good_orders_once_and_quarantines_each_bad_one(wired, pg
     assert all(r["detail"] for v in q.values() for r in v.reasons)
     runs = ledger.runs("cin7_marketplacer", "orders_in")
     assert runs[0]["extracted"] == 8 and runs[0]["loaded"] == 3 and runs[0]["quarantined"] == 5
+    assert wired.mailbox.messages == []  # five held orders are under the pairing's threshold: no e-mail
 
     # a re-run over the same window creates nothing new
     dr = run_dag(now - timedelta(hours=1), now, 2)
@@ -122,3 +123,35 @@ def test_a_systemically_bad_batch_fails_the_run_at_once_without_retries(wired, p
     ledger = Ledger.from_url(pg_url)
     assert ledger.open_quarantine("cin7_marketplacer") == []
     ledger.dispose()
+    # ops are told, once, with what kind of failure it is and where to look
+    (alert,) = wired.mailbox.messages
+    assert alert["To"] == "ops@example.com"
+    assert alert["Subject"] == "[Commerce Sync] cin7_marketplacer orders_in failed: GateBatchError"
+    body = (alert.get_payload(0) if alert.is_multipart() else alert).get_payload(decode=True).decode()
+    assert "data error" in body and "12 of 12 new records failed" in body
+    assert f"/dags/{DAG_ID}/runs/" in body
+
+
+def test_a_quarantine_over_the_threshold_e_mails_ops(wired, monkeypatch, tmp_path):
+    """Same run, a stricter pairing: over two held orders is worth an e-mail."""
+    import shutil
+
+    import yaml
+
+    from commerce_sync.pairing import pairings_dir
+
+    folder = tmp_path / "pairings"
+    shutil.copytree(pairings_dir(), folder)
+    path = folder / "cin7_marketplacer.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["alerts"] = {"open_quarantine_over": 2, "quarantine_older_than_hours": 24}
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("COMMERCE_SYNC_PAIRINGS_DIR", str(folder))
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    wired.inject_invoices([marketplacer_invoice(7100 + i, [(f"UNMAPPED-{i}", 1, 1000)], created_at=now - timedelta(minutes=5)) for i in range(3)])
+    assert run_dag(now - timedelta(hours=1), now, 1).state == "success"
+    (alert,) = wired.mailbox.messages
+    assert alert["Subject"] == "[Commerce Sync] cin7_marketplacer orders_in: 1 threshold(s) breached"
+    body = (alert.get_payload(0) if alert.is_multipart() else alert).get_payload(decode=True).decode()
+    assert "3 records wait in the orders_in quarantine (threshold 2)" in body

@@ -51,9 +51,15 @@ def apply_gate(ctx: FlowContext, flow: str, run_id: str, result, payloads: dict[
 
 def finish_run(ctx: FlowContext, flow: str, run_id: str, **steps: dict) -> dict[str, Any]:
     """Close the run report: each step's counts (key lists left out) and the open quarantine."""
+    from commerce_sync.alerts import alert_thresholds, threshold_breaches
+
     details: dict[str, Any] = {name: {k: v for k, v in (counts or {}).items() if k != "valid_keys"} for name, counts in steps.items()}
-    details["open_quarantine"] = len(ctx.ledger.open_quarantine(ctx.pairing.key, flow))
-    ctx.ledger.record_run(ctx.pairing.key, flow, run_id, finished_at=datetime.now(timezone.utc), details=details)
+    open_rows = ctx.ledger.open_quarantine(ctx.pairing.key, flow)
+    details["open_quarantine"] = len(open_rows)
+    now = datetime.now(timezone.utc)
+    details["breaches"] = threshold_breaches(ctx.pairing.alerts, flow, open_rows, (steps.get("extract") or {}).get("extracted"), now)
+    ctx.ledger.record_run(ctx.pairing.key, flow, run_id, finished_at=now, details=details)
+    alert_thresholds(ctx.pairing, flow, run_id, details["breaches"])
     return details
 
 
