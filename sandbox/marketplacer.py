@@ -303,6 +303,17 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
         stored = [data.add_invoice(inv) for inv in body.get("invoices", [])]
         return MoneyJSONResponse({"invoices": stored})
 
+    @app.post("/_sandbox/invoices/amend")
+    async def amend_invoice(request: Request):
+        """An invoice changed on the marketplace after it was read: {"legacyId", "set": {...}}."""
+        body = await json_body(request) or {}
+        with data.lock:
+            invoice = next((i for i in data.invoices if i.get("legacyId") == body.get("legacyId")), None)
+            if invoice is None:
+                return MoneyJSONResponse({"error": "invoice not found"}, status_code=404)
+            invoice.update(body.get("set") or {})
+            return MoneyJSONResponse(invoice)
+
     @app.post("/_sandbox/adverts")
     async def inject_adverts(request: Request):
         body = await json_body(request) or {}

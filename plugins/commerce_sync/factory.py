@@ -150,6 +150,10 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("load", after=("gate",), pool="channel"),
         Step("report", after=("extract", "gate", "load")),
     ],
+    "drift_monitor": [
+        Step("check", pool="master"),
+        Step("report", after=("check",)),
+    ],
     "payout_reconciliation": [
         Step("extract", pool="channel", extra=_window_kwargs),
         Step("gate", after=("extract",)),

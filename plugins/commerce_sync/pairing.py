@@ -92,6 +92,16 @@ class AlertPolicy(_Cfg):
     expect_traffic: list[str] = Field(default_factory=list)  # flows whose empty extraction is suspicious
 
 
+class DriftPolicy(_Cfg):
+    """What the drift monitor looks back over and what counts as drift."""
+
+    lookback_hours: int = 24
+    stock_tolerance: int = 0  # units a channel may differ from Cin7's sellable before it is drift
+    orphan_after_minutes: int = 30  # a channel order neither in Cin7 nor in quarantine this long after it was placed
+    dispatch_window_minutes: int = 120  # a shipped box not on the channel this long after shipping
+    money_tolerance: Decimal = Decimal("0.00")
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -117,6 +127,7 @@ class Pairing(_Cfg):
     stock: StockPolicy | None = None
     payouts: PayoutPolicy | None = None
     alerts: AlertPolicy = AlertPolicy()
+    drift: DriftPolicy = DriftPolicy()
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

@@ -99,6 +99,9 @@ class Master(Protocol):
     def sale_total(self, sale_id: str) -> Decimal:
         """What the ERP booked as the sale's total."""
 
+    def sale_amounts(self, sale_id: str) -> dict[str, Decimal]:
+        """The sale's booked total and tax: {"total": ..., "tax": ...}."""
+
     def find_journal(self, reference: str) -> str | None:
         """The journal already posted under `reference`, if any."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"cin7_marketplacer__orders_in", "cin7_marketplacer__stock_out", "cin7_marketplacer__dispatch_back", "cin7_marketplacer__refunds", "cin7_marketplacer__payout_reconciliation"}
+EXPECTED = {"cin7_marketplacer__orders_in", "cin7_marketplacer__stock_out", "cin7_marketplacer__dispatch_back", "cin7_marketplacer__refunds", "cin7_marketplacer__payout_reconciliation", "cin7_marketplacer__drift_monitor"}
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ def _policy(ctx: FlowContext):
     return ctx.pairing.stock
 
 
-def extract(ctx: FlowContext, run_id: str) -> dict[str, Any]:
-    """Read every channel listing and the ERP's availability; stage one row per listing."""
+def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
+    """Every channel listing beside what Cin7 has available for it (one row per listing)."""
     policy = _policy(ctx)
     listings = ctx.channel.read_listings()
     levels, unreadable = [], []
@@ -54,14 +54,29 @@ def extract(ctx: FlowContext, run_id: str) -> dict[str, Any]:
             }
         )
     listed_masters = {r["master_sku"] for r in rows if r["master_sku"]}
-    payload = {
+    return {
         "rows": rows,
         "unreadable": [{"key": e.record_key, "reason": e.reason} for e in unreadable],
         "mapped_not_listed": sorted(v["master_sku"] for v in skus.values() if v.get("master_sku") not in listed_masters),
     }
+
+
+def sellable_of(row: dict[str, Any], policy) -> int | None:
+    """What the channel should show for a row, or None where no whole, non-negative number exists."""
+    if row.get("master_sku") is None or row.get("available") is None:
+        return None
+    available = Decimal(row["available"])
+    if available != available.to_integral_value() or available < 0:
+        return None
+    return sellable(available, buffer_for(row["master_sku"], policy))
+
+
+def extract(ctx: FlowContext, run_id: str) -> dict[str, Any]:
+    """Read every channel listing and the ERP's availability; stage them as one record."""
+    payload = read_stock_rows(ctx)
     ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, [(SNAPSHOT_KEY, payload)])
-    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, extracted=len(rows), started_at=datetime.now(timezone.utc))
-    return {"listings": len(rows), "erp_rows": len(levels), "unreadable": len(unreadable), "mapped_not_listed": len(payload["mapped_not_listed"])}
+    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, extracted=len(payload["rows"]), started_at=datetime.now(timezone.utc))
+    return {"listings": len(payload["rows"]), "unreadable": len(payload["unreadable"]), "mapped_not_listed": len(payload["mapped_not_listed"])}
 
 
 def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
@@ -81,9 +96,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
     )
     for record_key, reasons in result.failed.items():
         ctx.ledger.quarantine(key, FLOW, record_key, rows.get(record_key, {"key": record_key}), reasons, run_id)
-    quantities = {
-        sku: sellable(Decimal(rows[sku]["available"]), buffer_for(rows[sku]["master_sku"], policy)) for sku in result.passed
-    }
+    quantities = {sku: sellable_of(rows[sku], policy) for sku in result.passed}
     ctx.ledger.stage(key, FLOW, run_id, [(SELLABLE_KEY, quantities)])
     ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
     return {"valid": len(result.passed), "quarantined": len(result.failed)}

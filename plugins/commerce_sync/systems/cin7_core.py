@@ -96,9 +96,12 @@ class Cin7CoreMaster:
         return found
 
     # -- money: sale totals and journals ------------------------------------------------------
+    def sale_amounts(self, sale_id: str) -> dict[str, Decimal]:
+        order = (self.client.get("/sale", params={"ID": sale_id}) or {}).get("Order") or {}
+        return {"total": parse_decimal(order.get("Total")), "tax": parse_decimal(order.get("Tax") or 0)}
+
     def sale_total(self, sale_id: str) -> Decimal:
-        sale = self.client.get("/sale", params={"ID": sale_id}) or {}
-        return parse_decimal((sale.get("Order") or {}).get("Total"))
+        return self.sale_amounts(sale_id)["total"]
 
     def find_journal(self, reference: str) -> str | None:
         for journal in paginate_page_limit(self.client, "/journal", list_key="Journals", params={"Search": reference}, limit=100):

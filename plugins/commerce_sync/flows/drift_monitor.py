@@ -1,0 +1,112 @@
+"""drift_monitor: the quiet failures, found before they cost money.
+
+- stock drift: what the channel shows vs Cin7's sellable (available less buffer), over a tolerance;
+- orphaned orders: on the channel, neither in Cin7 nor in quarantine, well after they were placed;
+- shipped, not synced: a box shipped in Cin7 that never reached the channel inside the window;
+- money mismatches: an order's total or tax in Cin7 differing from the channel's.
+
+check -> report (stored per run, e-mailed to ops when anything is found). Ports only.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from commerce_sync.flows.stock_out import read_stock_rows, sellable_of
+from commerce_sync.models import TranslationError
+from commerce_sync.money import quantize
+from commerce_sync.runtime import FlowContext
+
+FLOW = "drift_monitor"
+FINDINGS_KEY = "__findings__"
+
+log = logging.getLogger(__name__)
+
+
+def _stock_drift(ctx: FlowContext) -> list[dict[str, Any]]:
+    if ctx.pairing.stock is None:
+        return []
+    tolerance = ctx.pairing.drift.stock_tolerance
+    found = []
+    for row in read_stock_rows(ctx)["rows"]:
+        expected = sellable_of(row, ctx.pairing.stock)
+        shown = row.get("channel_quantity")
+        if expected is not None and shown is not None and abs(shown - expected) > tolerance:
+            found.append({"type": "stock_drift", "key": row["channel_sku"], "detail": f"channel shows {shown}, Cin7 allows {expected}"})
+    return found
+
+
+def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, Any]]:
+    """Orphans (placed long enough ago, never landed nor held) and total/tax mismatches."""
+    key, drift = ctx.pairing.key, ctx.pairing.drift
+    orders = {}
+    for raw in ctx.channel.fetch_orders(since, now):
+        try:
+            orders[ctx.channel.record_key(raw)] = ctx.channel.to_order(raw)
+        except TranslationError:
+            continue  # unreadable orders are orders_in's to quarantine, not drift
+    linked = ctx.ledger.links(key, "order", [o.channel_ref for o in orders.values()])
+    held = {q.record_key for q in ctx.ledger.open_quarantine(key, "orders_in")}
+    cutoff = now - timedelta(minutes=drift.orphan_after_minutes)
+    found = []
+    for record_key, order in orders.items():
+        if order.channel_ref in linked:
+            booked = ctx.master.sale_amounts(linked[order.channel_ref])
+            for what, ours, theirs in (("total", order.total, booked["total"]), ("tax", order.tax_total, booked["tax"])):
+                diff = quantize(theirs - ours, order.currency)
+                if abs(diff) > drift.money_tolerance:
+                    found.append({"type": f"{what}_mismatch", "key": order.channel_ref, "detail": f"channel {what} {ours}, Cin7 {theirs} ({diff:+} {order.currency})"})
+        elif record_key not in held and order.placed_at < cutoff:
+            found.append({"type": "orphaned_order", "key": order.channel_ref or record_key,
+                          "detail": f"placed {order.placed_at:%Y-%m-%d %H:%M} UTC, not in Cin7 and not in quarantine"})
+    return found
+
+
+def _unsynced_shipments(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, Any]]:
+    key = ctx.pairing.key
+    ours = ctx.ledger.linked_master_ids(key, "order")
+    sales = [s for s in ctx.master.updated_sales(since) if s.master_id in ours]
+    orders = ctx.ledger.links_by_master(key, "order", [s.master_id for s in sales])
+    window = timedelta(minutes=ctx.pairing.drift.dispatch_window_minutes)
+    shipments = [sh for sale in sales for sh in ctx.master.read_shipments(sale) if not isinstance(sh, TranslationError)]
+    sent = ctx.ledger.links(key, "shipment", [sh.shipment_ref for sh in shipments])
+    return [
+        {"type": "shipped_not_synced", "key": orders[sh.master_ref]["channel_ref"],
+         "detail": f"box {sh.shipment_ref} shipped {sh.shipped_at:%Y-%m-%d %H:%M} UTC ({sh.carrier}, {sh.tracking_number}) is not on the channel"}
+        for sh in shipments
+        if sh.shipment_ref not in sent and now - sh.shipped_at > window
+    ]
+
+
+def check(ctx: FlowContext, run_id: str) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    since = now - timedelta(hours=ctx.pairing.drift.lookback_hours)
+    findings = _stock_drift(ctx) + _orders(ctx, since, now) + _unsynced_shipments(ctx, since, now)
+    ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, [(FINDINGS_KEY, findings)])
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f["type"]] = counts.get(f["type"], 0) + 1
+    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, started_at=now, extracted=len(findings), details={"counts": counts})
+    log.info("%s: drift %s", ctx.pairing.key, counts or "none")
+    return {"findings": len(findings), "counts": counts, "since": since.isoformat()}
+
+
+def report(ctx: FlowContext, run_id: str, checked: dict[str, Any]) -> dict[str, Any]:
+    from html import escape
+
+    from commerce_sync.alerts import run_link, send_email
+
+    key = ctx.pairing.key
+    findings = next((r.payload for r in ctx.ledger.staged(key, FLOW, run_id) if r.record_key == FINDINGS_KEY), [])
+    lines = ["type,key,detail"] + [",".join('"' + str(f[c]).replace('"', '""') + '"' for c in ("type", "key", "detail")) for f in findings]
+    ctx.ledger.store_report(key, FLOW, run_id, "drift.csv", "text/csv", "\n".join(lines) + "\n")
+    if findings:
+        rows = "".join(f"<tr><td>{escape(f['type'])}</td><td>{escape(str(f['key']))}</td><td>{escape(f['detail'])}</td></tr>" for f in findings)
+        html = (f"<p>The drift monitor found {len(findings)} thing(s) out of step since {escape(checked['since'])}:</p>"
+                f"<table border='1' cellpadding='4'><tr><th>type</th><th>order / SKU</th><th>detail</th></tr>{rows}</table>"
+                f"<p><a href='{escape(run_link(ctx.pairing.dag_id(FLOW), run_id))}'>Open the run</a>. docs/operations.md, 'Drift', says what each means.</p>")
+        send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {key}: drift found ({len(findings)})", html)
+    ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc))
+    return {"findings": len(findings), "counts": checked["counts"]}
