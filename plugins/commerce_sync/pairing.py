@@ -105,7 +105,7 @@ class DriftPolicy(_Cfg):
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
-    deadline_minutes: int | None = None
+    deadline_minutes: float | None = None  # fractions allowed (tests use seconds)
     deadline_recipients: str = "ops"  # a key of `recipients`
     retries: int = 3
     retry_delay_seconds: int = 30

@@ -62,3 +62,13 @@ def test_dag_files_do_not_import_heavy_modules_at_top_level():
         text = path.read_text()
         for heavy in ("import pandas", "import great_expectations", "from pandas", "from great_expectations"):
             assert heavy not in text, f"{path.name} imports {heavy.split()[-1]}"
+
+
+def test_every_pool_a_pairing_names_is_defined_in_airflow_settings():
+    """A task whose pool does not exist waits forever without an error: catch it here."""
+    from commerce_sync import airflow_settings
+    from commerce_sync.pairing import load_pairings
+
+    defined = {p["pool_name"] for p in airflow_settings.read()["pools"]}
+    named = {ref.pool for p in load_pairings().values() for ref in (p.master, p.channel) if ref.pool}
+    assert named <= defined, f"pools named by pairings but not defined in airflow_settings.yaml: {named - defined}"

@@ -37,7 +37,7 @@ def test_a_lost_response_after_commit_never_makes_a_second_sale(wired, lost_path
 
     with FlowContext.for_pairing("cin7_marketplacer") as ctx:  # the task's retry: a fresh process
         counts = orders_in.load(ctx, "attempt-1", gated)
-    assert counts == {"created": 0, "recovered": 1, "already_loaded": 0, "refused": 0}
+    assert counts == {"created": 0, "recovered": 1, "already_loaded": 0, "refused": 0, "in_flight": 0}
     (sale,) = wired.sales()
     assert sale["ExternalID"] == "MKP-4242"
     assert sale["Order"]["Status"] == "AUTHORISED" and [line["SKU"] for line in sale["Order"]["Lines"]] == ["CS-CAP-NVY"]
@@ -69,7 +69,7 @@ def test_cin7_refusing_one_order_quarantines_it_and_the_rest_loads(wired, pg_url
     with FlowContext.for_pairing("cin7_marketplacer") as ctx:
         summary = orders_in.replay(ctx, "replay-1")
         assert ctx.ledger.open_quarantine("cin7_marketplacer", "orders_in") == []
-    assert summary["load"] == {"created": 0, "recovered": 1, "already_loaded": 0, "refused": 0}
+    assert summary["load"] == {"created": 0, "recovered": 1, "already_loaded": 0, "refused": 0, "in_flight": 0}
     sales = wired.sales()
     assert sorted(s["ExternalID"] for s in sales) == ["MKP-5001", "MKP-5002"]
     assert all(s["Order"]["Status"] == "AUTHORISED" for s in sales)

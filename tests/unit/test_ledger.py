@@ -101,3 +101,14 @@ def test_orders_without_payout_are_the_linked_orders_no_remittance_matched(ledge
     assert ledger.orders_without_payout("p", datetime.now(timezone.utc) - timedelta(days=1)) == []  # not due yet
     (match,) = ledger.payout_matches("p")
     assert match["net"] == "10.00"  # money kept as exact text
+
+
+def test_claims_let_one_run_at_a_time_create_a_record(ledger):
+    assert ledger.claim("p", "order", ["1", "2"], "run-A") == {"1", "2"}
+    assert ledger.claim("p", "order", ["2", "3"], "run-B") == {"3"}  # 2 is run A's
+    assert ledger.claim("p", "order", ["1"], "run-A") == {"1"}  # a retry of run A keeps its claim
+    ledger.release("p", "order", ["1", "2"], "run-A")
+    assert ledger.claim("p", "order", ["2"], "run-B") == {"2"}
+    # a claim whose run died is taken over once it is stale
+    assert ledger.claim("p", "order", ["3"], "run-C", stale_after=timedelta(minutes=30)) == set()
+    assert ledger.claim("p", "order", ["3"], "run-C", stale_after=timedelta(seconds=-1)) == {"3"}

@@ -96,10 +96,11 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     to_channel: dict[str, str] = {}
     for channel_sku, row in maps.get("skus", {}).items():
         to_channel.setdefault(row["master_sku"], channel_sku)
-    done = ctx.ledger.links(key, LINK_KIND, gated["valid_keys"])
-    counts = {"sent": 0, "already_sent": len(done), "refused": 0}
+    claimed = ctx.ledger.claim(key, LINK_KIND, gated["valid_keys"], run_id)  # one run sends a box
+    done = ctx.ledger.links(key, LINK_KIND, claimed)
+    counts = {"sent": 0, "already_sent": len(done), "refused": 0, "in_flight": len(gated["valid_keys"]) - len(claimed)}
     for record_key in gated["valid_keys"]:
-        if record_key in done:
+        if record_key in done or record_key not in claimed:
             continue
         payload = staged[record_key]
         shipment = _channel_shipment(payload, to_channel)
@@ -112,6 +113,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
         ctx.ledger.add_link(key, LINK_KIND, record_key, payload["master_ref"], payload.get("tracking_number"), run_id, channel_id=channel_id)
         ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"sent as {channel_id}")
         counts["sent"] += 1
+    ctx.ledger.release(key, LINK_KIND, claimed, run_id)
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["sent"], failed=counts["refused"], throttled=ctx.stats().get("throttled", 0))
     log.info("%s: dispatch %s", key, counts)
     return counts

@@ -99,13 +99,16 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     payloads, orders, _ = staged_orders(ctx, FLOW, run_id, only=set(gated["valid_keys"]))
     maps = load_mappings(ctx)
     by_ref = {o.channel_ref: (k, o) for k, o in orders.items()}
-    linked = ctx.ledger.links(key, LINK_KIND, by_ref)
-    counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0}
+    # claim before looking: another run (an overlapping window, a parallel backfill) may be
+    # booking the same order right now, and only one may create it
+    claimed = ctx.ledger.claim(key, LINK_KIND, by_ref, run_id)
+    linked = ctx.ledger.links(key, LINK_KIND, claimed)
+    counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0, "in_flight": len(by_ref) - len(claimed)}
     for ref in linked:
         counts["already_loaded"] += 1
         ctx.ledger.resolve_quarantine(key, FLOW, by_ref[ref][0], note=f"already loaded as {linked[ref]}")
 
-    todo = {ref: v for ref, v in by_ref.items() if ref not in linked}
+    todo = {ref: by_ref[ref] for ref in claimed if ref not in linked}
     if todo:
         since = min(o.placed_at for _, o in todo.values()) - CLOCK_SKEW
         existing = ctx.master.find_sales([ctx.pairing.external_id(r) for r in todo], since)
@@ -133,6 +136,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
         ctx.channel.acknowledge_order(order, sale)
         ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"loaded as {sale.order_number or sale.master_id}")
 
+    ctx.ledger.release(key, LINK_KIND, claimed, run_id)
     ctx.ledger.record_run(
         key,
         FLOW,

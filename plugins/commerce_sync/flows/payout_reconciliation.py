@@ -118,6 +118,8 @@ def _post_journal(ctx: FlowContext, policy, first: PayoutLine, parts: dict[str, 
     """Commission, its tax and fees as one journal, once per payout: 'posted', 'already' or 'none_due'."""
     if first.payout_ref in journaled:
         return "already"
+    if not ctx.ledger.claim(ctx.pairing.key, LINK_KIND, [first.payout_ref], run_id):
+        return "already"  # another run is posting it right now
     lines = [
         (account, policy.clearing_account, parts[kind])
         for kind, account in (("commission", policy.commission_account), ("commission_tax", policy.commission_tax_account), ("fee", policy.fee_account))
@@ -126,8 +128,11 @@ def _post_journal(ctx: FlowContext, policy, first: PayoutLine, parts: dict[str, 
     if not lines:
         return "none_due"  # the marketplace kept nothing back
     reference = f"{ctx.pairing.channel.reference_prefix}PAYOUT-{first.payout_ref}"
+    if ctx.ledger.links(ctx.pairing.key, LINK_KIND, [first.payout_ref]):
+        return "already"  # it finished between our first look and the claim
     journal = ctx.master.find_journal(reference) or ctx.master.post_journal(reference, first.booked_at, first.currency, lines)
     ctx.ledger.add_link(ctx.pairing.key, LINK_KIND, first.payout_ref, journal, reference, run_id)
+    ctx.ledger.release(ctx.pairing.key, LINK_KIND, [first.payout_ref], run_id)
     return "posted"
 
 

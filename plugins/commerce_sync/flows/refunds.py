@@ -55,11 +55,12 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
     key = ctx.pairing.key
     payloads, refunds, _ = _refunds(ctx, run_id)
-    todo = {k: refunds[k] for k in gated["valid_keys"]}
+    claimed = ctx.ledger.claim(key, LINK_KIND, [refunds[k].refund_ref for k in gated["valid_keys"]], run_id)  # one run credits a refund
+    todo = {k: refunds[k] for k in gated["valid_keys"] if refunds[k].refund_ref in claimed}
     done = ctx.ledger.links(key, LINK_KIND, [r.refund_ref for r in todo.values()])
     sales = ctx.ledger.links(key, "order", [r.order_channel_ref for r in todo.values()])
     sku_map = {k: v["master_sku"] for k, v in load_mappings(ctx).get("skus", {}).items()}
-    counts = {"credited": 0, "already_credited": 0, "refused": 0}
+    counts = {"credited": 0, "already_credited": 0, "refused": 0, "in_flight": len(gated["valid_keys"]) - len(todo)}
     for record_key, refund in todo.items():
         if refund.refund_ref in done:
             counts["already_credited"] += 1
@@ -75,6 +76,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
         ctx.ledger.add_link(key, LINK_KIND, refund.refund_ref, note, None, run_id, channel_id=record_key)
         ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"credit note {note}")
         counts["credited"] += 1
+    ctx.ledger.release(key, LINK_KIND, claimed, run_id)
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["credited"], skipped=counts["already_credited"], failed=counts["refused"])
     log.info("%s: refunds %s", key, counts)
     return counts

@@ -209,6 +209,17 @@ report_file = Table(
     UniqueConstraint("pairing", "flow", "period", "name", name="uq_report_file"),
 )
 
+work_claim = Table(
+    "work_claim",
+    metadata,
+    Column("pairing", String(100), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    _ts("claimed_at"),
+    PrimaryKeyConstraint("pairing", "kind", "key", name="pk_work_claim"),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
@@ -26,6 +26,7 @@ from commerce_sync.ledger.schema import (
     stock_snapshot,
     utcnow,
     watermark,
+    work_claim,
 )
 
 IN_CHUNK = 500  # keeps IN (...) lists well inside every driver's parameter limit
@@ -157,6 +158,39 @@ class Ledger:
         t = order_link
         with self.engine.connect() as conn:
             return set(conn.execute(select(t.c.master_id).where(t.c.pairing == pairing, t.c.kind == kind)).scalars())
+
+    # -- claims: one run at a time may create a given record ---------------------------------
+    def claim(self, pairing: str, kind: str, keys: Iterable[str], run_id: str, stale_after: timedelta = timedelta(minutes=30)) -> set[str]:
+        """Claim `keys` for `run_id`; returns those this run now holds.
+
+        Runs overlap (windows overlap, backfills run several at once): without a claim two runs
+        can both find an order missing and both create it. A claim is this run's if it inserts
+        it, already held it (a retry of the same run), or takes over one older than
+        `stale_after` (its run died; the ERP lookup that follows still prevents a duplicate).
+        """
+        t = work_claim
+        now = utcnow()
+        held: set[str] = set()
+        with self.engine.begin() as conn:
+            for key in dict.fromkeys(keys):
+                if upsert(conn, t, {"pairing": pairing, "kind": kind, "key": key, "run_id": run_id, "claimed_at": now}, ["pairing", "kind", "key"]):
+                    held.add(key)
+                    continue
+                took = conn.execute(
+                    update(t)
+                    .where(t.c.pairing == pairing, t.c.kind == kind, t.c.key == key)
+                    .where((t.c.run_id == run_id) | (t.c.claimed_at < now - stale_after))
+                    .values(run_id=run_id, claimed_at=now)
+                ).rowcount
+                if took:
+                    held.add(key)
+        return held
+
+    def release(self, pairing: str, kind: str, keys: Iterable[str], run_id: str) -> None:
+        t = work_claim
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(keys)):
+                conn.execute(delete(t).where(t.c.pairing == pairing, t.c.kind == kind, t.c.run_id == run_id, t.c.key.in_(chunk)))
 
     # -- quarantine -------------------------------------------------------------------------
     def quarantine(self, pairing: str, flow: str, record_key: str, payload: Any, reasons: list[dict], run_id: str) -> None:

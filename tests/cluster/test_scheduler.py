@@ -1,0 +1,69 @@
+"""With a real scheduler and triggerer: a missed payout deadline e-mails finance, and a backfill
+after an outage fills the gap with every order present exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import subprocess
+
+import pytest
+import requests
+
+from tests.builders import marketplacer_invoice
+from tests.cluster.conftest import BIN
+
+pytestmark = [pytest.mark.airflow, pytest.mark.pg, pytest.mark.e2e]
+
+
+def test_a_missed_payout_deadline_e_mails_finance(cluster):
+    # every Marketplacer call takes 10 s: the run cannot finish inside its 5-second deadline
+    requests.post(f"{cluster.marketplacer}/_sandbox/faults", json={"latency_ms": 10_000}, timeout=10)
+    try:
+        dag = "cin7_marketplacer__payout_reconciliation"
+        cluster.airflow("dags", "unpause", dag)
+        cluster.airflow("dags", "trigger", dag)
+        mail = cluster.wait("the deadline e-mail", lambda: [m for m in cluster.messages if "deadline" in (m["Subject"] or "")], timeout=180)
+        # unpausing also queues the latest scheduled run, which misses its deadline too: one mail per run
+        for message in mail:
+            assert message["To"] == "finance@example.com"  # payouts: finance, as the pairing file says
+            assert message["Subject"] == f"[Commerce Sync] cin7_marketplacer payout_reconciliation missed its {5 / 60}-minute deadline"
+        cluster.airflow("dags", "pause", dag)
+    finally:
+        requests.delete(f"{cluster.marketplacer}/_sandbox/faults", timeout=10)
+
+
+def _states(cluster, dag_id, start, end):
+    return {r["logical_date"][:16]: r["state"] for r in cluster.runs(dag_id) if start <= r["logical_date"][:16] <= end}
+
+
+def test_backfill_after_an_outage_fills_the_gap_once(cluster):
+    dag = "cin7_marketplacer__orders_in"
+    day = datetime.now(timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    # one order in each of three 5-minute intervals, yesterday 09:00-09:15
+    invoices = [marketplacer_invoice(6100 + i, [("CS-CAP-NVY", 1, 2500)], created_at=day + timedelta(minutes=5 * i + 1)) for i in range(3)]
+    requests.post(f"{cluster.marketplacer}/_sandbox/invoices", json={"invoices": invoices}, timeout=10).raise_for_status()
+    # the marketplace is down (every call answers 500) while those intervals run
+    requests.post(f"{cluster.marketplacer}/_sandbox/faults", json={"status_burst": {"status": 500, "count": 100_000}}, timeout=10)
+    from_date, to_date = (day + timedelta(minutes=5)).isoformat(), (day + timedelta(minutes=15)).isoformat()
+    lo, hi = from_date[:16], to_date[:16]
+    cluster.airflow("dags", "unpause", dag)  # the scheduler runs no run, backfill or not, of a paused DAG
+    cluster.airflow("backfill", "create", "--dag-id", dag, "--from-date", from_date, "--to-date", to_date)
+    cluster.wait("the outage runs to fail", lambda: (s := _states(cluster, dag, lo, hi)) and len(s) == 3 and set(s.values()) == {"failed"}, timeout=300)
+    assert [s for s in requests.get(f"{cluster.cin7}/_sandbox/sales", timeout=10).json()["sales"] if s["ExternalID"].startswith("MKP-610")] == []
+
+    # the marketplace is back: backfill the failed runs
+    requests.delete(f"{cluster.marketplacer}/_sandbox/faults", timeout=10)
+    # one backfill per DAG at a time: the scheduler closes the first one shortly after its runs end
+    def backfill_failed_runs():
+        out = subprocess.run([str(BIN / "airflow"), "backfill", "create", "--dag-id", dag, "--from-date", from_date, "--to-date", to_date,
+                              "--reprocess-behavior", "failed"], env=cluster.env, capture_output=True, text=True, timeout=120)
+        assert "AlreadyRunningBackfill" in out.stderr or out.returncode == 0, [l for l in out.stderr.splitlines() if "Error" in l or "Exception" in l][-3:]
+        return out.returncode == 0
+
+    cluster.wait("the first backfill to close", backfill_failed_runs, timeout=120, every=5)
+    cluster.wait("the backfill to succeed", lambda: (s := _states(cluster, dag, lo, hi)) and set(s.values()) == {"success"}, timeout=300)
+
+    # the third interval's overlap re-read the first two orders: still each once
+    ext = sorted(s["ExternalID"] for s in requests.get(f"{cluster.cin7}/_sandbox/sales", timeout=10).json()["sales"] if s["ExternalID"].startswith("MKP-610"))
+    assert ext == ["MKP-6100", "MKP-6101", "MKP-6102"]
