@@ -45,9 +45,9 @@ DATA = ("GateBatchError", "MappingFileError", "PairingError", "ClientError", "Ma
 def classify(exc: BaseException | None) -> str:
     names = {cls.__name__ for cls in type(exc).__mro__} if exc is not None else set()
     if names & set(DATA):
-        return "data error: retrying will not help; fix the data or the mapping, then clear the task"
+        return "data error: retrying will not help; fix the data or the mapping, then re-run the window (docs/operations.md, 'Re-running a period')"
     if any(t in n for n in names for t in TRANSIENT):
-        return "transient: the API or network kept failing after every retry; nothing was duplicated, clear the task or let the next run catch up"
+        return "transient: the API or network kept failing after every retry; nothing was duplicated; re-run the window or let the next run catch up"
     return "unexpected error: tell engineering"
 
 
