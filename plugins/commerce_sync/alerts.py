@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from decimal import Decimal
 import tempfile
 from pathlib import Path
 
@@ -85,9 +86,11 @@ def task_failed(pairing_key: str, flow: str, context) -> None:
         log.exception("could not send the failure alert for %s", dag_id)
 
 
-def threshold_breaches(policy, flow: str, open_rows: list, extracted: int | None, now) -> list[str]:
+def threshold_breaches(policy, flow: str, open_rows: list, extracted: int | None, now, calls: int = 0, throttled: int = 0) -> list[str]:
     """Sentences for each threshold a finished run breaches (empty when all is well)."""
     out = []
+    if policy.throttled_share_over is not None and calls and Decimal(throttled) / Decimal(calls) > policy.throttled_share_over:
+        out.append(f"{throttled} of {calls} API calls were throttled ({throttled / calls:.0%}, threshold {policy.throttled_share_over:.0%}): the account's budget is too tight for this load")
     if policy.open_quarantine_over is not None and len(open_rows) > policy.open_quarantine_over:
         out.append(f"{len(open_rows)} records wait in the {flow} quarantine (threshold {policy.open_quarantine_over})")
     if policy.quarantine_older_than_hours is not None and open_rows:

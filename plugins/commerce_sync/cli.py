@@ -95,6 +95,7 @@ def cmd_health(args) -> int:
             "loaded": last.get("loaded"),
             "quarantined": last.get("quarantined"),
             "breaches": (last.get("details") or {}).get("breaches", []),
+            "drift": (last.get("details") or {}).get("counts") if flow == "drift_monitor" else None,
             "open_quarantine": len(held),
             "oldest_open": str(min(q.first_seen for q in held)) if held else None,
         }
@@ -107,6 +108,8 @@ def cmd_health(args) -> int:
         print(f"  {flow:<24} {state}; loaded {h['loaded']}, open quarantine {h['open_quarantine']}" + (f" (oldest {h['oldest_open']})" if h["oldest_open"] else ""))
         for breach in h["breaches"]:
             print(f"      ! {breach}")
+        if h["drift"]:
+            print("      drift: " + ", ".join(f"{k} {v}" for k, v in h["drift"].items()))
     return 0
 
 

@@ -90,6 +90,7 @@ class AlertPolicy(_Cfg):
     open_quarantine_over: int | None = 10  # records waiting in a flow's quarantine
     quarantine_older_than_hours: int | None = 24  # the oldest open record waiting longer than this
     expect_traffic: list[str] = Field(default_factory=list)  # flows whose empty extraction is suspicious
+    throttled_share_over: Decimal | None = Decimal("0.2")  # share of a run's API calls answered 429/503
 
 
 class DriftPolicy(_Cfg):

@@ -70,7 +70,7 @@ class Cluster:
 
 
 def _pairings(tmp: Path) -> Path:
-    """The shipped pairing, made quick to observe: a 5-second payout deadline, no retries.
+    """The shipped pairing, made quick to observe: a 5-second payout deadline, one quick retry.
 
     orders_in loses its deadline here: on Airflow 3.3.2 clearing a run of a DAG with a
     DAGRUN_QUEUED_AT deadline (which a backfill of failed runs does) fails with "TypeError:
@@ -83,6 +83,7 @@ def _pairings(tmp: Path) -> Path:
     data = yaml.safe_load(path.read_text())
     for flow in data["flows"].values():
         flow["retries"] = 0
+    data["flows"]["orders_in"].update(retries=1, retry_delay_seconds=1)  # one quick retry before the failure alert
     data["flows"]["payout_reconciliation"]["deadline_minutes"] = 5 / 60
     data["flows"]["orders_in"]["deadline_minutes"] = None
     path.write_text(yaml.safe_dump(data))

@@ -51,6 +51,12 @@ def test_backfill_after_an_outage_fills_the_gap_once(cluster):
     cluster.airflow("backfill", "create", "--dag-id", dag, "--from-date", from_date, "--to-date", to_date)
     cluster.wait("the outage runs to fail", lambda: (s := _states(cluster, dag, lo, hi)) and len(s) == 3 and set(s.values()) == {"failed"}, timeout=300)
     assert [s for s in requests.get(f"{cluster.cin7}/_sandbox/sales", timeout=10).json()["sales"] if s["ExternalID"].startswith("MKP-610")] == []
+    # ops heard of each failure after its retry, told it is transient (not a data problem)
+    failures = cluster.wait("the failure alerts", lambda: (m := [x for x in cluster.messages if "orders_in failed" in (x["Subject"] or "")]) and len(m) >= 3 and m)
+    for message in failures:
+        assert message["To"] == "ops@example.com" and message["Subject"].endswith("failed: TransientError")
+        body = (message.get_payload(0) if message.is_multipart() else message).get_payload(decode=True).decode()
+        assert "after 2 tries" in body and "transient" in body and f"{cluster.ui}/dags/{dag}/runs/" in body
 
     # the marketplace is back: backfill the failed runs
     requests.delete(f"{cluster.marketplacer}/_sandbox/faults", timeout=10)

@@ -35,3 +35,9 @@ def test_thresholds_breached_and_quiet_when_all_is_well():
     assert "waited 30 hours" in threshold_breaches(policy, "orders_in", _rows(1, age_hours=30), 5, NOW)[0]
     assert "extracted nothing" in threshold_breaches(policy, "orders_in", [], 0, NOW)[0]
     assert threshold_breaches(policy, "stock_out", [], 0, NOW) == []  # no traffic expectation there
+
+
+def test_a_run_whose_calls_were_mostly_throttled_is_flagged():
+    policy = AlertPolicy(throttled_share_over="0.2")
+    assert threshold_breaches(policy, "orders_in", [], 5, NOW, calls=10, throttled=2) == []
+    assert "3 of 10 API calls were throttled (30%" in threshold_breaches(policy, "orders_in", [], 5, NOW, calls=10, throttled=3)[0]

@@ -57,7 +57,9 @@ def finish_run(ctx: FlowContext, flow: str, run_id: str, **steps: dict) -> dict[
     open_rows = ctx.ledger.open_quarantine(ctx.pairing.key, flow)
     details["open_quarantine"] = len(open_rows)
     now = datetime.now(timezone.utc)
-    details["breaches"] = threshold_breaches(ctx.pairing.alerts, flow, open_rows, (steps.get("extract") or {}).get("extracted"), now)
+    calls = sum((c or {}).get("api_calls", 0) for c in steps.values())
+    throttled = sum((c or {}).get("throttled", 0) for c in steps.values())
+    details["breaches"] = threshold_breaches(ctx.pairing.alerts, flow, open_rows, (steps.get("extract") or {}).get("extracted"), now, calls, throttled)
     ctx.ledger.record_run(ctx.pairing.key, flow, run_id, finished_at=now, details=details)
     alert_thresholds(ctx.pairing, flow, run_id, details["breaches"])
     return details
@@ -75,3 +77,9 @@ def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:
     if folder.is_dir():
         sync_pairing_mappings(ctx.ledger, ctx.pairing.key, folder)
     return {kind: ctx.ledger.mapping(ctx.pairing.key, kind) for kind in ("skus", "sellers", "carriers", "locations")}
+
+
+def api_stats(ctx: FlowContext) -> dict[str, int]:
+    """This step's API calls and throttled answers, for the run report's throttling threshold."""
+    stats = ctx.stats()
+    return {"api_calls": stats.get("calls", 0), "throttled": stats.get("throttled", 0)}

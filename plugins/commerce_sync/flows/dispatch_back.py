@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import apply_gate, finish_run, held_records, load_mappings
+from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings
 from commerce_sync.models import Shipment, ShipmentLine, TranslationError
 from commerce_sync.runtime import FlowContext
 
@@ -116,7 +116,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     ctx.ledger.release(key, LINK_KIND, claimed, run_id)
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["sent"], failed=counts["refused"], throttled=ctx.stats().get("throttled", 0))
     log.info("%s: dispatch %s", key, counts)
-    return counts
+    return {**counts, **api_stats(ctx)}
 
 
 def _channel_shipment(payload: dict[str, Any], to_channel: dict[str, str]) -> Shipment:

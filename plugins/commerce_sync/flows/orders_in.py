@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from commerce_sync.flows.common import apply_gate, finish_run, held_records, load_mappings, staged_orders
+from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_orders
 from commerce_sync.http import ClientError
 from commerce_sync.models import Order
 from commerce_sync.ports import SaleInstructions
@@ -37,7 +37,7 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
         key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc)
     )
     log.info("%s: staged %d orders (%d from the window, %d replayed from quarantine)", key, staged, len(fetched), len(replay))
-    return {"extracted": len(fetched), "replayed": len(replay), "staged": staged}
+    return {"extracted": len(fetched), "replayed": len(replay), "staged": staged, **api_stats(ctx)}
 
 
 def replay(ctx: FlowContext, run_id: str) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
         throttled=ctx.stats().get("throttled", 0),
     )
     log.info("%s: load %s", key, counts)
-    return counts
+    return {**counts, **api_stats(ctx)}
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:

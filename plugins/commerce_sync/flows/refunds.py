@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import apply_gate, finish_run, held_records, load_mappings, staged_records
+from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_records
 from commerce_sync.runtime import FlowContext
 
 FLOW = "refunds"
@@ -79,7 +79,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     ctx.ledger.release(key, LINK_KIND, claimed, run_id)
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["credited"], skipped=counts["already_credited"], failed=counts["refused"])
     log.info("%s: refunds %s", key, counts)
-    return counts
+    return {**counts, **api_stats(ctx)}
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
