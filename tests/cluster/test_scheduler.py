@@ -23,7 +23,7 @@ def test_a_missed_payout_deadline_e_mails_finance(cluster):
         dag = "cin7_marketplacer__payout_reconciliation"
         cluster.airflow("dags", "unpause", dag)
         cluster.airflow("dags", "trigger", dag)
-        mail = cluster.wait("the deadline e-mail", lambda: [m for m in cluster.messages if "deadline" in (m["Subject"] or "")], timeout=180)
+        mail = cluster.wait("the deadline e-mail", lambda: [m for m in cluster.messages if "deadline" in (m["Subject"] or "")], timeout=300)
         # unpausing also queues the latest scheduled run, which misses its deadline too: one mail per run
         for message in mail:
             assert message["To"] == "finance@example.com"  # payouts: finance, as the pairing file says
@@ -52,7 +52,7 @@ def test_backfill_after_an_outage_fills_the_gap_once(cluster):
     cluster.wait("the outage runs to fail", lambda: (s := _states(cluster, dag, lo, hi)) and len(s) == 3 and set(s.values()) == {"failed"}, timeout=300)
     assert [s for s in requests.get(f"{cluster.cin7}/_sandbox/sales", timeout=10).json()["sales"] if s["ExternalID"].startswith("MKP-610")] == []
     # ops heard of each failure after its retry, told it is transient (not a data problem)
-    failures = cluster.wait("the failure alerts", lambda: (m := [x for x in cluster.messages if "orders_in failed" in (x["Subject"] or "")]) and len(m) >= 3 and m)
+    failures = cluster.wait("the failure alerts", lambda: (m := [x for x in cluster.messages if "orders_in failed" in (x["Subject"] or "")]) and len(m) >= 3 and m, timeout=300)
     for message in failures:
         assert message["To"] == "ops@example.com" and message["Subject"].endswith("failed: TransientError")
         body = (message.get_payload(0) if message.is_multipart() else message).get_payload(decode=True).decode()
@@ -67,7 +67,7 @@ def test_backfill_after_an_outage_fills_the_gap_once(cluster):
         assert "AlreadyRunningBackfill" in out.stderr or out.returncode == 0, [l for l in out.stderr.splitlines() if "Error" in l or "Exception" in l][-3:]
         return out.returncode == 0
 
-    cluster.wait("the first backfill to close", backfill_failed_runs, timeout=120, every=5)
+    cluster.wait("the first backfill to close", backfill_failed_runs, timeout=300, every=5)
     cluster.wait("the backfill to succeed", lambda: (s := _states(cluster, dag, lo, hi)) and set(s.values()) == {"success"}, timeout=300)
 
     # the third interval's overlap re-read the first two orders: still each once
