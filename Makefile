@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test venv lint clean-demo bench
+.PHONY: demo test venv lint clean-demo bench fault-matrix
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(BIN)/.installed
 
 test: venv
 	$(BIN)/pytest
+
+# every flow of every pairing under every injectable fault; prints the held/broken table
+fault-matrix: venv
+	$(BIN)/pytest tests/reliability/test_fault_matrix.py -q -p no:cacheprovider
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

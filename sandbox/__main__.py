@@ -1,4 +1,4 @@
-"""`python -m sandbox`: both emulators in one process, until stopped."""
+"""`python -m sandbox`: the emulators (Cin7 Core, Marketplacer, Mirakl) in one process, until stopped."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import signal
 import threading
 import urllib.request
 
-from sandbox import cin7, marketplacer
+from sandbox import cin7, marketplacer, mirakl
 from sandbox.server import start_server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Cin7 Core and Marketplacer emulators")
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Cin7 Core, Marketplacer and Mirakl (John Lewis) emulators")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--cin7-port", type=int, default=8101)
     parser.add_argument("--marketplacer-port", type=int, default=8102)
+    parser.add_argument("--mirakl-port", type=int, default=8103)
+    parser.add_argument("--mirakl-api-key", default="demo-mirakl-key")
+    parser.add_argument("--mirakl-shop-id", type=int, default=2001)
     parser.add_argument("--cin7-rate-limit", type=int, default=60, help="calls per minute (Cin7's documented limit is 60)")
     parser.add_argument("--seed", choices=["none", "demo"], default="none")
     parser.add_argument("--order-every", type=float, default=20.0, help="seconds between demo orders")
@@ -24,11 +27,17 @@ def main() -> None:
 
     cin7_app = cin7.create_app(rate_limit_per_minute=args.cin7_rate_limit)
     mkp_app = marketplacer.create_app()
-    servers = [start_server(cin7_app, args.host, args.cin7_port), start_server(mkp_app, args.host, args.marketplacer_port)]
+    jl_app = mirakl.create_app(api_key=args.mirakl_api_key, shop_id=args.mirakl_shop_id)
+    servers = [
+        start_server(cin7_app, args.host, args.cin7_port),
+        start_server(mkp_app, args.host, args.marketplacer_port),
+        start_server(jl_app, args.host, args.mirakl_port),
+    ]
     print(f"Cin7 Core emulator:    http://{args.host}:{args.cin7_port}/ExternalApi/v2", flush=True)
     print(f"Marketplacer emulator: http://{args.host}:{args.marketplacer_port}/graphql", flush=True)
+    print(f"Mirakl emulator:       http://{args.host}:{args.mirakl_port}/api (shop {args.mirakl_shop_id})", flush=True)
 
-    stop_orders = None
+    stop_orders = stop_jl_orders = None
     if args.seed == "demo":
         from sandbox.demo_seed import CIN7_SEED, DEMO_ADVERTS, start_order_trickle
 
@@ -39,14 +48,19 @@ def main() -> None:
         for advert in DEMO_ADVERTS:
             mkp_app.state.data.add_advert(advert)
         stop_orders = start_order_trickle(mkp_app.state.data, every_seconds=args.order_every)
-        print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s", flush=True)
+        from sandbox import mirakl_demo
+
+        mirakl_demo.seed(jl_app.state.data)
+        stop_jl_orders = mirakl_demo.start_order_trickle(jl_app.state.data, every_seconds=args.order_every * 1.5)
+        print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s, a John Lewis one every {args.order_every * 1.5:g} s", flush=True)
 
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
-    if stop_orders is not None:
-        stop_orders.set()
+    for stop in (stop_orders, stop_jl_orders):
+        if stop is not None:
+            stop.set()
     for server in servers:
         server.stop()
 

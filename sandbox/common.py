@@ -1,27 +1,20 @@
-"""What every emulator shares: exact-money JSON, the call log, and fault injection.
-
-Faults are set per test through `POST /_sandbox/faults` and apply to API calls only (never to
-`/_sandbox/...`):
-  {"latency_ms": 200,
-   "status_burst": {"status": 503, "count": 3, "retry_after": 1},
-   "lose_response_after_commit": {"path": "/sale", "method": "POST", "count": 1}}
-A lost response is emulated as the write being committed and the client getting a 502 with an
-empty body (uvicorn gives an app no clean way to drop the socket mid-response); to the client it
-is the same danger: it cannot tell whether the write happened.
-"""
+"""What every emulator shares: exact-money JSON, the call log, and fault injection (the faults
+themselves, and the body `POST /_sandbox/faults` takes, are in sandbox/faults.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+
+from sandbox.faults import FaultInjector, FaultPlan
 
 
 def _plain(obj: Any) -> Any:
@@ -56,59 +49,35 @@ def now() -> datetime:
 
 
 class SandboxState:
-    """Call log and faults of one emulator instance."""
+    """Call log and armed faults of one emulator instance."""
 
     def __init__(self):
         self.lock = threading.RLock()
         self.calls: list[dict[str, Any]] = []
-        self.faults: dict[str, Any] = {}
+        self.faults = FaultPlan()
 
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
-            self.faults = {}
+        self.faults.set({})
 
-    def take_burst(self) -> dict | None:
+    def record(self, entry: dict[str, Any]) -> None:
         with self.lock:
-            burst = self.faults.get("status_burst")
-            if burst and burst.get("count", 0) > 0:
-                burst["count"] -= 1
-                return burst
-        return None
+            entry["ts"] = time.time()
+            self.calls.append(entry)
 
-    def take_lost_response(self, method: str, path: str) -> bool:
+    def update(self, entry: dict[str, Any], **changes: Any) -> None:
         with self.lock:
-            lost = self.faults.get("lose_response_after_commit")
-            if lost and lost.get("count", 0) > 0 and path.endswith(lost.get("path", "")) and method == lost.get("method", "POST"):
-                lost["count"] -= 1
-                return True
-        return False
+            entry.update(changes)
 
 
-def install_sandbox(app: FastAPI, state: SandboxState, reset_data) -> None:
-    """Add the call log, fault middleware and the common /_sandbox endpoints to an emulator."""
+def install_sandbox(app: FastAPI, state: SandboxState, reset_data, fault_body: Callable[[int], Any] | None = None) -> None:
+    """Add the call log, fault injection (sandbox/faults.py) and the common /_sandbox endpoints.
 
-    @app.middleware("http")
-    async def faults_and_log(request: Request, call_next):
-        path = request.url.path
-        if path.startswith("/_sandbox"):
-            return await call_next(request)
-        latency = state.faults.get("latency_ms")
-        if latency:
-            await asyncio.sleep(latency / 1000)
-        burst = state.take_burst()
-        if burst:
-            headers = {"Retry-After": str(burst["retry_after"])} if burst.get("retry_after") is not None else {}
-            response: Response = MoneyJSONResponse([{"ErrorCode": burst["status"], "Exception": "sandbox fault"}], status_code=burst["status"], headers=headers)
-        else:
-            response = await call_next(request)
-            if state.take_lost_response(request.method, path):
-                response = Response(status_code=502, content=b"")
-        with state.lock:
-            state.calls.append(
-                {"method": request.method, "path": path, "query": dict(request.query_params), "status": response.status_code, "ts": time.time()}
-            )
-        return response
+    `fault_body(status)` gives the body of an injected status burst in the vendor's own error
+    shape; without it the burst answers with Cin7's Error Model (what the first emulators used)."""
+    body = fault_body or (lambda status: [{"ErrorCode": status, "Exception": "sandbox fault"}])
+    app.add_middleware(FaultInjector, plan=state.faults, record=state.record, update=state.update, fault_body=body)
 
     @app.post("/_sandbox/reset")
     def reset():
@@ -119,14 +88,19 @@ def install_sandbox(app: FastAPI, state: SandboxState, reset_data) -> None:
     @app.get("/_sandbox/calls")
     def calls():
         with state.lock:
-            return {"calls": list(state.calls)}
+            return {"calls": [dict(c) for c in state.calls]}
+
+    @app.get("/_sandbox/faults")
+    def show_faults():
+        return {"faults": state.faults.show()}
 
     @app.post("/_sandbox/faults")
     async def set_faults(request: Request):
-        state.faults = await json_body(request) or {}
-        return {"faults": state.faults}
+        try:
+            return {"faults": state.faults.set(await json_body(request))}
+        except ValueError as exc:
+            return MoneyJSONResponse({"error": str(exc)}, status_code=400)
 
     @app.delete("/_sandbox/faults")
     def clear_faults():
-        state.faults = {}
-        return {"faults": {}}
+        return {"faults": state.faults.set({})}

@@ -24,8 +24,8 @@ CIN7_SEED = {
     "products": [{"SKU": sku, "Name": name} for sku, name, _ in DEMO_SKUS + [UNMAPPED_SKU]],
     "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")],
     "locations": ["Main Warehouse", "Sydney Store"],
-    "tax_rules": ["GST on Income"],
-    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)"],
+    "tax_rules": ["GST on Income", "20% (VAT on Income)"],
+    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace"],
 }
 
 

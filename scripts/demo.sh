@@ -42,14 +42,15 @@ wait_for() {  # url, name, seconds
   exit 1
 }
 
-echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102) with demo data"
-setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --seed demo >"$DEMO/sandbox.log" 2>&1 &
+echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102, Mirakl for John Lewis :8103) with demo data"
+setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --mirakl-port 8103 --seed demo >"$DEMO/sandbox.log" 2>&1 &
 pids+=($!)
 echo "2/5 SMTP catcher on 127.0.0.1:8025 (alerts land in $DEMO/mail)"
 setsid python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Mailbox "$DEMO/mail" >"$DEMO/smtp.log" 2>&1 &
 pids+=($!)
 wait_for http://127.0.0.1:8101/_sandbox/calls "Cin7 emulator" 30
 wait_for http://127.0.0.1:8102/_sandbox/calls "Marketplacer emulator" 30
+wait_for http://127.0.0.1:8103/_sandbox/calls "Mirakl emulator" 30
 
 echo "3/5 Airflow metadata DB, connections, pools and variables (airflow_settings.yaml), ledger"
 airflow db migrate >"$DEMO/migrate.log" 2>&1
@@ -78,9 +79,12 @@ cat <<EOT
 Commerce Sync demo is running.
   Airflow UI:        http://127.0.0.1:${AIRFLOW__API__PORT}   login: admin / ${password}
   Sales in Cin7:     curl -s http://127.0.0.1:8101/_sandbox/sales | python -m json.tool
+  John Lewis orders: curl -s http://127.0.0.1:8103/_sandbox/shipments | python -m json.tool
   Quarantine:        AIRFLOW_HOME=.demo/airflow PYTHONPATH=plugins .venv/bin/python -m commerce_sync quarantine list --pairing cin7_marketplacer
+                     (and --pairing cin7_john_lewis)
+  Packing slips:     AIRFLOW_HOME=.demo/airflow PYTHONPATH=plugins .venv/bin/python -m commerce_sync files --pairing cin7_john_lewis
   Alert e-mails:     $DEMO/mail/new (one file per message)
   Logs:              $DEMO/*.log
-New Marketplacer orders arrive every ~20 s; orders_in runs every 5 minutes. Ctrl-C stops everything.
+New Marketplacer and John Lewis orders arrive every ~20 s; orders_in runs every 5 minutes. Ctrl-C stops everything.
 EOT
 wait

@@ -124,6 +124,22 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_files(args) -> int:
+    """Stored files of a flow's runs (packing slips by run id): list them, or write one out."""
+    files = _ledger().files(args.pairing, args.flow, args.run)
+    if args.name is None:
+        for name in sorted(files):
+            print(name)
+        return 0
+    if args.name not in files:
+        print(f"no file {args.name!r} for {args.pairing} {args.flow}{' run ' + args.run if args.run else ''}", file=sys.stderr)
+        return 1
+    out = args.output or Path(args.name)
+    out.write_bytes(files[args.name])
+    print(f"wrote {out} ({len(files[args.name])} bytes)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m commerce_sync", description="Commerce Sync operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,5 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("replay", help="gate and load a pairing's open orders_in quarantine now")
     rp.add_argument("--pairing", required=True)
     rp.set_defaults(func=cmd_replay)
+    f = sub.add_parser("files", help="stored files, e.g. packing slips: list, or get one by name")
+    f.add_argument("--pairing", required=True)
+    f.add_argument("--flow", default="dispatch_back")
+    f.add_argument("--run", help="the run id (the run report names its files)")
+    f.add_argument("name", nargs="?")
+    f.add_argument("-o", "--output", type=Path)
+    f.set_defaults(func=cmd_files)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -139,10 +139,11 @@ def _resync_kwargs(pairing: Pairing, cfg: FlowConfig, start, end, dag_run) -> di
 # The flows as data: adding a flow is a module in flows/ and an entry here.
 FLOW_STEPS: dict[str, list[Step]] = {
     "orders_in": [
+        Step("accept", pool="channel"),  # a no-op unless the pairing has an `acceptance:` section
         Step("extract", extra=_window_kwargs),
         Step("gate", after=("extract",)),
         Step("load", after=("gate",), pool="master"),
-        Step("report", after=("extract", "gate", "load")),
+        Step("report", after=("extract", "gate", "load", "accept")),
     ],
     "dispatch_back": [
         Step("extract", pool="master", extra=_window_kwargs),

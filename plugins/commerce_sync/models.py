@@ -83,6 +83,7 @@ class Charge(_Model):
     kind: str  # "shipping", "discount", "fee"
     description: str
     amount: Amount
+    tax: Amount = Decimal("0")  # the tax inside `amount`, as the channel stated it
 
 
 class Order(_Model):
@@ -105,6 +106,7 @@ class Order(_Model):
     tax_total: Amount = Decimal("0")
     tax_inclusive: bool = True
     note: str | None = None
+    ship_by: AwareDatetime | None = None  # the channel's dispatch deadline while it still awaits dispatch
 
 
 class StockLevel(_Model):

@@ -42,6 +42,8 @@ class SystemRef(_Cfg):
     rate_limit_per_minute: int | None = None
     currency: str | None = None  # a channel's home currency, for payloads that carry none
     reference_prefix: str = ""  # prefixed to the channel reference in the ERP's ExternalID
+    label: str | None = None  # how people name the channel (the sale's SourceChannel, e-mails)
+    options: dict[str, Any] = Field(default_factory=dict)  # system-specific settings, read by its module's build()
 
 
 class Policies(_Cfg):
@@ -103,6 +105,21 @@ class DriftPolicy(_Cfg):
     money_tolerance: Decimal = Decimal("0.00")
 
 
+class AcceptancePolicy(_Cfg):
+    """Channels where the seller must accept each order line (Mirakl) before the customer pays."""
+
+    partial: bool = False  # accept the mapped lines and refuse the rest; False holds the whole order
+    window_hours: int = 24  # the channel refuses an order left undecided this long (operator setting)
+    recipients: str = "ops"  # a key of `recipients`: who hears of an order that cannot be accepted
+
+
+class PackingSlipPolicy(_Cfg):
+    """A branded packing slip (PDF) per shipped box, stored with the dispatch run."""
+
+    brand: str
+    return_instructions: str
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -129,6 +146,8 @@ class Pairing(_Cfg):
     payouts: PayoutPolicy | None = None
     alerts: AlertPolicy = AlertPolicy()
     drift: DriftPolicy = DriftPolicy()
+    acceptance: AcceptancePolicy | None = None
+    packing_slips: PackingSlipPolicy | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

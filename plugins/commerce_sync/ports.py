@@ -49,6 +49,14 @@ class Channel(Protocol):
     def to_order(self, raw: RawRecord) -> Order:
         """Translate one raw record; raise TranslationError when it cannot be read."""
 
+    def orders_awaiting_acceptance(self) -> Iterator[RawRecord]:
+        """Orders the seller must accept or refuse line by line (nothing where the channel has no
+        acceptance step; only called when the pairing has an `acceptance:` section)."""
+
+    def accept_order(self, order: Order, decisions: Mapping[str, bool]) -> None:
+        """Accept (True) or refuse (False) each line, by line_ref. Repeating a decision that
+        already reached the channel is not an error."""
+
     def acknowledge_order(self, order: Order, master_ref: SaleRef) -> None:
         """Tell the channel the order reached the ERP (no-op where the channel has no such call)."""
 

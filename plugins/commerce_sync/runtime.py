@@ -7,7 +7,7 @@ reads the same way); nothing here logs them, and the HTTP client redacts them fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from commerce_sync.http import HeaderAuth, HttpClient, RateLimiter
@@ -45,10 +45,13 @@ def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> Htt
         if ledger is not None:
             ledger.log_payload({**entry, "pairing": pairing_key})
 
+    extra = getattr(conn, "extra_dejson", None) or {}
     return HttpClient(
         _base_url(conn),
         system=ref.system,
         auth=HeaderAuth(module.auth_for(conn)),
+        # a slow API is still an answer; a hung one must end in a retry, not a stuck worker slot
+        timeout=(float(extra.get("connect_timeout", 5)), float(extra.get("read_timeout", 30))),
         rate_limiter=limiter,
         payload_log=payload_log,
     )
@@ -70,7 +73,9 @@ class FlowContext:
     def _adapter(self, ref: SystemRef):
         client = build_client(ref, self.ledger, self.pairing.key)
         self._clients.append(client)
-        return system_module(ref.system).build(client, ref)
+        # reference lists (carriers) kept in the ledger across runs: vendors ask for daily reads
+        cache = partial(self.ledger.cached, self.pairing.key, f"reference:{ref.system}")
+        return system_module(ref.system).build(client, ref, cache=cache)
 
     @cached_property
     def channel(self):

@@ -35,7 +35,18 @@ def test_airflow_services_use_official_33_image_celery_and_separate_ledger():
         assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include"} <= mounts
 
 
-def test_sandbox_service_exposes_both_emulators():
+def test_sandbox_service_exposes_every_emulator():
     sandbox = _compose()["services"]["sandbox"]
-    assert "python -m sandbox" in sandbox["command"]
-    assert {"8101:8101", "8102:8102"} <= set(sandbox["ports"])
+    assert "python -m sandbox" in sandbox["command"] and "--mirakl-port 8103" in sandbox["command"]
+    assert {"8101:8101", "8102:8102", "8103:8103"} <= set(sandbox["ports"])
+
+
+def test_every_connection_a_pairing_names_is_defined_for_the_airflow_services():
+    from commerce_sync.pairing import load_pairings
+
+    compose = _compose()
+    named = {ref.connection for p in load_pairings().values() for ref in (p.channel, p.master)}
+    for name, svc in compose["services"].items():
+        if name.startswith("airflow"):
+            defined = {k[len("AIRFLOW_CONN_"):].lower() for k in svc["environment"] if k.startswith("AIRFLOW_CONN_")}
+            assert named <= defined, f"{name}: no connection for {named - defined}"

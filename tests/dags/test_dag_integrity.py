@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"cin7_marketplacer__orders_in", "cin7_marketplacer__stock_out", "cin7_marketplacer__dispatch_back", "cin7_marketplacer__refunds", "cin7_marketplacer__payout_reconciliation", "cin7_marketplacer__drift_monitor"}
+FLOWS = ("orders_in", "stock_out", "dispatch_back", "refunds", "payout_reconciliation", "drift_monitor")
+EXPECTED = {f"{pairing}__{flow}" for pairing in ("cin7_marketplacer", "cin7_john_lewis") for flow in FLOWS}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,11 @@ def test_no_import_errors_and_exactly_the_expected_dags(dagbag):
 
 def test_each_dag_has_retries_pool_and_tags(dagbag):
     dag = dagbag.dags["cin7_marketplacer__orders_in"]
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "gate", "load", "report"]
+    order = [t.task_id for t in dag.topological_sort()]
+    assert sorted(order) == ["accept", "extract", "gate", "load", "report"]
+    assert order.index("extract") < order.index("gate") < order.index("load") < order.index("report")
+    assert order.index("accept") < order.index("report")
+    assert dag.get_task("accept").pool == "default_pool"  # Marketplacer's channel names no pool
     load = dag.get_task("load")
     assert load.pool == "cin7_core__demo_account"
     for t in dag.tasks:
@@ -55,6 +60,16 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
     assert result["pandas"] is False, "a DAG file pulled pandas in at parse time"
     assert result["gx"] is False, "a DAG file pulled Great Expectations in at parse time"
     assert result["deadlines"] == ["cin7_marketplacer__orders_in__deadline"]
+
+
+def test_both_pairings_run_the_same_steps(dagbag):
+    """The John Lewis pairing was added as data: same flows, same tasks, no pairing-only step."""
+    for flow in FLOWS:
+        tasks = {p: sorted(t.task_id for t in dagbag.dags[f"{p}__{flow}"].tasks) for p in ("cin7_marketplacer", "cin7_john_lewis")}
+        assert tasks["cin7_marketplacer"] == tasks["cin7_john_lewis"], flow
+    jl = dagbag.dags["cin7_john_lewis__orders_in"]
+    assert jl.get_task("accept").pool == "mirakl__john_lewis_shop"
+    assert jl.get_task("load").pool == "cin7_core__demo_account"  # one Cin7 budget shared with Marketplacer
 
 
 def test_dag_files_do_not_import_heavy_modules_at_top_level():

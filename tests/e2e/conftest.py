@@ -123,3 +123,86 @@ def fresh_rate_limiters():
     RateLimiter._shared.clear()
     yield
     RateLimiter._shared.clear()
+
+
+# -- John Lewis (Mirakl) -------------------------------------------------------------------------
+JL_CARRIERS = [
+    {"code": "ROYAL_MAIL", "label": "Royal Mail", "standard_code": "RM", "tracking_url": "https://www.royalmail.com/track/{trackingId}"},
+    {"code": "DPD", "label": "DPD UK", "tracking_url": "https://track.dpd.co.uk/{trackingId}"},
+    {"code": "EVRI", "label": "Evri"},
+]
+
+
+@dataclass
+class JohnLewis:
+    cin7: str
+    mirakl: str
+    mailbox: object = None
+
+    def post(self, path: str, body) -> dict:
+        r = requests.post(f"{self.mirakl}{path}", json=body, timeout=10)
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+    def get(self, path: str):
+        r = requests.get(f"{self.mirakl}{path}", timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def calls(self, method: str | None = None, path_part: str = "") -> list[dict]:
+        calls = self.get("/_sandbox/calls")["calls"]
+        return [c for c in calls if (method is None or c["method"] == method) and path_part in c["path"]]
+
+    def sales(self) -> list[dict]:
+        body = requests.get(f"{self.cin7}/_sandbox/sales", timeout=10).json()
+        return body["sales"] if isinstance(body, dict) else body
+
+    def ship_in_cin7(self, external_id: str, pack: list[dict], ship_lines: list[dict]) -> None:
+        requests.post(f"{self.cin7}/_sandbox/fulfilments", json={"ExternalID": external_id, "pack": pack, "ship": ship_lines}, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def fast_pairings(tmp_path, monkeypatch):
+    """A private copy of the pairing files with the stock import polled every 0.1 s, not 15 s."""
+    import yaml
+
+    target = tmp_path / "pairings"
+    shutil.copytree(ROOT / "include" / "pairings", target)
+    path = target / "cin7_john_lewis.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["channel"]["options"]["import_poll_seconds"] = 0.1
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("COMMERCE_SYNC_PAIRINGS_DIR", str(target))
+    return target
+
+
+@pytest.fixture
+def john_lewis(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings):
+    """Cin7 and Mirakl emulators on free ports, the cin7_john_lewis connections pointed at them,
+    the ledger in a fresh PostgreSQL database, a real SMTP server catching alerts."""
+    from sandbox import cin7, mirakl
+    from sandbox.server import start_server
+
+    c = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
+    m = start_server(mirakl.create_app(api_key="demo-mirakl-key", shop_id=2001))
+    try:
+        requests.post(
+            f"{c.url}/_sandbox/seed",
+            json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"], "customers": ["John Lewis Marketplace"]},
+            timeout=10,
+        ).raise_for_status()
+        requests.post(f"{m.url}/_sandbox/carriers", json=JL_CARRIERS, timeout=10).raise_for_status()
+        env = airflow_settings.env(
+            overrides={
+                "cin7_john_lewis__cin7": {"host": f"{c.url}/ExternalApi/v2"},
+                "cin7_john_lewis__mirakl": {"host": m.url},
+                "smtp_default": {"host": "127.0.0.1", "port": mailbox.port},
+            }
+        )
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
+        yield JohnLewis(cin7=c.url, mirakl=m.url, mailbox=mailbox)
+    finally:
+        c.stop()
+        m.stop()

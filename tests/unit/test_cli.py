@@ -54,3 +54,14 @@ def test_health_shows_runs_and_open_quarantine(ledger, capsys):
     assert health["orders_in"]["loaded"] == 3 and health["orders_in"]["open_quarantine"] == 1
     assert health["orders_in"]["breaches"] == ["3 records wait"]
     assert health["stock_out"]["last_run"] is None
+
+
+def test_files_lists_a_runs_packing_slips_and_writes_one_out(ledger, capsys, tmp_path):
+    ledger.store_file("cin7_john_lewis", "dispatch_back", "run-1", "packing-slip-JL1-1.pdf", "application/pdf", b"%PDF-one")
+    ledger.store_file("cin7_john_lewis", "dispatch_back", "run-2", "packing-slip-JL2-1.pdf", "application/pdf", b"%PDF-two")
+    assert main(["files", "--pairing", "cin7_john_lewis", "--run", "run-1"]) == 0
+    assert capsys.readouterr().out.split() == ["packing-slip-JL1-1.pdf"]
+    out = tmp_path / "slip.pdf"
+    assert main(["files", "--pairing", "cin7_john_lewis", "packing-slip-JL2-1.pdf", "-o", str(out)]) == 0
+    assert out.read_bytes() == b"%PDF-two"
+    assert main(["files", "--pairing", "cin7_john_lewis", "--run", "run-1", "packing-slip-JL2-1.pdf"]) == 1

@@ -112,3 +112,24 @@ def test_claims_let_one_run_at_a_time_create_a_record(ledger):
     # a claim whose run died is taken over once it is stale
     assert ledger.claim("p", "order", ["3"], "run-C", stale_after=timedelta(minutes=30)) == set()
     assert ledger.claim("p", "order", ["3"], "run-C", stale_after=timedelta(seconds=-1)) == {"3"}
+
+
+def test_cached_reference_list_is_read_once_per_max_age(ledger):
+    loads = []
+
+    def load():
+        loads.append(1)
+        return [{"code": "DPD", "label": "DPD UK"}]
+
+    first = ledger.cached("p", "reference:mirakl", "carriers", timedelta(days=1), load)
+    again = ledger.cached("p", "reference:mirakl", "carriers", timedelta(days=1), load)
+    assert first == again == [{"code": "DPD", "label": "DPD UK"}] and len(loads) == 1
+    ledger.cached("p", "reference:mirakl", "carriers", timedelta(0), load)  # stale: read again
+    assert len(loads) == 2
+
+
+def test_binary_files_are_kept_per_run(ledger):
+    ledger.store_file("p", "dispatch_back", "run1", "slip.pdf", "application/pdf", b"%PDF-1.7\x00\xff")
+    ledger.store_file("p", "dispatch_back", "run1", "slip.pdf", "application/pdf", b"%PDF-1.7 v2")
+    assert ledger.files("p", "dispatch_back") == {"slip.pdf": b"%PDF-1.7 v2"}
+    assert ledger.files("p", "dispatch_back", "run2") == {}

@@ -34,7 +34,8 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
             if isinstance(item, TranslationError):
                 staged[item.record_key] = {"unreadable": item.reason, "sale": sale.master_id, "order_channel_ref": order["channel_ref"]}
                 continue
-            staged[item.shipment_ref] = {**item.model_dump(mode="json"), "order_channel_ref": order["channel_ref"], "order_channel_id": order["channel_id"]}
+            staged[item.shipment_ref] = {**item.model_dump(mode="json"), "order_channel_ref": order["channel_ref"], "order_channel_id": order["channel_id"],
+                                         "order_number": order["master_ref"]}
     already = ctx.ledger.links(key, LINK_KIND, staged)
     fresh = {k: v for k, v in staged.items() if k not in already}
     replay = held_records(ctx, FLOW, exclude=fresh)
@@ -99,6 +100,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     claimed = ctx.ledger.claim(key, LINK_KIND, gated["valid_keys"], run_id)  # one run sends a box
     done = ctx.ledger.links(key, LINK_KIND, claimed)
     counts = {"sent": 0, "already_sent": len(done), "refused": 0, "in_flight": len(gated["valid_keys"]) - len(claimed)}
+    refused: dict[str, list[dict[str, str]]] = {}
     for record_key in gated["valid_keys"]:
         if record_key in done or record_key not in claimed:
             continue
@@ -108,15 +110,49 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
             channel_id = ctx.channel.push_shipment(payload["order_channel_id"], shipment, carriers[payload["carrier"]])
         except ClientError as exc:
             counts["refused"] += 1
-            ctx.ledger.quarantine(key, FLOW, record_key, payload, [{"check": "channel_refused", "detail": str(exc)}], run_id)
+            refused[record_key] = [{"check": "channel_refused", "detail": str(exc)}]
+            ctx.ledger.quarantine(key, FLOW, record_key, payload, refused[record_key], run_id)
             continue
         ctx.ledger.add_link(key, LINK_KIND, record_key, payload["master_ref"], payload.get("tracking_number"), run_id, channel_id=channel_id)
         ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"sent as {channel_id}")
         counts["sent"] += 1
     ctx.ledger.release(key, LINK_KIND, claimed, run_id)
+    if refused:
+        _alert_held(ctx, refused, staged)  # refused by the channel: as urgent as held by the gate
+    counts["packing_slips"] = len(store_packing_slips(ctx, run_id, [k for k in gated["valid_keys"] if k not in refused], staged, maps))
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["sent"], failed=counts["refused"], throttled=ctx.stats().get("throttled", 0))
     log.info("%s: dispatch %s", key, counts)
     return {**counts, **api_stats(ctx)}
+
+
+def store_packing_slips(ctx: FlowContext, run_id: str, record_keys: list[str], staged: dict[str, Any], maps: dict) -> list[str]:
+    """A branded packing slip (PDF) per shipped box, from the ERP's fulfilment: what is in this
+    box, both order numbers, the return instructions. Stored with the run (period = run id) so
+    the run report lists them and `python -m commerce_sync files get` fetches one."""
+    policy = ctx.pairing.packing_slips
+    if policy is None or not record_keys:
+        return []
+    from commerce_sync.packing_slips import PackingSlip, SlipLine, render_pdf, slip_filename
+
+    names = {row["master_sku"]: row.get("name") for row in maps.get("skus", {}).values()}
+    stored = []
+    for record_key in record_keys:
+        payload = staged[record_key]
+        slip = PackingSlip(
+            brand=policy.brand,
+            order_number=str(payload.get("order_number") or payload["master_ref"]),
+            customer_order_number=str(payload["order_channel_ref"]),
+            box=record_key.split(":", 1)[-1],
+            shipped_at=datetime.fromisoformat(payload["shipped_at"]) if payload.get("shipped_at") else None,
+            carrier=payload.get("carrier"),
+            tracking_number=payload.get("tracking_number"),
+            lines=[SlipLine(sku=line["sku"], name=names.get(line["sku"]), quantity=line["quantity"]) for line in payload["lines"]],
+            return_instructions=policy.return_instructions,
+        )
+        name = slip_filename(slip)
+        ctx.ledger.store_file(ctx.pairing.key, FLOW, run_id, name, "application/pdf", render_pdf(slip))
+        stored.append(name)
+    return stored
 
 
 def _channel_shipment(payload: dict[str, Any], to_channel: dict[str, str]) -> Shipment:

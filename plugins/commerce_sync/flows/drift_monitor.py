@@ -52,6 +52,10 @@ def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, 
     cutoff = now - timedelta(minutes=drift.orphan_after_minutes)
     found = []
     for record_key, order in orders.items():
+        if order.ship_by is not None and order.ship_by < now:
+            # the channel's own dispatch deadline has passed and the order still awaits dispatch there
+            found.append({"type": "dispatch_overdue", "key": order.channel_ref or record_key,
+                          "detail": f"to be dispatched by {order.ship_by:%Y-%m-%d %H:%M} UTC, not yet confirmed to the channel"})
         if order.channel_ref in linked:
             booked = ctx.master.sale_amounts(linked[order.channel_ref])
             for what, ours, theirs in (("total", order.total, booked["total"]), ("tax", order.tax_total, booked["tax"])):

@@ -13,16 +13,86 @@ from typing import Any
 
 from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_orders
 from commerce_sync.http import ClientError
-from commerce_sync.models import Order
+from commerce_sync.models import Order, TranslationError
 from commerce_sync.ports import SaleInstructions
 from commerce_sync.runtime import FlowContext
 
 FLOW = "orders_in"
+ACCEPT_FLOW = "order_acceptance"  # its own quarantine: a held, unpaid order must never be replayed into the ERP
 LINK_KIND = "order"
 # A sale cannot be older than its channel order, but clocks differ between systems.
 CLOCK_SKEW = timedelta(hours=1)
 
 log = logging.getLogger(__name__)
+
+
+def accept(ctx: FlowContext, run_id: str) -> dict[str, Any]:
+    """Accept, before the channel's deadline, the waiting orders whose lines all map to the ERP.
+
+    Only channels whose pairing has an `acceptance:` section take this step (Mirakl: OR21). An
+    order with an unmapped line is held in quarantine (flow order_acceptance) and ops are told,
+    with the time left; the next run accepts it once the mapping is fixed. Accepting is not
+    booking: the order reaches the ERP through extract/load once the customer has paid.
+    """
+    policy = ctx.pairing.acceptance
+    if policy is None:
+        return {"awaiting": 0}
+    key = ctx.pairing.key
+    skus = set(load_mappings(ctx).get("skus", {}))
+    held_before = {q.record_key for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW)}
+    waiting = {ctx.channel.record_key(raw): raw for raw in ctx.channel.orders_awaiting_acceptance()}
+    counts = {"awaiting": len(waiting), "accepted": 0, "partly_accepted": 0, "held": 0}
+    fresh_holds: list[tuple[str, Order | None, list[dict[str, str]]]] = []
+    for record_key, raw in waiting.items():
+        try:
+            order = ctx.channel.to_order(raw)
+        except TranslationError as exc:
+            reasons = [{"check": "payload_readable", "detail": exc.reason}]
+            order = None
+        else:
+            unmapped = sorted({line.sku for line in order.lines if line.sku not in skus})
+            reasons = [{"check": "sku_mapped", "detail": f"SKU {sku!r} is not mapped to a Cin7 SKU; add it to skus.csv"} for sku in unmapped]
+            if not reasons or (policy.partial and len(unmapped) < len({line.sku for line in order.lines})):
+                ctx.channel.accept_order(order, {line.line_ref: line.sku in skus for line in order.lines})
+                counts["partly_accepted" if reasons else "accepted"] += 1
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note="accepted" + (f", refused {', '.join(unmapped)}" if reasons else ""))
+                continue
+        counts["held"] += 1
+        ctx.ledger.quarantine(key, ACCEPT_FLOW, record_key, raw, reasons, run_id)
+        if record_key not in held_before:
+            fresh_holds.append((record_key, order, reasons))
+    for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW):
+        if q.record_key not in waiting:
+            # accepted by hand, refused, or expired on the channel: nothing left to decide here
+            ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, q.record_key, note="no longer awaiting acceptance on the channel")
+    if fresh_holds:
+        _alert_unaccepted(ctx, policy, fresh_holds)
+    log.info("%s: acceptance %s", key, counts)
+    return {**counts, **api_stats(ctx)}
+
+
+def _alert_unaccepted(ctx: FlowContext, policy, held: list[tuple[str, Order | None, list[dict[str, str]]]]) -> None:
+    """Ops hear at once, with each order's acceptance deadline: after it the channel refuses it."""
+    from html import escape
+
+    from commerce_sync.alerts import send_email
+
+    label = ctx.pairing.channel.label or ctx.channel.name
+    rows = "".join(
+        f"<tr><td>{escape(key)}</td><td>{escape(str(order.channel_ref if order else ''))}</td>"
+        f"<td>{escape(f'{order.placed_at + timedelta(hours=policy.window_hours):%Y-%m-%d %H:%M} UTC' if order else 'unknown')}</td>"
+        f"<td>{escape('; '.join(r['detail'] for r in reasons))}</td></tr>"
+        for key, order, reasons in held
+    )
+    html = (
+        f"<p>{len(held)} {escape(label)} order(s) cannot be accepted and wait in quarantine (flow {ACCEPT_FLOW}). "
+        f"{escape(label)} refuses an order left undecided for {policy.window_hours} hours.</p>"
+        f"<table border='1' cellpadding='4'><tr><th>order</th><th>customer order</th><th>accept by</th><th>why</th></tr>{rows}</table>"
+        "<p>Map the SKUs (skus.csv or <code>python -m commerce_sync mappings import</code>); the next run accepts them. "
+        "See docs/operations.md.</p>"
+    )
+    recipients = ctx.pairing.recipients.get(policy.recipients) or ctx.pairing.recipients.get("ops", [])
+    send_email(recipients, f"[Commerce Sync] {ctx.pairing.key}: {len(held)} order(s) to accept by hand or map", html)
 
 
 def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) -> dict[str, Any]:
@@ -82,7 +152,7 @@ def instructions(ctx: FlowContext, order: Order, maps: dict[str, dict[str, dict]
         tax_calculation=p.policies.tax_calculation,
         status=p.policies.sale_status,
         sku_map={k: v["master_sku"] for k, v in maps.get("skus", {}).items()},
-        source_channel=ctx.channel.name.capitalize(),
+        source_channel=p.channel.label or ctx.channel.name.capitalize(),
         seller_label=seller.get("seller_name") or order.seller_name,
         shipping_description=p.policies.shipping_description,
         discount_description=p.policies.discount_description,
@@ -150,6 +220,6 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     return {**counts, **api_stats(ctx)}
 
 
-def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict) -> dict[str, Any]:
+def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict, accepted: dict | None = None) -> dict[str, Any]:
     """Close the run report: counts, throttling and latency, one row per run in the ledger."""
-    return finish_run(ctx, FLOW, run_id, extract=extracted, gate=gated, load=loaded)
+    return finish_run(ctx, FLOW, run_id, accept=accepted, extract=extracted, gate=gated, load=loaded)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -204,7 +205,8 @@ report_file = Table(
     Column("period", String(100), nullable=False),
     Column("name", String(200), nullable=False),
     Column("content_type", String(100), nullable=False),
-    Column("content", Text, nullable=False),
+    Column("content", Text, nullable=False),  # text reports; "" for a binary file
+    Column("data", LargeBinary, nullable=True),  # binary files (packing slip PDFs)
     _ts("created_at"),
     UniqueConstraint("pairing", "flow", "period", "name", name="uq_report_file"),
 )

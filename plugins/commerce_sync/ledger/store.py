@@ -3,9 +3,10 @@ bound parameters; upserts go through one helper that picks the dialect's ON CONF
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
@@ -266,6 +267,20 @@ class Ledger:
         with self.engine.begin() as conn:
             upsert(conn, watermark, {"pairing": pairing, "flow": flow, "name": name, "value": value, "updated_at": utcnow()}, ["pairing", "flow", "name"], ["value", "updated_at"])
 
+    def cached(self, pairing: str, scope: str, name: str, max_age: timedelta, load: Callable[[], Any]) -> Any:
+        """A vendor's reference list (a carrier list, say) read at most once per `max_age` across
+        runs and processes: kept as JSON in the watermark table under flow = `scope`."""
+        t = watermark
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.value, t.c.updated_at).where(t.c.pairing == pairing, t.c.flow == scope, t.c.name == name)).first()
+        if row is not None:
+            updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+            if utcnow() - updated < max_age:
+                return json.loads(row.value)
+        value = load()
+        self.set_watermark(pairing, scope, name, json.dumps(value, sort_keys=True, default=str))
+        return value
+
     # -- run reports ------------------------------------------------------------------------
     def record_run(self, pairing: str, flow: str, run_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(RUN_FIELDS)
@@ -339,6 +354,20 @@ class Ledger:
         with self.engine.begin() as conn:
             upsert(conn, report_file, {"pairing": pairing, "flow": flow, "period": period, "name": name, "content_type": content_type, "content": content, "created_at": utcnow()},
                    ["pairing", "flow", "period", "name"], ["content_type", "content", "created_at"])
+
+    def store_file(self, pairing: str, flow: str, period: str, name: str, content_type: str, data: bytes) -> None:
+        """A binary file (a packing slip PDF) kept with its run's period, replaced on a re-run."""
+        with self.engine.begin() as conn:
+            upsert(conn, report_file, {"pairing": pairing, "flow": flow, "period": period, "name": name, "content_type": content_type, "content": "", "data": data, "created_at": utcnow()},
+                   ["pairing", "flow", "period", "name"], ["content_type", "content", "data", "created_at"])
+
+    def files(self, pairing: str, flow: str, period: str | None = None) -> dict[str, bytes]:
+        t = report_file
+        q = select(t.c.name, t.c.data).where(t.c.pairing == pairing, t.c.flow == flow, t.c.data.is_not(None))
+        if period:
+            q = q.where(t.c.period == period)
+        with self.engine.connect() as conn:
+            return {r.name: bytes(r.data) for r in conn.execute(q)}
 
     def reports(self, pairing: str, flow: str, period: str | None = None) -> dict[str, str]:
         t = report_file

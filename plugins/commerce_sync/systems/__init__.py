@@ -1,7 +1,8 @@
 """One module per external API. The registry below is the only place that names them.
 
-Each module has `build(client, ref)`, turning an HTTP client and the pairing's SystemRef into an
-adapter implementing Channel or Master, and `auth_for(conn)`, the auth headers its Airflow
+Each module has `build(client, ref, cache=None)`, turning an HTTP client and the pairing's
+SystemRef into an adapter implementing Channel or Master (`cache(name, max_age, load)` keeps a
+reference list across runs, in the ledger), and `auth_for(conn)`, the auth headers its Airflow
 connection stands for. Adding a system is one module and one line here.
 """
 
@@ -12,6 +13,7 @@ from importlib import import_module
 SYSTEMS: dict[str, str] = {
     "cin7_core": "commerce_sync.systems.cin7_core",
     "marketplacer": "commerce_sync.systems.marketplacer",
+    "mirakl": "commerce_sync.systems.mirakl",
 }
 
 

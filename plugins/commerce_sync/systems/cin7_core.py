@@ -62,8 +62,9 @@ def _address(addr) -> dict[str, Any] | None:
 class Cin7CoreMaster:
     name = "cin7_core"
 
-    def __init__(self, client: HttpClient):
+    def __init__(self, client: HttpClient, page_size: int = PAGE_LIMIT):
         self.client = client
+        self.page_size = page_size  # smaller only in tests that need several pages
 
     # -- reading sales ------------------------------------------------------------------------
     def find_sales(self, external_ids: Iterable[str], created_since: datetime) -> dict[str, SaleRef]:
@@ -79,7 +80,7 @@ class Cin7CoreMaster:
             "/saleList",
             list_key="SaleList",
             params={"CreatedSince": _cin7_time(created_since)},
-            limit=PAGE_LIMIT,
+            limit=self.page_size,
         ):
             ext = item.get("ExternalID")
             if ext in wanted:
@@ -155,7 +156,7 @@ class Cin7CoreMaster:
 
     # -- fulfilments --------------------------------------------------------------------------
     def updated_sales(self, since: datetime) -> Iterator[SaleRef]:
-        for item in paginate_page_limit(self.client, "/saleList", list_key="SaleList", params={"UpdatedSince": _cin7_time(since)}, limit=PAGE_LIMIT):
+        for item in paginate_page_limit(self.client, "/saleList", list_key="SaleList", params={"UpdatedSince": _cin7_time(since)}, limit=self.page_size):
             yield _sale_ref(item)
 
     def read_shipments(self, sale: SaleRef) -> list[Shipment | TranslationError]:
@@ -167,7 +168,7 @@ class Cin7CoreMaster:
 
     # -- stock ------------------------------------------------------------------------------
     def read_availability(self) -> Iterator[StockLevel | TranslationError]:
-        for row in paginate_page_limit(self.client, "/ref/productavailability", list_key="ProductAvailabilityList", limit=PAGE_LIMIT):
+        for row in paginate_page_limit(self.client, "/ref/productavailability", list_key="ProductAvailabilityList", limit=self.page_size):
             try:
                 yield StockLevel(sku=row["SKU"], location=row.get("Location"), available=parse_decimal(row.get("Available")))
             except (KeyError, ValueError) as exc:
@@ -237,7 +238,7 @@ class Cin7CoreMaster:
         charges = []
         for charge in order.charges:
             description = how.shipping_description if charge.kind == "shipping" else how.discount_description
-            charges.append(_charge(description, charge.amount, how.tax_rule))
+            charges.append(_charge(description, charge.amount, how.tax_rule, charge.tax))
         if discounts:
             # Cin7 line discounts are percentages; channel discounts are amounts. Booking them as
             # one negative charge keeps every cent exact instead of rounding a percentage.
@@ -259,17 +260,29 @@ def shipments_of_fulfilment(sale: SaleRef, fulfilment: dict[str, Any]) -> list[S
     them by box, so each shipped box becomes one shipment with exactly what was packed in it."""
     task = fulfilment.get("TaskID")
     packed: dict[str, dict[str, Decimal]] = {}
-    for line in (fulfilment.get("Pack") or {}).get("Lines") or []:
-        box = str(line.get("Box") or "")
+    unreadable: dict[str, str] = {}  # box -> why one of its pack lines cannot be read
+    for i, line in enumerate(_lines_of(fulfilment, "Pack")):
+        box = str(line.get("Box") or "") if isinstance(line, dict) else ""
+        try:
+            sku, qty = line["SKU"], parse_decimal(line.get("Quantity") or 0)
+            if not isinstance(sku, str) or not sku:
+                raise ValueError(f"SKU {sku!r} is not a SKU")
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            # one bad pack line spoils its box, never the whole sale's dispatch
+            unreadable[box] = f"pack line {i} of box {box or '?'} is unreadable: {type(exc).__name__}: {exc}"[:300]
+            continue
         per_sku = packed.setdefault(box, {})
-        per_sku[line.get("SKU")] = per_sku.get(line.get("SKU"), Decimal("0")) + Decimal(str(line.get("Quantity") or 0))
+        per_sku[sku] = per_sku.get(sku, Decimal("0")) + qty
     out: list[Shipment | TranslationError] = []
-    for ship in (fulfilment.get("Ship") or {}).get("Lines") or []:
-        if not ship.get("IsShipped"):
+    for ship in _lines_of(fulfilment, "Ship"):
+        if not isinstance(ship, dict) or not ship.get("IsShipped"):
             continue
         boxes = [b.strip() for b in str(ship.get("Boxes") or ship.get("Box") or "").split(",")]
         key = f"{task}:{','.join(boxes)}"
         try:
+            for box in boxes:
+                if box in unreadable:
+                    raise TranslationError(unreadable[box], record_key=key)
             quantities: dict[str, Decimal] = {}
             for box in boxes:
                 for sku, qty in packed.get(box, {}).items():
@@ -300,13 +313,19 @@ def shipments_of_fulfilment(sale: SaleRef, fulfilment: dict[str, Any]) -> list[S
     return out
 
 
-def _charge(description: str, amount: Decimal, tax_rule: str) -> dict[str, Any]:
+def _lines_of(fulfilment: dict[str, Any], part: str) -> list[Any]:
+    section = fulfilment.get(part)
+    lines = section.get("Lines") if isinstance(section, dict) else None
+    return lines if isinstance(lines, list) else []
+
+
+def _charge(description: str, amount: Decimal, tax_rule: str, tax: Decimal = Decimal("0")) -> dict[str, Any]:
     return {
         "Description": description,
         "Price": amount,
         "Quantity": 1,
         "Discount": Decimal("0"),
-        "Tax": Decimal("0"),
+        "Tax": tax,  # passed through as the channel stated it, never recalculated
         "TaxRule": tax_rule,
         "Total": amount,
     }
@@ -317,5 +336,5 @@ def auth_for(conn) -> dict[str, str]:
     return {"api-auth-accountid": conn.login or "", "api-auth-applicationkey": conn.password or ""}
 
 
-def build(client: HttpClient, ref) -> Cin7CoreMaster:
-    return Cin7CoreMaster(client)
+def build(client: HttpClient, ref, cache=None) -> Cin7CoreMaster:
+    return Cin7CoreMaster(client, page_size=int((ref.options or {}).get("page_size", PAGE_LIMIT)))

@@ -44,5 +44,6 @@ def translating(record_key: str) -> Iterator[None]:
         raise
     except ValidationError as exc:
         raise TranslationError(describe_validation_error(exc), record_key=record_key) from exc
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+        # AttributeError: a list or string where the API documents an object (schema drift)
         raise TranslationError(f"{type(exc).__name__}: {exc}", record_key=record_key) from exc

@@ -208,6 +208,12 @@ class MarketplacerChannel:
                 tax_inclusive=True,
             )
 
+    def orders_awaiting_acceptance(self) -> Iterator[dict[str, Any]]:
+        return iter(())  # a Marketplacer seller does not accept orders: invoices arrive paid
+
+    def accept_order(self, order: Order, decisions) -> None:
+        raise NotImplementedError("Marketplacer has no order acceptance; remove `acceptance:` from the pairing")
+
     def acknowledge_order(self, order: Order, sale: SaleRef) -> None:
         # Marketplacer has no "acknowledge" call for sellers: the invoice stays as it is until
         # dispatch. Nothing to do.
@@ -354,5 +360,5 @@ def auth_for(conn) -> dict[str, str]:
     return {"marketplacer-api-key": conn.password or ""}
 
 
-def build(client: HttpClient, ref) -> MarketplacerChannel:
-    return MarketplacerChannel(client, currency=ref.currency)
+def build(client: HttpClient, ref, cache=None) -> MarketplacerChannel:
+    return MarketplacerChannel(client, currency=ref.currency, page_size=int((ref.options or {}).get("page_size", 100)))
