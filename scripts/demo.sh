@@ -19,6 +19,9 @@ export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__API__PORT=${AIRFLOW_PORT:-8080}
 export COMMERCE_SYNC_HOME=$ROOT
+# the ledger seals buyers' personal data with this key (made once, kept with the demo's ledger)
+[ -s "$DEMO/seal.key" ] || python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > "$DEMO/seal.key"
+export COMMERCE_SYNC_SEAL_KEY=$(cat "$DEMO/seal.key")
 # the ledger: no integration_db connection here, so the embedded SQLite file in $AIRFLOW_HOME
 export PYTHONPATH=$ROOT/plugins:$ROOT${PYTHONPATH:+:$PYTHONPATH}
 

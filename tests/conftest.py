@@ -32,6 +32,12 @@ os.environ["COMMERCE_SYNC_DEADLINES"] = "off"
 os.environ["COMMERCE_SYNC_HOME"] = str(ROOT)
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("PYTHONPATH", str(ROOT / "plugins"))
+# the ledger seals buyers' personal data (ledger/sealing.py): one key for the session and the
+# worker processes the crash tests start
+if not os.environ.get("COMMERCE_SYNC_SEAL_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["COMMERCE_SYNC_SEAL_KEY"] = Fernet.generate_key().decode()
 
 PG_ADMIN_URL = os.environ.get("COMMERCE_SYNC_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -397,7 +397,7 @@ SCENARIOS: list[Scenario] = [
         "read": {"emulator": "marketplacer", "operation": "invoices", "list_key": "nodes", "drift": {"legacyId": "legacyID"}}}),
     Scenario(MKP, "dispatch_back", _mkp_dispatch_setup, _mkp_dispatch_check, {
         "write": {"emulator": "marketplacer", "operation": "shipmentCreate"},
-        "read": {"emulator": "cin7", "path": "/saleList", "list_key": "SaleList", "drift": {"ID": "SaleId"}}}),
+        "read": {"emulator": "cin7", "path": "/saleList", "list_key": "SaleList", "drift": {"SaleID": "SaleId"}}}),
     Scenario(MKP, "refunds", _mkp_refunds_setup, _mkp_refunds_check, {
         "write": {"emulator": "cin7", "path": "/sale/creditnote", "method": "POST"},
         "read": {"emulator": "marketplacer", "operation": "refundRequests", "list_key": "nodes", "drift": {"amountCents": "amount"}}}),
@@ -412,7 +412,7 @@ SCENARIOS: list[Scenario] = [
         "read": {"emulator": "mirakl", "path": "/api/orders", "method": "GET", "list_key": "orders", "drift": {"commercial_id": "commercialId"}}}),
     Scenario(JL, "dispatch_back", _jl_dispatch_setup, _jl_dispatch_check, {
         "write": {"emulator": "mirakl", "path": "/api/shipments", "method": "POST"},
-        "read": {"emulator": "cin7", "path": "/saleList", "list_key": "SaleList", "drift": {"ID": "SaleId"}}}),
+        "read": {"emulator": "cin7", "path": "/saleList", "list_key": "SaleList", "drift": {"SaleID": "SaleId"}}}),
     Scenario(JL, "refunds", _jl_refunds_setup, _jl_refunds_check, {
         "write": {"emulator": "cin7", "path": "/sale/creditnote", "method": "POST"},
         "read": {"emulator": "mirakl", "path": "/api/orders", "method": "GET", "list_key": "orders", "drift": {"amount": "refund_amount"}}}),

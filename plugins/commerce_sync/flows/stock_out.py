@@ -96,6 +96,10 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
     )
     for record_key, reasons in result.failed.items():
         ctx.ledger.quarantine(key, FLOW, record_key, rows.get(record_key, {"key": record_key}), reasons, run_id)
+    # the read is whole: an ERP row held as unreadable before and read cleanly now is superseded
+    for q in ctx.ledger.open_quarantine(key, FLOW):
+        if q.record_key.startswith("erp:") and q.record_key not in result.failed:
+            ctx.ledger.resolve_quarantine(key, FLOW, q.record_key, note="read cleanly from Cin7 again")
     quantities = {sku: sellable_of(rows[sku], policy) for sku in result.passed}
     ctx.ledger.stage(key, FLOW, run_id, [(SELLABLE_KEY, quantities)])
     ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))

@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from commerce_sync.ledger.sealing import SealedJSON
+
 metadata = MetaData()
 
 
@@ -43,7 +45,7 @@ staged_record = Table(
     Column("flow", String(50), nullable=False),
     Column("run_id", String(250), nullable=False),
     Column("record_key", String(250), nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", SealedJSON, nullable=False),  # personal values sealed (sealing.py)
     _ts("staged_at"),
     UniqueConstraint("pairing", "flow", "run_id", "record_key", name="uq_staged_record"),
 )
@@ -70,7 +72,7 @@ quarantine = Table(
     Column("pairing", String(100), nullable=False),
     Column("flow", String(50), nullable=False),
     Column("record_key", String(250), nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", SealedJSON, nullable=False),  # personal values sealed (sealing.py)
     Column("reasons", JSON, nullable=False),
     Column("status", String(20), nullable=False, default="open"),
     _ts("first_seen"),
