@@ -53,7 +53,7 @@ class Cin7Data:
     def reset(self) -> None:
         with self.lock:
             self.products: dict[str, dict] = {}
-            self.availability: list[dict] = []
+            self.availability: dict[tuple[str, str], dict] = {}  # (SKU, Location) -> row, in seeding order
             self.locations: set[str] = set()
             self.tax_rules: set[str] = set()
             self.customers: set[str] = set()
@@ -91,7 +91,12 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             window.append(t)
         return await call_next(request)
 
-    install_sandbox(app, state, data.reset)
+    def reset() -> None:
+        data.reset()
+        with window_lock:
+            window.clear()  # a reset is a fresh account: its rolling minute starts empty
+
+    install_sandbox(app, state, reset)
 
     # -- sandbox control --------------------------------------------------------------------
     @app.post("/_sandbox/config")
@@ -107,8 +112,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 product = {"ID": p.get("ID") or str(uuid.uuid4()), "SKU": p["SKU"], "Name": p.get("Name", p["SKU"]), "Barcode": p.get("Barcode"), "Status": "Active", "Type": "Stock", "UOM": "Item"}
                 data.products[product["SKU"]] = product
             for a in body.get("availability", []):
-                data.availability = [x for x in data.availability if not (x["SKU"] == a["SKU"] and x["Location"] == a["Location"])]
-                data.availability.append(dict(a))
+                data.availability[(a["SKU"], a["Location"])] = dict(a)
             data.locations.update(body.get("locations", []))
             data.tax_rules.update(body.get("tax_rules", []))
             data.customers.update(body.get("customers", []))
@@ -120,7 +124,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             return MoneyJSONResponse({"sales": list(data.sales.values())})
 
     # -- paging helper ------------------------------------------------------------------------
-    def page_of(items: list, request: Request, key: str):
+    def page_of(items: list, request: Request, key: str, build=None):
         try:
             page = int(request.query_params.get("Page", 1))
             limit = int(request.query_params.get("Limit", 100))
@@ -129,6 +133,8 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
         if page < 1 or limit < 1 or limit > 1000:
             return _error(400, "Page must be >= 1 and Limit between 1 and 1000")
         chunk = items[(page - 1) * limit : page * limit]
+        if build is not None:
+            chunk = [build(x) for x in chunk]  # only the page's rows are built: 300,000 rows page fast
         return MoneyJSONResponse({"Total": len(items), "Page": page, key: chunk})
 
     # -- sales --------------------------------------------------------------------------------
@@ -476,32 +482,33 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
     def availability(request: Request):
         q = request.query_params
         with data.lock:
-            rows = []
-            for a in data.availability:
-                product = data.products.get(a["SKU"], {})
-                on_hand, allocated = _money(a.get("OnHand", 0)), _money(a.get("Allocated", 0))
-                rows.append(
-                    {
-                        "ID": product.get("ID"),
-                        "SKU": a["SKU"],
-                        "Name": product.get("Name", a["SKU"]),
-                        "Barcode": product.get("Barcode"),
-                        "Location": a["Location"],
-                        "Bin": a.get("Bin"),
-                        "Batch": a.get("Batch"),
-                        "ExpiryDate": None,
-                        "OnHand": on_hand,
-                        "Allocated": allocated,
-                        "Available": on_hand - allocated,
-                        "OnOrder": _money(a.get("OnOrder", 0)),
-                        "StockOnHand": on_hand,
-                        "InTransit": _money(a.get("InTransit", 0)),
-                    }
-                )
+            raw = list(data.availability.values())
+            products = data.products
         if q.get("Sku"):
-            rows = [r for r in rows if r["SKU"] == q["Sku"]]
+            raw = [a for a in raw if a["SKU"] == q["Sku"]]
         if q.get("Location"):
-            rows = [r for r in rows if r["Location"] == q["Location"]]
-        return page_of(rows, request, "ProductAvailabilityList")
+            raw = [a for a in raw if a["Location"] == q["Location"]]
+
+        def row(a: dict) -> dict:
+            product = products.get(a["SKU"], {})
+            on_hand, allocated = _money(a.get("OnHand", 0)), _money(a.get("Allocated", 0))
+            return {
+                "ID": product.get("ID"),
+                "SKU": a["SKU"],
+                "Name": product.get("Name", a["SKU"]),
+                "Barcode": product.get("Barcode"),
+                "Location": a["Location"],
+                "Bin": a.get("Bin"),
+                "Batch": a.get("Batch"),
+                "ExpiryDate": None,
+                "OnHand": on_hand,
+                "Allocated": allocated,
+                "Available": on_hand - allocated,
+                "OnOrder": _money(a.get("OnOrder", 0)),
+                "StockOnHand": on_hand,
+                "InTransit": _money(a.get("InTransit", 0)),
+            }
+
+        return page_of(raw, request, "ProductAvailabilityList", build=row)
 
     return app

@@ -285,6 +285,7 @@ class MiraklData:
             self.orders: dict[str, dict] = {}  # by order_id, as given (broken ones too)
             self.carriers: list[dict] = default_carriers()
             self.offers: dict[str, dict] = {}  # by shop_sku
+            self.offer_orders: dict[tuple, list[dict]] = {}  # OF21's sorted lists, until offers are added
             self.shipments: list[dict] = []
             self.imports: dict[str, dict] = {}
             self.transactions: list[dict] = []
@@ -788,14 +789,20 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
         }
         if sort not in keys:
             raise BadRequest(400, "Parameter 'sort' must be totalPrice, price or productTitle")
+        descending = (_single(q, "order") or "asc").lower() == "desc"
         with data.lock:
-            picked = [
-                o for o in data.offers.values()
-                if (not skus or o.get("shop_sku") in skus)
-                and (not products or o.get("product_sku") in products)
-                and (not offer_states or o.get("state_code") in offer_states)
-            ]
-            picked.sort(key=keys[sort], reverse=(_single(q, "order") or "asc").lower() == "desc")
+            # sorted once per query, not once per page: 100,000 offers are read 100 at a time
+            cache_key = (sort, descending, frozenset(skus), frozenset(products), frozenset(offer_states))
+            picked = data.offer_orders.get(cache_key)
+            if picked is None:
+                picked = [
+                    o for o in data.offers.values()
+                    if (not skus or o.get("shop_sku") in skus)
+                    and (not products or o.get("product_sku") in products)
+                    and (not offer_states or o.get("state_code") in offer_states)
+                ]
+                picked.sort(key=keys[sort], reverse=descending)
+                data.offer_orders[cache_key] = picked
             page, total = _offset_page(picked, q)
             return MoneyJSONResponse({"offers": copy.deepcopy(page), "total_count": total})
 
@@ -1032,6 +1039,7 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
                 offer = make_offer(given["shop_sku"], given.get("quantity", 0), given.get("offer_id"), given.get("product_sku"), given.get("price", "10.00"))
                 offer.update(given)
                 data.offers[offer["shop_sku"]] = offer
+            data.offer_orders.clear()
         return {"stored": len(body)}
 
     @app.get("/_sandbox/offers")

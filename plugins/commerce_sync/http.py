@@ -42,7 +42,7 @@ from commerce_sync.redact import redact, redact_url
 
 __all__ = [
     "Auth", "BasicAuth", "BearerAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
-    "MalformedResponseError", "RateLimiter", "RetryPolicy", "ThrottledError", "TransientError",
+    "MalformedResponseError", "RateLimiter", "RetryPolicy", "SharedRateLimiter", "ThrottledError", "TransientError",
     "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
 ]  # fmt: skip
 
@@ -142,6 +142,21 @@ class RateLimiter:
                 wait = self.per_seconds - (now - self._stamps[0])
             self._sleep(wait)
             waited += wait
+
+
+class SharedRateLimiter:
+    """A budget shared across processes: `reserve()` books the next call slot somewhere all
+    workers see (the ledger's api_budget row) and says how long to wait for it."""
+
+    def __init__(self, reserve: Callable[[], float], *, sleep: Callable[[float], None] = time.sleep):
+        self._reserve = reserve
+        self._sleep = sleep
+
+    def acquire(self) -> float:
+        wait = self._reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
 
 
 # -- retries ------------------------------------------------------------------------------------
@@ -376,7 +391,8 @@ class HttpClient:
             return
         try:
             secrets = self.secrets()
-            response = redact(response_body, secrets) if response_body is not None else None
+            # only what the log keeps is walked: a 1,000-row page costs as much as a 20 KB one
+            response = redact(response_body, secrets, max_chars=self.max_logged_body) if response_body is not None else None
             if isinstance(response, str) and len(response) > self.max_logged_body:
                 response = response[: self.max_logged_body] + "...[truncated]"
             self.payload_log(

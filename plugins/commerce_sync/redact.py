@@ -10,6 +10,7 @@ Numbers are never touched: masking digits inside an amount would corrupt what is
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -66,9 +67,13 @@ _MIN_PHONE_DIGITS = 8
 _MIN_SECRET_LEN = 4
 
 
-def is_sensitive_key(key: object) -> bool:
-    norm = str(key).lower().replace("-", "").replace("_", "")
+@functools.lru_cache(maxsize=4096)  # payloads repeat the same few hundred keys
+def _sensitive_name(norm: str) -> bool:
     return any(part in norm for part in SENSITIVE_KEY_PARTS)
+
+
+def is_sensitive_key(key: object) -> bool:
+    return _sensitive_name(str(key).lower().replace("-", "").replace("_", ""))
 
 
 def _prepare(secrets: Iterable[str]) -> list[str]:
@@ -83,21 +88,40 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return _PHONE.sub(lambda m: MASK if sum(c.isdigit() for c in m.group()) >= _MIN_PHONE_DIGITS else m.group(), text)
 
 
-def redact(obj: Any, secrets: Iterable[str] = ()) -> Any:
+def redact(obj: Any, secrets: Iterable[str] = (), max_chars: int | None = None) -> Any:
     """A deep copy of `obj` with credentials and personal data masked. Dicts, lists and tuples
     (as lists) are walked; bytes come back as str; str holding JSON is redacted as a structure;
-    numbers, Decimals, None and other scalars come back as they are."""
-    return _redact(obj, _prepare(secrets))
+    numbers, Decimals, None and other scalars come back as they are.
+
+    `max_chars`: the caller keeps only about that much (the payload log keeps 20 KB of a 1,000-row
+    page): lists stop being walked once their items have used it up, and end with a note of how
+    many items were left out. Nothing left out is ever shown, so nothing unredacted can leak."""
+    budget = [max_chars] if max_chars is not None else None
+    return _redact(obj, _prepare(secrets), budget)
 
 
-def _redact(obj: Any, secrets: list[str]) -> Any:
+def _size(obj: Any) -> int:
+    return len(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def _redact(obj: Any, secrets: list[str], budget: list[int] | None = None) -> Any:
     if isinstance(obj, dict):
         return {
-            (_scrub(k, secrets) if isinstance(k, str) else k): (MASK if is_sensitive_key(k) and v not in (None, "") else _redact(v, secrets))
+            (_scrub(k, secrets) if isinstance(k, str) else k): (MASK if is_sensitive_key(k) and v not in (None, "") else _redact(v, secrets, budget))
             for k, v in obj.items()
         }
     if isinstance(obj, (list, tuple)):
-        return [_redact(v, secrets) for v in obj]
+        if budget is None:
+            return [_redact(v, secrets) for v in obj]
+        out = []
+        for i, v in enumerate(obj):
+            if budget[0] <= 0:
+                out.append(f"...[{len(obj) - i} more items not logged]")
+                break
+            item = _redact(v, secrets, budget)
+            budget[0] -= _size(item)
+            out.append(item)
+        return out
     if isinstance(obj, bytes):
         obj = obj.decode("utf-8", errors="replace")
     if isinstance(obj, str):
@@ -110,7 +134,7 @@ def _redact(obj: Any, secrets: list[str]) -> Any:
             except ValueError:
                 pass
             else:
-                return _dumps_exact(_redact(parsed, secrets))
+                return _dumps_exact(_redact(parsed, secrets, budget))
         return _scrub(obj, secrets)
     return obj
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any
 
-from commerce_sync.http import HeaderAuth, HttpClient, RateLimiter
+from commerce_sync.http import HeaderAuth, HttpClient, RateLimiter, SharedRateLimiter
 from commerce_sync.ledger import Ledger
 from commerce_sync.pairing import Pairing, SystemRef, get_pairing
 from commerce_sync.systems import system_module
@@ -33,13 +33,23 @@ def _base_url(conn) -> str:
     return host
 
 
+def rate_limiter(ref: SystemRef, ledger: Ledger | None) -> RateLimiter | SharedRateLimiter:
+    """One budget per API account, whoever calls it. The account is the pairing's pool when it
+    names one (two pairings on one Cin7 application share the pool and so the budget, although
+    each has its own connection), else the connection. With a ledger the budget is shared by every
+    process (Airflow runs each task in its own); without one, by this process only."""
+    account = f"{ref.system}:{ref.pool or ref.connection}"
+    if ledger is None:
+        return RateLimiter.shared(account, ref.rate_limit_per_minute, 60.0)
+    return SharedRateLimiter(partial(ledger.reserve_call, account, ref.rate_limit_per_minute, 60.0))
+
+
 def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> HttpClient:
     conn = get_connection(ref.connection)
     module = system_module(ref.system)
-    limiter = None
+    limiter: RateLimiter | SharedRateLimiter | None = None
     if ref.rate_limit_per_minute:
-        # keyed by connection: every pairing on one API account shares one budget in-process
-        limiter = RateLimiter.shared(f"{ref.system}:{ref.connection}", ref.rate_limit_per_minute, 60.0)
+        limiter = rate_limiter(ref, ledger)
 
     def payload_log(entry: dict[str, Any]) -> None:
         if ledger is not None:

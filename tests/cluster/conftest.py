@@ -101,11 +101,16 @@ def cluster():
 
     admin = _require_pg()
     db = f"cs_cluster_{uuid.uuid4().hex[:10]}"
+    meta_db = f"{db}_airflow"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{db}"'))
+        conn.execute(text(f'CREATE DATABASE "{meta_db}"'))
     from sqlalchemy.engine import make_url
 
     ledger_url = make_url(PG_ADMIN_URL).set(database=db).render_as_string(hide_password=False)
+    # Airflow's metadata in PostgreSQL too, as in production: on SQLite a CLI command (a backfill)
+    # meets "database is locked" while the scheduler writes, on a busy 2-core machine
+    meta_url = make_url(PG_ADMIN_URL).set(database=meta_db).render_as_string(hide_password=False)
 
     messages: list = []
 
@@ -137,6 +142,7 @@ def cluster():
             "PATH": f"{BIN}:{env.get('PATH', '')}",
             "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
             "AIRFLOW_HOME": str(tmp / "airflow"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -184,4 +190,5 @@ def cluster():
         dispose(ledger_url)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{meta_db}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)

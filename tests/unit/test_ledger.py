@@ -133,3 +133,23 @@ def test_binary_files_are_kept_per_run(ledger):
     ledger.store_file("p", "dispatch_back", "run1", "slip.pdf", "application/pdf", b"%PDF-1.7 v2")
     assert ledger.files("p", "dispatch_back") == {"slip.pdf": b"%PDF-1.7 v2"}
     assert ledger.files("p", "dispatch_back", "run2") == {}
+
+
+def test_call_slots_keep_any_window_within_the_limit_across_ledgers(ledger_url):
+    """Two processes' worth of bookings on one account (two Ledger objects on one database):
+    together never more than `calls` slots in any window, and the first `calls` go at once."""
+    a, b = Ledger.from_url(ledger_url), Ledger.from_url(ledger_url, migrate_schema=False)
+    try:
+        now = 1_000_000.0
+        slots = []
+        for i in range(25):
+            led = (a, b)[i % 2]
+            slots.append(now + led.reserve_call("cin7:acct", 10, 60.0, margin=0.5, now=now))
+        assert slots[:10] == [now] * 10  # a burst up to the limit waits for nothing
+        for i, s in enumerate(slots):
+            in_window = [t for t in slots if s - 60.0 < t <= s]
+            assert len(in_window) <= 10, f"slot {i} at +{s - now:.1f}s has {len(in_window)} calls in its minute"
+        assert slots[10] == now + 60.5 and slots[20] == now + 121.0
+        assert a.reserve_call("mirakl:shop", 10, 60.0, now=now) == 0.0  # another account, its own budget
+    finally:
+        a.dispose()

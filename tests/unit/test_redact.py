@@ -147,3 +147,16 @@ def test_business_numbers_are_never_altered(tree):
     out = redact({"data": tree}, secrets=["abcd", "1234"])
     assert _numbers(out) == _numbers(tree)  # same values, same order, Decimal stays Decimal
     assert [type(n) for n in _numbers(out)] == [type(n) for n in _numbers(tree)]
+
+
+def test_a_bounded_redaction_walks_only_what_the_log_keeps():
+    import json as _json
+
+    page = {"Total": 1000, "ProductAvailabilityList": [{"SKU": f"S{i}", "Email": f"b{i}@example.org", "Available": i} for i in range(1000)]}
+    out = _json.loads(redact(_json.dumps(page), ["sekrit-key"], max_chars=500))
+    rows = out["ProductAvailabilityList"]
+    assert out["Total"] == 1000 and 5 < len(rows) < 30
+    assert rows[-1] == f"...[{1000 - (len(rows) - 1)} more items not logged]"
+    assert all(r["Email"] == "***" for r in rows[:-1])  # what is kept is redacted as ever
+    assert "example.org" not in _json.dumps(out)
+    assert redact(page, max_chars=None)["ProductAvailabilityList"][999]["Email"] == "***"  # unbounded: every row

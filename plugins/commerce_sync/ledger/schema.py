@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Index,
     DateTime,
+    Float,
     Integer,
     LargeBinary,
     MetaData,
@@ -224,9 +225,29 @@ work_claim = Table(
     PrimaryKeyConstraint("pairing", "kind", "key", name="pk_work_claim"),
 )
 
+# A sliding log of reserved call slots per API account (epoch seconds), shared by every process:
+# Airflow workers of several DAGs on one account book their calls here, so together they stay
+# inside the account's calls-per-window. api_budget's row is the lock each booking takes.
+api_budget = Table(
+    "api_budget",
+    metadata,
+    Column("account", String(200), nullable=False),
+    Column("last_slot", Float, nullable=False),
+    PrimaryKeyConstraint("account", name="pk_api_budget"),
+)
+
+api_call_slot = Table(
+    "api_call_slot",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("slot", Float, nullable=False),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
 Index("ix_payload_log_time", payload_log.c.logged_at)
+Index("ix_api_call_slot", api_call_slot.c.account, api_call_slot.c.slot)
 
 RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]

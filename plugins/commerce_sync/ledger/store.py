@@ -4,6 +4,7 @@ bound parameters; upserts go through one helper that picks the dialect's ON CONF
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 from commerce_sync.ledger.db import get_engine, ledger_url, migrate
 from commerce_sync.ledger.schema import (
     RUN_FIELDS,
+    api_budget,
+    api_call_slot,
     mapping,
     order_link,
     payload_log,
@@ -192,6 +195,27 @@ class Ledger:
         with self.engine.begin() as conn:
             for chunk in _chunks(list(keys)):
                 conn.execute(delete(t).where(t.c.pairing == pairing, t.c.kind == kind, t.c.run_id == run_id, t.c.key.in_(chunk)))
+
+    # -- a shared API budget ----------------------------------------------------------------
+    def reserve_call(self, account: str, calls: int, per_seconds: float, margin: float = 0.5, now: float | None = None) -> float:
+        """Book the account's next call slot; returns the seconds to wait before calling.
+
+        A sliding log, as the APIs count: a call may start once fewer than `calls` slots lie in
+        the `per_seconds` before it (plus `margin`, so a call that left a little late cannot
+        make one too many in the API's window). The first statement writes the account's row,
+        which serialises bookings across processes (a row lock in PostgreSQL, the write lock in
+        SQLite). Clocks: the workers' own (one host, or NTP-synced hosts)."""
+        now = time.time() if now is None else now
+        log = api_call_slot
+        with self.engine.begin() as conn:
+            upsert(conn, api_budget, {"account": account, "last_slot": now}, ["account"], ["last_slot"])
+            nth = conn.execute(
+                select(log.c.slot).where(log.c.account == account).order_by(log.c.slot.desc()).offset(calls - 1).limit(1)
+            ).scalar()
+            slot = now if nth is None else max(now, nth + per_seconds + margin)
+            conn.execute(log.insert().values(account=account, slot=slot))
+            conn.execute(delete(log).where(log.c.account == account, log.c.slot < now - per_seconds - margin))
+        return slot - now
 
     # -- quarantine -------------------------------------------------------------------------
     def quarantine(self, pairing: str, flow: str, record_key: str, payload: Any, reasons: list[dict], run_id: str) -> None:

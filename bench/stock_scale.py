@@ -1,0 +1,123 @@
+"""Stock at scale: 100,000 SKUs over 3 Cin7 locations, John Lewis (Mirakl) stock_out.
+
+    .venv/bin/python bench/stock_scale.py [--skus 100000] [--changed 0.01]
+
+Runs the flow's steps (extract: Cin7 availability + Mirakl offers; gate: GX; push: diff + one
+STO01 import) in this process against the emulators (their own process), three times: the first
+sync (everything is new), a run with nothing changed, and a run after 1% of SKUs changed in Cin7.
+Baseline: the same changed run pushing every SKU (what a design without the diff would send).
+Peak memory is this process's maximum resident set (ru_maxrss) over the whole benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import shutil
+import time
+
+import yaml
+from harness import ROOT, Emulators, pg_ledger, setup_env, table, wire
+
+PAIRING = "cin7_john_lewis"
+LOCATIONS = ["Main Warehouse", "Sydney Store", "Melbourne Store"]
+
+
+def seed(emu: Emulators, n: int) -> None:
+    emu.post("cin7", "/_sandbox/seed", {"products": [{"SKU": f"CS-{i:06d}", "Name": f"Product {i}"} for i in range(n)], "locations": LOCATIONS})
+    for start in range(0, n, 20_000):
+        rows = [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 10 + i % 7, "Allocated": i % 3} for i in range(start, min(n, start + 20_000)) for loc in LOCATIONS]
+        emu.post("cin7", "/_sandbox/seed", {"availability": rows})
+    for start in range(0, n, 10_000):
+        emu.post("mirakl", "/_sandbox/offers", [{"shop_sku": f"JL-{i:06d}", "quantity": 0} for i in range(start, min(n, start + 10_000))])
+
+
+def mappings(home, n: int) -> None:
+    target = home / "mappings"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(ROOT / "include" / "mappings", target)
+    with (target / PAIRING / "skus.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["channel_sku", "master_sku", "name"])
+        w.writerows([f"JL-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
+    import os
+
+    os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
+
+
+def run(run_id: str, *, full: bool = False) -> dict:
+    from commerce_sync.flows import stock_out
+    from commerce_sync.runtime import FlowContext
+
+    times = {}
+    with FlowContext.for_pairing(PAIRING) as ctx:
+        t = time.perf_counter()
+        extracted = stock_out.extract(ctx, run_id)
+        times["extract"] = time.perf_counter() - t
+        t = time.perf_counter()
+        gated = stock_out.gate(ctx, run_id, extracted)
+        times["gate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pushed = stock_out.push(ctx, run_id, gated, full=full)
+        times["push"] = time.perf_counter() - t
+    times["total"] = sum(times.values())
+    return {"times": times, "pushed": pushed, "listings": extracted["listings"]}
+
+
+def imports(emu: Emulators) -> list[dict]:
+    return emu.get("mirakl", "/_sandbox/stock_imports")["imports"]
+
+
+def mirakl_writes(emu: Emulators) -> int:
+    return sum(1 for c in emu.get("mirakl", "/_sandbox/calls")["calls"] if c["method"] == "POST")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skus", type=int, default=100_000)
+    parser.add_argument("--changed", type=float, default=0.01)
+    args = parser.parse_args()
+    home = setup_env()
+    emu = Emulators(cin7_rate_limit=1_000_000)
+    rows = []
+    try:
+        wire(emu, home, rates={"cin7_core": 1_000_000, "mirakl": 1_000_000}, options={"mirakl": {"import_poll_seconds": 0.2, "page_size": 100}})
+        path = home / "pairings" / f"{PAIRING}.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["stock"]["locations"] = LOCATIONS
+        path.write_text(yaml.safe_dump(data))
+        mappings(home, args.skus)
+        t = time.perf_counter()
+        seed(emu, args.skus)
+        print(f"seeded {args.skus} SKUs x {len(LOCATIONS)} locations in {time.perf_counter() - t:.0f} s", flush=True)
+        with pg_ledger():
+            results = {}
+            for label, run_id, change, full in (("first sync (all new)", "r1", 0, False), ("nothing changed", "r2", 0, False),
+                                                (f"{args.changed:.0%} changed", "r3", args.changed, False),
+                                                (f"{args.changed:.0%} changed, push every SKU (baseline)", "r4", args.changed, True)):
+                if change:
+                    k = int(args.skus * change)
+                    bump = 20 if run_id == "r3" else 30
+                    emu.post("cin7", "/_sandbox/seed", {"availability": [{"SKU": f"CS-{i:06d}", "Location": "Main Warehouse", "OnHand": bump, "Allocated": 0}
+                                                                         for i in range(0, args.skus, args.skus // k)][:k]})
+                before_imports, before_writes = len(imports(emu)), mirakl_writes(emu)
+                r = run(run_id, full=full)
+                sent_lines = sum(len(i["lines"]) for i in imports(emu)[before_imports:])
+                results[label] = r
+                rows.append([label, r["listings"], r["pushed"]["sent"], sent_lines, mirakl_writes(emu) - before_writes,
+                             f"{r['times']['extract']:.1f}", f"{r['times']['gate']:.1f}", f"{r['times']['push']:.1f}", f"{r['times']['total']:.1f} (target < 60)",
+                             f"{r['times']['gate'] / r['times']['total']:.0%}"])
+                print(f"{label}: {r['times']['total']:.1f} s", flush=True)
+    finally:
+        emu.stop()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print()
+    print(f"stock_out, John Lewis, {args.skus} SKUs x {len(LOCATIONS)} Cin7 locations ({args.skus * len(LOCATIONS)} availability rows)")
+    print(table(rows, ["run", "listings", "sent", "lines in STO01 files", "Mirakl writes (STO01)", "extract s", "gate s", "push s", "run s", "gate share"]))
+    print(f"peak memory of the flow process: {peak_mb:.0f} MB (target < 1536 MB)")
+
+
+if __name__ == "__main__":
+    main()
