@@ -49,23 +49,28 @@ def free_port() -> int:
 class Emulators:
     def __init__(self, cin7_rate_limit: int):
         self.ports = {k: free_port() for k in ("cin7", "marketplacer", "mirakl")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--cin7-port", str(self.ports["cin7"]), "--marketplacer-port", str(self.ports["marketplacer"]),
-             "--mirakl-port", str(self.ports["mirakl"]), "--cin7-rate-limit", str(cin7_rate_limit)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        # one process per emulator: they are separate servers, and must not share one GIL
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "sandbox", "--only", name, "--cin7-port", str(self.ports["cin7"]), "--marketplacer-port", str(self.ports["marketplacer"]),
+                 "--mirakl-port", str(self.ports["mirakl"]), "--cin7-rate-limit", str(cin7_rate_limit)],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            for name in self.ports
+        ]
         self.url = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
         import requests
 
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{self.url['mirakl']}/_sandbox/calls", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("the emulators did not start") from None
-                time.sleep(0.2)
+        for url in self.url.values():
+            while True:
+                try:
+                    requests.get(f"{url}/_sandbox/calls", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                        raise RuntimeError("the emulators did not start") from None
+                    time.sleep(0.2)
 
     def post(self, emulator: str, path: str, body: Any) -> Any:
         import requests
@@ -82,11 +87,13 @@ class Emulators:
         return r.json()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--mirakl-api-key", default="demo-mirakl-key")
     parser.add_argument("--mirakl-shop-id", type=int, default=2001)
     parser.add_argument("--cin7-rate-limit", type=int, default=60, help="calls per minute (Cin7's documented limit is 60)")
+    parser.add_argument("--only", default="cin7,marketplacer,mirakl", help="which emulators to start (benchmarks run each in its own process)")
     parser.add_argument("--seed", choices=["none", "demo"], default="none")
     parser.add_argument("--order-every", type=float, default=20.0, help="seconds between demo orders")
     args = parser.parse_args()
@@ -28,14 +29,17 @@ def main() -> None:
     cin7_app = cin7.create_app(rate_limit_per_minute=args.cin7_rate_limit)
     mkp_app = marketplacer.create_app()
     jl_app = mirakl.create_app(api_key=args.mirakl_api_key, shop_id=args.mirakl_shop_id)
-    servers = [
-        start_server(cin7_app, args.host, args.cin7_port),
-        start_server(mkp_app, args.host, args.marketplacer_port),
-        start_server(jl_app, args.host, args.mirakl_port),
-    ]
-    print(f"Cin7 Core emulator:    http://{args.host}:{args.cin7_port}/ExternalApi/v2", flush=True)
-    print(f"Marketplacer emulator: http://{args.host}:{args.marketplacer_port}/graphql", flush=True)
-    print(f"Mirakl emulator:       http://{args.host}:{args.mirakl_port}/api (shop {args.mirakl_shop_id})", flush=True)
+    only = set(args.only.split(","))
+    servers = []
+    if "cin7" in only:
+        servers.append(start_server(cin7_app, args.host, args.cin7_port))
+        print(f"Cin7 Core emulator:    http://{args.host}:{args.cin7_port}/ExternalApi/v2", flush=True)
+    if "marketplacer" in only:
+        servers.append(start_server(mkp_app, args.host, args.marketplacer_port))
+        print(f"Marketplacer emulator: http://{args.host}:{args.marketplacer_port}/graphql", flush=True)
+    if "mirakl" in only:
+        servers.append(start_server(jl_app, args.host, args.mirakl_port))
+        print(f"Mirakl emulator:       http://{args.host}:{args.mirakl_port}/api (shop {args.mirakl_shop_id})", flush=True)
 
     stop_orders = stop_jl_orders = None
     if args.seed == "demo":

@@ -38,7 +38,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from commerce_sync.errors import ClientError, GraphQLError, HttpError, MalformedResponseError, ThrottledError, TransientError
 from commerce_sync.jsonutil import dumps, loads
-from commerce_sync.redact import redact, redact_url
+from commerce_sync.redact import as_text, redact, redact_url
 
 __all__ = [
     "Auth", "BasicAuth", "BearerAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
@@ -47,6 +47,7 @@ __all__ = [
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+_UNPARSED = object()
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 THROTTLE_STATUSES = frozenset({429, 503})
 ERROR_BODY_CHARS = 2048
@@ -358,7 +359,13 @@ class HttpClient:
             raise _unanswered(call, where, type(exc).__name__) from None
 
         status, text = response.status_code, response.text
-        self._log(log_entry, started, status=status, response_body=text)
+        parsed: Any = _UNPARSED
+        if 200 <= status < 300 and call.expect_json and text.strip():
+            try:
+                parsed = loads(text)  # once: the payload log redacts the parsed answer, the caller gets it
+            except ValueError:
+                pass
+        self._log(log_entry, started, status=status, response_body=text if parsed is _UNPARSED else parsed)
         if status in THROTTLE_STATUSES:
             self.stats["throttled"] += 1
             error = ThrottledError(f"{call.method} {shown_url}: throttled (HTTP {status})", status=status, body=self._excerpt(text), **where)
@@ -377,22 +384,23 @@ class HttpClient:
             return response.content
         if status == 204 or not text.strip():
             return None
-        try:
-            return loads(text)
-        except ValueError:
-            raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=self._excerpt(text), **where) from None
+        if parsed is not _UNPARSED:
+            return parsed
+        raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=self._excerpt(text), **where)
 
     def _excerpt(self, text: str) -> str:
         """An error body: redacted whole, then cut (a cut secret or cut JSON would slip through)."""
         return redact(text, self.secrets())[:ERROR_BODY_CHARS]
 
-    def _log(self, entry: dict[str, Any], started: float, *, status: int | None = None, response_body: str | None = None, error: str | None = None) -> None:
+    def _log(self, entry: dict[str, Any], started: float, *, status: int | None = None, response_body: Any = None, error: str | None = None) -> None:
         if self.payload_log is None:
             return
         try:
             secrets = self.secrets()
             # only what the log keeps is walked: a 1,000-row page costs as much as a 20 KB one
             response = redact(response_body, secrets, max_chars=self.max_logged_body) if response_body is not None else None
+            if response is not None and not isinstance(response, str):
+                response = as_text(response)
             if isinstance(response, str) and len(response) > self.max_logged_body:
                 response = response[: self.max_logged_body] + "...[truncated]"
             self.payload_log(

@@ -116,12 +116,15 @@ def import_mapping_file(ledger: Ledger, pairing: str, kind: str, path: Path, dry
     history = []
     with ledger.engine.begin() as conn:
         existing = {r.key: r.id for r in conn.execute(select(t.c.key, t.c.id).where(t.c.pairing == pairing, t.c.kind == kind))}
+        fresh = []
         for key in diff.added:
             if key in existing:  # was removed earlier: bring it back
                 conn.execute(update(t).where(t.c.id == existing[key]).values(value=rows[key], active=True, updated_at=now))
             else:
-                conn.execute(t.insert().values(pairing=pairing, kind=kind, key=key, value=rows[key], active=True, updated_at=now))
+                fresh.append({"pairing": pairing, "kind": kind, "key": key, "value": rows[key], "active": True, "updated_at": now})
             history.append({"key": key, "action": "added", "old_value": None, "new_value": rows[key], "source_line": lines[key]})
+        if fresh:
+            conn.execute(t.insert(), fresh)  # one round trip for a 100,000-SKU first import
         for key, old, new in diff.changed:
             conn.execute(update(t).where(t.c.id == existing[key]).values(value=new, updated_at=now))
             history.append({"key": key, "action": "changed", "old_value": old, "new_value": new, "source_line": lines[key]})

@@ -139,6 +139,11 @@ def _redact(obj: Any, secrets: list[str], budget: list[int] | None = None) -> An
     return obj
 
 
+def as_text(obj: Any) -> str:
+    """A redacted structure as the JSON text the payload log stores, amounts digit for digit."""
+    return obj if isinstance(obj, str) else _dumps_exact(obj)
+
+
 def _dumps_exact(obj: Any) -> str:
     """JSON text with every Decimal written digit for digit (12.10 stays 12.10): the log must show
     the amounts that were sent, and json can only write floats. Decimals go out as marked strings

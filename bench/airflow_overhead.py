@@ -1,0 +1,90 @@
+"""Airflow overhead: how long dags/ takes to parse, and what a flow run over an empty window costs.
+
+    .venv/bin/python bench/airflow_overhead.py
+
+1. Parse: a fresh interpreter fills a DagBag from dags/ (every pairing's DAGs), as the
+   dag-processor does; measured five times, median. Baseline: the same parse with Great
+   Expectations imported at module level (what a DAG file that imports the gate code would pay).
+2. Empty run: every flow of the Marketplacer pairing over a window with nothing in it, through
+   Airflow (`dag.test`, in-process) and as bare steps (the same functions the tasks call), against
+   empty emulators; the difference is Airflow's own share.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+from harness import ROOT, Emulators, pg_ledger, setup_env, table, wire
+
+PARSE = """
+import sys, time
+t0 = time.perf_counter()
+{extra}
+from airflow.dag_processing.dagbag import DagBag
+t1 = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+t2 = time.perf_counter()
+assert not bag.import_errors, bag.import_errors
+print(len(bag.dags), t2 - t1, t2 - t0)
+"""
+
+
+def parse(extra: str = "") -> tuple[int, float, float]:
+    runs = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", PARSE.format(extra=extra), str(ROOT / "dags")], capture_output=True, text=True, check=True, cwd=ROOT)
+        n, parse_s, total_s = out.stdout.split()[-3:]
+        runs.append((int(n), float(parse_s), float(total_s)))
+    return runs[0][0], statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)
+
+
+def empty_runs() -> list[list[str]]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.reliability.matrix import run_flow
+
+    rows = []
+    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    start = end - timedelta(minutes=15)
+    for n, flow in enumerate(("orders_in", "dispatch_back", "refunds", "payout_reconciliation", "stock_out", "drift_monitor")):
+        dag = bag.get_dag(f"cin7_marketplacer__{flow}")
+        t = time.perf_counter()
+        state = dag.test(run_conf={"window_start": start.isoformat(), "window_end": end.isoformat()}, logical_date=end + timedelta(seconds=n)).state
+        through_airflow = time.perf_counter() - t
+        t = time.perf_counter()
+        bare = run_flow("cin7_marketplacer", flow, f"bare-{flow}", start, end)
+        steps = time.perf_counter() - t
+        rows.append([flow, state, f"{through_airflow:.2f}", bare, f"{steps:.2f}", f"{through_airflow - steps:.2f}"])
+    return rows
+
+
+def main() -> None:
+    home = setup_env()
+    n, parse_s, total_s = parse()
+    _, gx_parse_s, gx_total_s = parse("import great_expectations")
+    print("\nDAG parse of dags/ in a fresh interpreter (median of 5)")
+    print(table([
+        ["design (GX imported inside the gate task only)", n, f"{parse_s:.2f} s (target < 2 s)", f"{total_s:.2f} s"],
+        ["baseline: GX imported at parse", n, f"{gx_parse_s:.2f} s + GX import", f"{gx_total_s:.2f} s"],
+    ], ["", "DAGs", "DagBag fill", "with interpreter and imports"]))
+
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, cwd=ROOT)
+    emu = Emulators(cin7_rate_limit=60)
+    try:
+        wire(emu, home)
+        emu.post("cin7", "/_sandbox/seed", {"locations": ["Main Warehouse"], "tax_rules": ["GST on Income"], "customers": ["Marketplacer"]})
+        with pg_ledger():
+            rows = empty_runs()
+    finally:
+        emu.stop()
+    print("\nA flow run over an empty window (Marketplacer pairing; seconds)")
+    print(table(rows, ["flow", "dag.test", "through Airflow s", "bare steps", "bare steps s", "Airflow's share s"]))
+
+
+if __name__ == "__main__":
+    main()
