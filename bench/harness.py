@@ -119,7 +119,7 @@ def pg_ledger():
         admin.dispose()
 
 
-def wire(emu: Emulators, home: Path, *, rates: dict[str, int] | None = None, options: dict[str, dict] | None = None) -> None:
+def wire(emu: Emulators, home: Path, *, rates: dict[str, int] | None = None, options: dict[str, dict] | None = None, smtp_port: int | None = None) -> None:
     """Connections to the emulators; pairing copies with the given rate limits
     ({"cin7_core": 600}) and adapter options ({"mirakl": {"page_size": 100}})."""
     import yaml
@@ -131,7 +131,8 @@ def wire(emu: Emulators, home: Path, *, rates: dict[str, int] | None = None, opt
         "cin7_marketplacer__marketplacer": {"host": emu.url["marketplacer"]},
         "cin7_john_lewis__cin7": {"host": f"{emu.url['cin7']}/ExternalApi/v2"},
         "cin7_john_lewis__mirakl": {"host": emu.url["mirakl"]},
-        "smtp_default": {"host": "127.0.0.1", "port": free_port()},  # nobody listens: alerts fail quietly, as logged
+        # without a mail sink nobody listens: alerts fail quietly, as logged
+        "smtp_default": {"host": "127.0.0.1", "port": smtp_port or free_port()},
     })
     os.environ.update(env)
     pairings = home / "pairings"

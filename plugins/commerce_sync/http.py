@@ -20,12 +20,14 @@ DAG files, so that module stays import-light) and are re-exported here.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -221,6 +223,7 @@ class HttpClient:
         session: requests.Session | None = None,
         default_headers: dict[str, str] | None = None,
         max_logged_body: int = 20 * 1024,
+        max_logged_read_body: int = 2 * 1024,
         extra_secrets: Sequence[str] = (),
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -235,6 +238,9 @@ class HttpClient:
         self.session = session or requests.Session()
         self.default_headers = {"Accept": "application/json", **(default_headers or {})}
         self.max_logged_body = max_logged_body
+        # a read's answer is logged shorter: a stock run reads 1,300 pages, and what ops look for
+        # in a read is its status and first rows; a write's answer is the receipt, kept longer
+        self.max_logged_read_body = min(max_logged_read_body, max_logged_body)
         self.extra_secrets = list(extra_secrets)
         self._sleep = sleep
         self.stats = {"calls": 0, "throttled": 0, "retries": 0, "errors": 0}
@@ -397,12 +403,13 @@ class HttpClient:
             return
         try:
             secrets = self.secrets()
+            keep = self.max_logged_read_body if entry["method"] in ("GET", "HEAD") else self.max_logged_body
             # only what the log keeps is walked: a 1,000-row page costs as much as a 20 KB one
-            response = redact(response_body, secrets, max_chars=self.max_logged_body) if response_body is not None else None
+            response = redact(response_body, secrets, max_chars=keep) if response_body is not None else None
             if response is not None and not isinstance(response, str):
                 response = as_text(response)
-            if isinstance(response, str) and len(response) > self.max_logged_body:
-                response = response[: self.max_logged_body] + "...[truncated]"
+            if isinstance(response, str) and len(response) > keep:
+                response = response[:keep] + "...[truncated]"
             self.payload_log(
                 {
                     "system": self.system,
@@ -441,7 +448,28 @@ def _unanswered(call: _Call, where: dict, what: str) -> Exception:
 
 
 # -- pagination ---------------------------------------------------------------------------------
-# Generators: one page in memory at a time, and nothing is fetched until the caller iterates.
+# Generators: a bounded number of pages in memory at a time, and nothing is fetched until the
+# caller iterates.
+def _pages_in_order(fetch: Callable[[int], dict], numbers: Iterable[int], workers: int) -> Iterator[dict]:
+    """Fetch numbered pages `workers` at a time (bounded read-ahead), handing them back in order.
+    Only for pages whose position is known up front (a total was given): waiting on one API
+    answer at a time leaves the client idle while the server builds the page, and the other way
+    round. The rate limiter still gates every call."""
+    numbers = iter(numbers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
+        pending: deque = deque(pool.submit(fetch, n) for n in itertools.islice(numbers, workers))
+        try:
+            while pending:
+                body = pending.popleft().result()
+                nxt = next(numbers, None)
+                if nxt is not None:
+                    pending.append(pool.submit(fetch, nxt))
+                yield body
+        finally:
+            for future in pending:  # the caller stopped early or a page failed: fetch no more
+                future.cancel()
+
+
 def paginate_page_limit(
     client: HttpClient,
     path: str,
@@ -452,35 +480,77 @@ def paginate_page_limit(
     page_param: str = "Page",
     limit_param: str = "Limit",
     total_key: str = "Total",
+    workers: int = 1,
 ) -> Iterator[dict]:
     """Cin7 style: Page from 1 with Limit, until a short page or the running count reaches Total.
     When Total is given a short page alone does not stop the walk: a server that caps Limit below
-    ours would otherwise end it after page one; an empty page always stops it."""
+    ours would otherwise end it after page one; an empty page always stops it. With `workers` > 1
+    and a Total, the pages after the first are read that many at a time."""
+
+    def fetch(page: int) -> dict:
+        return client.get(path, params={**(params or {}), page_param: page, limit_param: limit}) or {}
+
     page, seen = 1, 0
+    body = fetch(page)
     while True:
-        body = client.get(path, params={**(params or {}), page_param: page, limit_param: limit}) or {}
         items = body.get(list_key) or []
         yield from items
         seen += len(items)
         total = body.get(total_key)
         if not items or (int(total) <= seen if total is not None else len(items) < limit):
             return
+        if workers > 1 and total is not None and len(items) == limit:
+            last = page + -(-(int(total) - seen) // limit)
+            for body in _pages_in_order(fetch, range(page + 1, last + 1), workers):
+                items = body.get(list_key) or []
+                yield from items
+                seen += len(items)
+                page += 1
+                if not items:
+                    return
+            if seen >= int(total):
+                return
+            # the total grew while we read: carry on one page at a time
         page += 1
+        body = fetch(page)
 
 
 def paginate_offset(
-    client: HttpClient, path: str, *, list_key: str, params: dict | None = None, max_per_page: int = 100, total_key: str = "total_count"
+    client: HttpClient,
+    path: str,
+    *,
+    list_key: str,
+    params: dict | None = None,
+    max_per_page: int = 100,
+    total_key: str = "total_count",
+    workers: int = 1,
 ) -> Iterator[dict]:
-    """Mirakl offset style: max/offset, until total_count is reached (or a short page without it)."""
+    """Mirakl offset style: max/offset, until total_count is reached (or a short page without it).
+    With `workers` > 1 and a total_count, the pages after the first are read that many at a time."""
+
+    def fetch(offset: int) -> dict:
+        return client.get(path, params={**(params or {}), "max": max_per_page, "offset": offset}) or {}
+
     offset = 0
+    body = fetch(offset)
     while True:
-        body = client.get(path, params={**(params or {}), "max": max_per_page, "offset": offset}) or {}
         items = body.get(list_key) or []
         yield from items
         offset += len(items)
         total = body.get(total_key)
         if not items or (int(total) <= offset if total is not None else len(items) < max_per_page):
             return
+        if workers > 1 and total is not None and len(items) == max_per_page:
+            for body in _pages_in_order(fetch, range(offset, int(total), max_per_page), workers):
+                items = body.get(list_key) or []
+                yield from items
+                offset += len(items)
+                if len(items) < max_per_page:
+                    break
+            if not items or offset >= int(total):
+                return
+            # a short page inside the total (offers removed while we read): on from where we are
+        body = fetch(offset)
 
 
 def paginate_seek(

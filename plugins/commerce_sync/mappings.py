@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from commerce_sync.errors import MappingFileError
 from commerce_sync.ledger import Ledger
+from commerce_sync.ledger.bulk import insert_rows
 from commerce_sync.ledger.schema import mapping, mapping_history, utcnow
 
 __all__ = ["MAPPING_KINDS", "MappingDiff", "MappingFileError", "MappingSpec", "diff_mapping", "import_mapping_file", "read_mapping_file", "sync_pairing_mappings"]
@@ -123,17 +124,15 @@ def import_mapping_file(ledger: Ledger, pairing: str, kind: str, path: Path, dry
             else:
                 fresh.append({"pairing": pairing, "kind": kind, "key": key, "value": rows[key], "active": True, "updated_at": now})
             history.append({"key": key, "action": "added", "old_value": None, "new_value": rows[key], "source_line": lines[key]})
-        if fresh:
-            conn.execute(t.insert(), fresh)  # one round trip for a 100,000-SKU first import
+        insert_rows(conn, t, fresh)  # a 100,000-SKU first import in one COPY
         for key, old, new in diff.changed:
             conn.execute(update(t).where(t.c.id == existing[key]).values(value=new, updated_at=now))
             history.append({"key": key, "action": "changed", "old_value": old, "new_value": new, "source_line": lines[key]})
         for key in diff.removed:
             conn.execute(update(t).where(t.c.id == existing[key]).values(active=False, updated_at=now))
             history.append({"key": key, "action": "removed", "old_value": current.get(key), "new_value": None, "source_line": None})
-        conn.execute(
-            h.insert(),
-            [{"pairing": pairing, "kind": kind, "source_file": str(path), "changed_at": now, "changed_by": changed_by, **entry} for entry in history],
+        insert_rows(
+            conn, h, [{"pairing": pairing, "kind": kind, "source_file": str(path), "changed_at": now, "changed_by": changed_by, **entry} for entry in history]
         )
     return diff
 

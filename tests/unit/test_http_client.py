@@ -15,6 +15,7 @@ from decimal import Decimal
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -48,6 +49,7 @@ class Script:
         self.seen: list[dict] = []
         self.default = {"status": 200, "body": {"ok": True}}
         self.url = ""
+        self.answer = None  # path -> step, for requests that may arrive in any order
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -60,7 +62,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         self.script.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
-        step = self.script.steps.pop(0) if self.script.steps else self.script.default
+        if self.script.answer is not None:
+            step = self.script.answer(self.path)
+        else:
+            step = self.script.steps.pop(0) if self.script.steps else self.script.default
         if step.get("sleep"):
             time.sleep(step["sleep"])
         if step.get("close"):  # the connection dies after the request arrived: no answer at all
@@ -313,6 +318,18 @@ def test_payload_log_records_failed_attempts_and_truncates_big_bodies(server, sl
     assert entries[1]["response_body"].endswith("...[truncated]") and len(entries[1]["response_body"]) < 520
 
 
+def test_a_read_answer_is_logged_shorter_than_a_write_receipt(server, sleeps):
+    entries = []
+    big = {"rows": ["y" * 100] * 100}
+    server.steps = [{"status": 200, "body": big}, {"status": 200, "body": big}]
+    c = client(server, sleeps, payload_log=entries.append, max_logged_body=5000, max_logged_read_body=1000)
+    c.get("/x")
+    c.post("/x", json={"a": 1})
+    read, write = (e["response_body"] for e in entries)
+    assert 1000 <= len(read) < 1200
+    assert 5000 <= len(write) < 5200
+
+
 def test_a_failing_payload_log_never_breaks_the_call(server, sleeps, caplog):
     def boom(_entry):
         raise RuntimeError("disk full")
@@ -409,6 +426,39 @@ def test_offset_pagination(server, sleeps):
     _pages(server, [{"total_count": 5, "orders": [1, 2]}, {"total_count": 5, "orders": [3, 4]}, {"total_count": 5, "orders": [5]}])
     assert list(paginate_offset(client(server, sleeps), "/api/orders", list_key="orders", params={"order_state_codes": "SHIPPING"}, max_per_page=2)) == [1, 2, 3, 4, 5]
     assert [s["path"] for s in server.seen] == [f"/api/orders?order_state_codes=SHIPPING&max=2&offset={o}" for o in (0, 2, 4)]
+
+
+def _query(path: str) -> dict[str, int]:
+    return {k: int(v) for k, v in parse_qsl(urlsplit(path).query)}
+
+
+def test_page_limit_reads_ahead_with_workers_and_keeps_the_order(server, sleeps):
+    rows = list(range(25))
+    server.answer = lambda path: {"body": {"Total": 25, "L": rows[(_query(path)["Page"] - 1) * 3 : _query(path)["Page"] * 3]}}
+    assert list(paginate_page_limit(client(server, sleeps), "/p", list_key="L", limit=3, workers=3)) == rows
+    assert sorted(_query(s["path"])["Page"] for s in server.seen) == list(range(1, 10))  # each page once, no empty 10th
+
+
+def test_offset_reads_ahead_with_workers_and_goes_on_after_a_short_page(server, sleeps):
+    rows = list(range(10))
+
+    def answer(path):
+        q = _query(path)
+        if q["offset"] == 4 and not any(_query(s["path"]).get("offset") == 4 for s in server.seen[:-1]):
+            return {"body": {"total_count": 10, "orders": rows[4:5]}}  # first read of this page comes back short
+        return {"body": {"total_count": 10, "orders": rows[q["offset"] : q["offset"] + q["max"]]}}
+
+    server.answer = answer
+    got = list(paginate_offset(client(server, sleeps), "/api/offers", list_key="orders", max_per_page=2, workers=4))
+    assert got[:5] == [0, 1, 2, 3, 4] and set(got) == set(rows)  # the walk went on from offset 5
+
+
+def test_a_page_that_fails_ends_a_parallel_read_with_its_error(server, sleeps):
+    server.answer = lambda path: {"status": 404, "body": {"message": "gone"}} if _query(path)["Page"] == 3 else {"body": {"Total": 20, "L": [1, 2]}}
+    pages = paginate_page_limit(client(server, sleeps), "/p", list_key="L", limit=2, workers=2)
+    with pytest.raises(ClientError):
+        list(pages)
+    assert max(_query(s["path"])["Page"] for s in server.seen) <= 6  # read-ahead is bounded
 
 
 def test_seek_pagination(server, sleeps):

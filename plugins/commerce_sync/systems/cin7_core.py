@@ -62,9 +62,10 @@ def _address(addr) -> dict[str, Any] | None:
 class Cin7CoreMaster:
     name = "cin7_core"
 
-    def __init__(self, client: HttpClient, page_size: int = PAGE_LIMIT):
+    def __init__(self, client: HttpClient, page_size: int = PAGE_LIMIT, read_workers: int = 2):
         self.client = client
         self.page_size = page_size  # smaller only in tests that need several pages
+        self.read_workers = read_workers  # availability pages in flight at once (the limiter still gates each)
 
     # -- reading sales ------------------------------------------------------------------------
     def find_sales(self, external_ids: Iterable[str], created_since: datetime) -> dict[str, SaleRef]:
@@ -168,7 +169,9 @@ class Cin7CoreMaster:
 
     # -- stock ------------------------------------------------------------------------------
     def read_availability(self) -> Iterator[StockLevel | TranslationError]:
-        for row in paginate_page_limit(self.client, "/ref/productavailability", list_key="ProductAvailabilityList", limit=self.page_size):
+        for row in paginate_page_limit(
+            self.client, "/ref/productavailability", list_key="ProductAvailabilityList", limit=self.page_size, workers=self.read_workers
+        ):
             try:
                 yield StockLevel(sku=row["SKU"], location=row.get("Location"), available=parse_decimal(row.get("Available")))
             except (KeyError, ValueError) as exc:
@@ -337,4 +340,5 @@ def auth_for(conn) -> dict[str, str]:
 
 
 def build(client: HttpClient, ref, cache=None) -> Cin7CoreMaster:
-    return Cin7CoreMaster(client, page_size=int((ref.options or {}).get("page_size", PAGE_LIMIT)))
+    options = ref.options or {}
+    return Cin7CoreMaster(client, page_size=int(options.get("page_size", PAGE_LIMIT)), read_workers=int(options.get("read_workers", 2)))

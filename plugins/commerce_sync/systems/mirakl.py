@@ -102,6 +102,7 @@ class MiraklChannel:
         shop_id: str | None = None,
         seller_ref: str | None = None,
         page_size: int = 100,
+        read_workers: int = 2,
         transactions_page_size: int = 2000,  # TL02's maximum
         import_poll_seconds: float = 15.0,
         import_timeout_seconds: float = 900.0,
@@ -114,6 +115,7 @@ class MiraklChannel:
         # Mirakl orders name no seller (the shop is the seller): the pairing says which one it is
         self.seller_ref = seller_ref or (str(shop_id) if shop_id else "shop")
         self.page_size = page_size
+        self.read_workers = read_workers  # OF21 pages in flight at once: 100,000 offers are 1,000 pages
         self.transactions_page_size = transactions_page_size
         self.import_poll_seconds = import_poll_seconds  # STO02: at most once every 15 s (call frequency)
         self.import_timeout_seconds = import_timeout_seconds
@@ -303,7 +305,9 @@ class MiraklChannel:
     # -- stock ----------------------------------------------------------------------------
     def read_listings(self) -> dict[str, Listing]:
         listings: dict[str, Listing] = {}
-        for offer in paginate_offset(self.client, "/api/offers", list_key="offers", params=self._params(), max_per_page=self.page_size):
+        for offer in paginate_offset(
+            self.client, "/api/offers", list_key="offers", params=self._params(), max_per_page=self.page_size, workers=self.read_workers
+        ):
             sku = offer.get("shop_sku")
             if sku:
                 listings[sku] = Listing(sku=sku, listing_id=str(offer.get("offer_id")), quantity=offer.get("quantity"))
@@ -438,6 +442,7 @@ def build(client: HttpClient, ref, cache=None) -> MiraklChannel:
         shop_id=options.get("shop_id"),
         seller_ref=options.get("seller_ref"),
         page_size=int(options.get("page_size", 100)),
+        read_workers=int(options.get("read_workers", 2)),
         transactions_page_size=int(options.get("transactions_page_size", 2000)),
         import_poll_seconds=float(options.get("import_poll_seconds", 15)),
         import_timeout_seconds=float(options.get("import_timeout_seconds", 900)),
