@@ -59,6 +59,9 @@ class FaultPlan:
         self.latency_ms = 0
         self.specs: dict[str, list[dict[str, Any]]] = {}
         self.pages: dict[int, dict[str, list[Any]]] = {}  # shift_pages: spec -> traversal -> first page
+        # Bumped on every set(): a call still hanging from an earlier plan (a "hang" that outlived
+        # its test) must not spend the faults armed after it arrived.
+        self.generation = 0
 
     def set(self, body: dict[str, Any] | None) -> dict[str, Any]:
         body = body or {}
@@ -73,16 +76,21 @@ class FaultPlan:
                 if value is not None:
                     self.specs[kind] = [dict({"count": 1}, **s) for s in (value if isinstance(value, list) else [value])]
             self.pages = {}
+            self.generation += 1
         return self.show()
 
     def show(self) -> dict[str, Any]:
         with self.lock:
             return {**({"latency_ms": self.latency_ms} if self.latency_ms else {}), **{k: [dict(s) for s in v] for k, v in self.specs.items()}}
 
-    def take(self, kind: str, method: str, path: str, fields: set[str], fire: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
+    def take(self, kind: str, method: str, path: str, fields: set[str], fire: Callable[[dict[str, Any]], bool] | None = None,
+             generation: int | None = None) -> dict[str, Any] | None:
         """The first armed spec of `kind` matching the call, its count spent; None when none.
-        `fire(spec)` may decline a match (a page fault on a first page) without spending it."""
+        `fire(spec)` may decline a match (a page fault on a first page) without spending it;
+        `generation` (the plan's when the call arrived) keeps a stale call off a newer plan."""
         with self.lock:
+            if generation is not None and generation != self.generation:
+                return None
             for spec in self.specs.get(kind, []):
                 if spec.get("count") is not None and spec["count"] <= 0:
                     continue
@@ -172,9 +180,11 @@ class FaultInjector:
             entry["operation"] = sorted(fields)
         self.record(entry)
         plan = self.plan
+        generation = plan.generation
 
         def take(kind: str, when: str | None = None, fire=None) -> dict[str, Any] | None:
-            spec = plan.take(kind, method, path, fields, fire=(lambda s: s.get("when", "after_commit") == when and (fire is None or fire(s))) if when else fire)
+            match = (lambda s: s.get("when", "after_commit") == when and (fire is None or fire(s))) if when else fire
+            spec = plan.take(kind, method, path, fields, fire=match, generation=generation)
             if spec is not None:
                 fired.append(kind if when is None else f"{kind}:{when}")
                 self.update(entry, fault=list(fired))

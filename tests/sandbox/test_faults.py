@@ -97,6 +97,19 @@ def test_hang_after_commit_times_the_client_out_with_the_write_done(c7):
     assert sales(c7) == ["H1"]
 
 
+
+def test_a_call_hanging_from_an_earlier_plan_does_not_spend_a_fault_armed_after_it(c7):
+    # The fault matrix once lost a cell this way: a hung write of the "timeout" cell woke up in
+    # a later cell and took that cell's "reset after commit", so the cell's own write never met it.
+    arm(c7, {"hang": {"seconds": 1.0, "path": "/sale", "method": "POST"}})
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post_sale(c7, "H2", timeout=(2, 0.3))
+    arm(c7, {"reset_connection": {"when": "after_commit", "path": "/sale", "method": "POST"}})
+    time.sleep(1.0)  # the hung call finishes now, under the new plan
+    assert requests.get(f"{c7.url}/_sandbox/faults", timeout=5).json()["faults"]["reset_connection"][0]["count"] == 1
+    with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        post_sale(c7, "R3").json()
+    assert [c.get("fault") for c in calls(c7)] == [["hang:after_commit"], ["reset_connection:after_commit"]]
 def test_hang_before_is_slow_then_processed(c7):
     arm(c7, {"hang": {"seconds": 0.4, "when": "before", "path": "/sale"}})
     started = time.monotonic()
