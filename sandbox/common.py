@@ -18,23 +18,22 @@ from sandbox.faults import FaultInjector, FaultPlan
 
 
 def _plain(obj: Any) -> Any:
+    """What json.dumps cannot write itself: a Decimal as a number where a float holds it exactly,
+    else as a string; a datetime in ISO form. Called only for those (json's `default`), so a big
+    page is written by the C encoder instead of a Python walk over every value."""
     if isinstance(obj, Decimal):
         as_float = float(obj)
         return as_float if Decimal(repr(as_float)) == obj else str(obj)
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
     if isinstance(obj, datetime):
         return obj.isoformat()
-    return obj
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 class MoneyJSONResponse(JSONResponse):
     """JSON numbers written from Decimals without binary rounding (12.10 -> 12.1, never 12.0999)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(_plain(content), separators=(",", ":")).encode()
+        return json.dumps(content, separators=(",", ":"), default=_plain).encode()
 
 
 async def json_body(request: Request) -> Any:

@@ -79,6 +79,11 @@ class FaultPlan:
             self.generation += 1
         return self.show()
 
+    def armed(self, kinds: tuple[str, ...]) -> bool:
+        """Whether any spec of these kinds may still fire."""
+        with self.lock:
+            return any(s.get("count") is None or s["count"] > 0 for k in kinds for s in self.specs.get(k, []))
+
     def show(self) -> dict[str, Any]:
         with self.lock:
             return {**({"latency_ms": self.latency_ms} if self.latency_ms else {}), **{k: [dict(s) for s in v] for k, v in self.specs.items()}}
@@ -231,6 +236,8 @@ class FaultInjector:
     def _reshape(self, out: bytes, take, traversal: str) -> bytes:
         """Schema drift, duplicates and page shifts rewrite a JSON answer; each fires only when
         it changes something, so a fault that matched nothing stays armed and unreported."""
+        if not self.plan.armed(BODY_FAULTS):
+            return out  # nothing could change it: don't parse a big page for nothing
         try:
             doc = json.loads(out)
         except ValueError:

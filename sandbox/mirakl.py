@@ -804,7 +804,8 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
                 picked.sort(key=keys[sort], reverse=descending)
                 data.offer_orders[cache_key] = picked
             page, total = _offset_page(picked, q)
-            return MoneyJSONResponse({"offers": copy.deepcopy(page), "total_count": total})
+            # rendered to bytes here, under the lock: no copy of the page is needed
+            return MoneyJSONResponse({"offers": page, "total_count": total})
 
     @app.post(f"{API}/offers/stock/imports")
     async def stock_import(request: Request):

@@ -13,22 +13,20 @@ from typing import Any
 
 
 def _jsonable(obj: Any) -> Any:
+    """json's `default`: called only for what it cannot write itself, so big documents are written
+    by the C encoder rather than walked in Python."""
     if isinstance(obj, Decimal):
         as_float = float(obj)
         if Decimal(repr(as_float)) != obj:
             raise ValueError(f"{obj} cannot be written as a JSON number without losing precision")
         return as_float
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()
-    return obj
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
 
 
 def loads(text: str | bytes) -> Any:

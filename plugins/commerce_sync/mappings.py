@@ -39,6 +39,9 @@ class MappingDiff:
     added: list[str] = field(default_factory=list)
     changed: list[tuple[str, dict, dict]] = field(default_factory=list)  # key, old, new
     removed: list[str] = field(default_factory=list)
+    # the file's rows: what the ledger holds for this kind once the diff is applied (a flow that
+    # just synced reads them from here rather than reading 100,000 rows back)
+    rows: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed)
@@ -110,6 +113,7 @@ def import_mapping_file(ledger: Ledger, pairing: str, kind: str, path: Path, dry
     rows, lines = read_mapping_file(path, kind)
     current = ledger.mapping(pairing, kind)
     diff = diff_mapping(current, rows)
+    diff.rows = rows
     if dry_run or not diff:
         return diff
     now = utcnow()

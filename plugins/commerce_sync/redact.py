@@ -72,8 +72,13 @@ def _sensitive_name(norm: str) -> bool:
     return any(part in norm for part in SENSITIVE_KEY_PARTS)
 
 
+@functools.lru_cache(maxsize=8192)  # sealing walks every key of a 100,000-row batch
+def _sensitive_str(key: str) -> bool:
+    return _sensitive_name(key.lower().replace("-", "").replace("_", ""))
+
+
 def is_sensitive_key(key: object) -> bool:
-    return _sensitive_name(str(key).lower().replace("-", "").replace("_", ""))
+    return _sensitive_str(key) if type(key) is str else _sensitive_str(str(key))
 
 
 def _prepare(secrets: Iterable[str]) -> list[str]:

@@ -50,7 +50,9 @@ def test_import_dry_run_apply_history_and_removal(tmp_path, ledger_url):
     assert diff.added == ["C"] and [c[0] for c in diff.changed] == ["A"] and diff.removed == ["B"]
     assert "A1" in diff.summary() and "A2" in diff.summary()
     assert set(ledger.mapping("p", "skus")) == {"A", "C"}
-    assert not import_mapping_file(ledger, "p", "skus", path)  # nothing changed, nothing written
+    unchanged = import_mapping_file(ledger, "p", "skus", path)
+    assert not unchanged  # nothing changed, nothing written
+    assert unchanged.rows == diff.rows == ledger.mapping("p", "skus")  # what a flow reads instead of reading back
     with ledger.engine.connect() as conn:
         history = conn.exec_driver_sql("select key, action, source_line, changed_by from mapping_history order by id").fetchall()
     assert [tuple(h) for h in history] == [

@@ -74,9 +74,10 @@ def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:
     from commerce_sync.mappings import sync_pairing_mappings
 
     folder = mappings_dir() / ctx.pairing.key
-    if folder.is_dir():
-        sync_pairing_mappings(ctx.ledger, ctx.pairing.key, folder)
-    return {kind: ctx.ledger.mapping(ctx.pairing.key, kind) for kind in ("skus", "sellers", "carriers", "locations")}
+    synced = sync_pairing_mappings(ctx.ledger, ctx.pairing.key, folder) if folder.is_dir() else {}
+    # a kind just synced from its file now holds exactly the file's rows in the ledger
+    return {kind: synced[kind].rows if kind in synced else ctx.ledger.mapping(ctx.pairing.key, kind)
+            for kind in ("skus", "sellers", "carriers", "locations")}
 
 
 def api_stats(ctx: FlowContext) -> dict[str, int]:

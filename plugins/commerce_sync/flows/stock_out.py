@@ -34,16 +34,17 @@ def _policy(ctx: FlowContext):
 def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
     """Every channel listing beside what Cin7 has available for it (one row per listing)."""
     policy = _policy(ctx)
-    # the two reads are independent and mostly wait on their APIs: side by side, a 100,000-SKU
-    # run takes as long as the slower read, not the sum of both
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="listings") as pool:
+    # the two reads and the mapping sync are independent and mostly wait on their APIs and the
+    # ledger: side by side, a 100,000-SKU run takes as long as the slowest, not the sum
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stock-read") as pool:
         pending = pool.submit(ctx.channel.read_listings)
+        maps = pool.submit(load_mappings, ctx)
         levels, unreadable = [], []
         for item in ctx.master.read_availability():
             (unreadable if isinstance(item, TranslationError) else levels).append(item)
         listings = pending.result()
+        skus = maps.result().get("skus", {})
     totals = total_available(levels, policy.locations)
-    skus = load_mappings(ctx).get("skus", {})
     rows = []
     for sku, listing in listings.items():
         master = (skus.get(sku) or {}).get("master_sku")
