@@ -67,18 +67,14 @@ _MIN_PHONE_DIGITS = 8
 _MIN_SECRET_LEN = 4
 
 
-@functools.lru_cache(maxsize=4096)  # payloads repeat the same few hundred keys
-def _sensitive_name(norm: str) -> bool:
+@functools.lru_cache(maxsize=8192)  # payloads repeat a few hundred keys; sealing asks for every key of 100,000 rows
+def _sensitive_name(key: str) -> bool:
+    norm = key.lower().replace("-", "").replace("_", "")
     return any(part in norm for part in SENSITIVE_KEY_PARTS)
 
 
-@functools.lru_cache(maxsize=8192)  # sealing walks every key of a 100,000-row batch
-def _sensitive_str(key: str) -> bool:
-    return _sensitive_name(key.lower().replace("-", "").replace("_", ""))
-
-
 def is_sensitive_key(key: object) -> bool:
-    return _sensitive_str(key) if type(key) is str else _sensitive_str(str(key))
+    return _sensitive_name(str(key))
 
 
 def _prepare(secrets: Iterable[str]) -> list[str]:

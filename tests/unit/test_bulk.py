@@ -71,3 +71,12 @@ def test_a_failed_bulk_write_leaves_nothing_behind(ledger):
         with ledger.engine.begin() as conn:
             insert_rows(conn, mapping, [good, {**good, "key": None}])  # key is NOT NULL
     assert ledger.mapping("p", "skus") == {}
+
+
+def test_upsert_without_columns_to_update_keeps_what_is_there(ledger):
+    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    row = {"pairing": "p", "sku": "A", "quantity": 1, "run_id": "r1", "pushed_at": now}
+    with ledger.engine.begin() as conn:
+        upsert_rows(conn, stock_snapshot, [row], ["pairing", "sku"], [])
+        upsert_rows(conn, stock_snapshot, [{**row, "quantity": 9}, {**row, "sku": "B", "quantity": 2}], ["pairing", "sku"], [])
+    assert ledger.pushed_stock("p") == {"A": 1, "B": 2}

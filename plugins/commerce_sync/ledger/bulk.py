@@ -91,7 +91,8 @@ def upsert_rows(conn: Connection, table: Table, rows: list[dict], keys: list[str
         from sqlalchemy.dialects import sqlite
 
         stmt = sqlite.insert(table)
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols})
+        stmt = (stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols}) if update_cols
+                else stmt.on_conflict_do_nothing(index_elements=keys))
         for start in range(0, len(rows), 5000):
             conn.execute(stmt, rows[start : start + 5000])
         return

@@ -76,11 +76,6 @@ def upsert(conn: Connection, table, values: dict, keys: list[str], update_cols: 
     return conn.execute(stmt).rowcount > 0
 
 
-def upsert_many(conn: Connection, table, rows: list[dict], keys: list[str], update_cols: Iterable[str]) -> None:
-    """`upsert` for many rows at once (100,000 stock rows: COPY on PostgreSQL, see bulk.py)."""
-    upsert_rows(conn, table, rows, keys, update_cols)
-
-
 def relaxed_commit(conn: Connection) -> None:
     """For rows that are a witness or a budget, never a booking (payload log, API call slots):
     PostgreSQL commits them without waiting for the disk. Other sessions see them at once; a
@@ -364,7 +359,7 @@ class Ledger:
         now = utcnow()
         rows = [{"pairing": pairing, "sku": sku, "quantity": qty, "run_id": run_id, "pushed_at": now} for sku, qty in quantities.items()]
         with self.engine.begin() as conn:
-            upsert_many(conn, stock_snapshot, rows, ["pairing", "sku"], ["quantity", "run_id", "pushed_at"])
+            upsert_rows(conn, stock_snapshot, rows, ["pairing", "sku"], ["quantity", "run_id", "pushed_at"])  # 100,000 rows: COPY
 
     # -- payouts and reports ----------------------------------------------------------------
     def record_payout_match(self, pairing: str, payout_ref: str, **fields: Any) -> None:
