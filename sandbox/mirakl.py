@@ -1,5 +1,5 @@
 """Mirakl MMP seller API emulator, as John Lewis Marketplace runs it (paths, fields and rules
-from the seller OpenAPI file, ../shared/specs/mirakl-mmp-seller.openapi.json; API-FACTS 2).
+from the seller OpenAPI file, specs/mirakl-mmp-seller.openapi.json; API-FACTS 2).
 
 Operations: V01, OR11, OR21, OR23, OR24, ST01, ST11, SH21, OF21, STO01, STO02, STO03, TL02,
 all under /api.

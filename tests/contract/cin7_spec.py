@@ -1,4 +1,4 @@
-"""Checks against Cin7's own OpenAPI file (../shared/specs/cin7-core-v2.openapi.yaml).
+"""Checks against Cin7's own OpenAPI file (specs/cin7-core-v2.openapi.yaml).
 
 The file is a conversion of Cin7's Apiary docs and has quirks that a strict OpenAPI loader
 rejects: its GET paths carry the query string in the path key (`/saleList?Page={Page}&...`).
@@ -23,7 +23,7 @@ BASE_PATH = "/ExternalApi/v2"
 
 def specs_dir() -> Path:
     env = os.environ.get("COMMERCE_SYNC_SPECS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "specs"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "specs"
 
 
 @lru_cache(maxsize=1)

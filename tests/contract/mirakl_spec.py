@@ -1,4 +1,4 @@
-"""Checks against Mirakl's seller OpenAPI file (../shared/specs/mirakl-mmp-seller.openapi.json).
+"""Checks against Mirakl's seller OpenAPI file (specs/mirakl-mmp-seller.openapi.json).
 
 The file is OAS 3.1 (2.6 MB, JSON). Operations are found by method and a concrete path matched
 against the path templates (`/api/orders/OR-1/accept` -> `/api/orders/{order_id}/accept`,
@@ -40,7 +40,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 def specs_dir() -> Path:
     env = os.environ.get("COMMERCE_SYNC_SPECS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "specs"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "specs"
 
 
 @lru_cache(maxsize=1)
