@@ -63,10 +63,10 @@ class Cluster:
         """The REST API as the UI calls it: a JWT from the login, Bearer on every call."""
         if not getattr(self, "_token", None):
             password = json.loads((self.home / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-            r = requests.post(f"{self.ui}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+            r = requests.post(f"{self.ui}/auth/token", json={"username": "admin", "password": password}, timeout=120)
             r.raise_for_status()
             self._token = r.json()["access_token"]
-        return requests.request(method, f"{self.ui}{path}", headers={"Authorization": f"Bearer {self._token}"}, timeout=60, **kwargs)
+        return requests.request(method, f"{self.ui}{path}", headers={"Authorization": f"Bearer {self._token}"}, timeout=120, **kwargs)
 
     def wait(self, what, predicate, timeout: float = 180, every: float = 2.0):
         deadline = time.monotonic() + timeout
