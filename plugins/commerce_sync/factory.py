@@ -41,17 +41,32 @@ def deadlines_enabled() -> bool:
     return os.environ.get("COMMERCE_SYNC_DEADLINES", "on").lower() not in {"off", "0", "false", "no"}
 
 
+def deadline_reference():
+    """What a flow's deadline counts from: when its run became due (commerce_sync/deadlines.py).
+
+    `COMMERCE_SYNC_DEADLINE_REFERENCE=queued_at` switches back to Airflow's DAGRUN_QUEUED_AT once
+    clearing such DAGs works again (apache/airflow#70368, fixed by PR #70370 when released).
+    """
+    from airflow.sdk import DeadlineReference
+
+    if os.environ.get("COMMERCE_SYNC_DEADLINE_REFERENCE", "run_due").lower() == "queued_at":
+        return DeadlineReference.DAGRUN_QUEUED_AT
+    from commerce_sync.deadlines import RunDueDeadline
+
+    return RunDueDeadline()
+
+
 def _deadline(pairing: Pairing, flow: str, cfg: FlowConfig):
     if not cfg.deadline_minutes or not deadlines_enabled():
         return None
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    from airflow.sdk import AsyncCallback, DeadlineAlert
 
     recipients = pairing.recipients.get(cfg.deadline_recipients) or pairing.recipients.get("ops") or []
     if not recipients:
         return None
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        reference=deadline_reference(),
         interval=timedelta(minutes=cfg.deadline_minutes),
         callback=AsyncCallback(
             SmtpNotifier,
@@ -60,8 +75,9 @@ def _deadline(pairing: Pairing, flow: str, cfg: FlowConfig):
                 "from_email": os.environ.get("COMMERCE_SYNC_MAIL_FROM", "commerce-sync@localhost"),
                 "subject": f"[Commerce Sync] {pairing.key} {flow} missed its {cfg.deadline_minutes}-minute deadline",
                 "html_content": (
-                    "<p>The run {{ dag_run.dag_run_id }} of <b>{{ dag_run.dag_id }}</b> was queued at "
-                    "{{ dag_run.queued_at }} and had not finished by {{ deadline.deadline_time }}.</p>"
+                    "<p>The run {{ dag_run.dag_run_id }} of <b>{{ dag_run.dag_id }}</b> (queued at "
+                    "{{ dag_run.queued_at }}) had not finished by {{ deadline.deadline_time }}, "
+                    f"{cfg.deadline_minutes:g} minutes after it became due.</p>"
                     "<p>See docs/operations.md, 'Deadline missed', for what to check.</p>"
                 ),
             },

@@ -1,4 +1,5 @@
-"""With a real scheduler and triggerer: a missed payout deadline e-mails finance, and a backfill
+"""With a real scheduler and triggerer: a missed payout deadline e-mails finance (again after a
+Clear), the UI's Clear re-runs a failed run of a DAG with a deadline, and a backfill of failed runs
 after an outage fills the gap with every order present exactly once."""
 
 from __future__ import annotations
@@ -16,21 +17,67 @@ from tests.cluster.conftest import BIN
 pytestmark = [pytest.mark.airflow, pytest.mark.pg, pytest.mark.e2e]
 
 
-def test_a_missed_payout_deadline_e_mails_finance(cluster):
+def _body(message) -> str:
+    return (message.get_payload(0) if message.is_multipart() else message).get_payload(decode=True).decode()
+
+
+def _deadline_mails(cluster, run_id: str) -> list:
+    return [m for m in cluster.messages if "deadline" in (m["Subject"] or "") and run_id in _body(m)]
+
+
+def test_a_missed_payout_deadline_e_mails_finance_and_a_cleared_run_is_watched_again(cluster):
     # every Marketplacer call takes 10 s: the run cannot finish inside its 5-second deadline
     requests.post(f"{cluster.marketplacer}/_sandbox/faults", json={"latency_ms": 10_000}, timeout=10)
+    dag = "cin7_marketplacer__payout_reconciliation"
     try:
-        dag = "cin7_marketplacer__payout_reconciliation"
         cluster.airflow("dags", "unpause", dag)
-        cluster.airflow("dags", "trigger", dag)
-        mail = cluster.wait("the deadline e-mail", lambda: [m for m in cluster.messages if "deadline" in (m["Subject"] or "")], timeout=300)
-        # unpausing also queues the latest scheduled run, which misses its deadline too: one mail per run
-        for message in mail:
-            assert message["To"] == "finance@example.com"  # payouts: finance, as the pairing file says
-            assert message["Subject"] == f"[Commerce Sync] cin7_marketplacer payout_reconciliation missed its {5 / 60}-minute deadline"
+        r = cluster.api("POST", f"/api/v2/dags/{dag}/dagRuns", json={"logical_date": None})
+        assert r.status_code == 200, r.text
+        run_id = r.json()["dag_run_id"]
+        mail = cluster.wait("the deadline e-mail", lambda: _deadline_mails(cluster, run_id), timeout=300)
+        assert len(mail) == 1
+        assert mail[0]["To"] == "finance@example.com"  # payouts: finance, as the pairing file says
+        assert mail[0]["Subject"] == f"[Commerce Sync] cin7_marketplacer payout_reconciliation missed its {5 / 60}-minute deadline"
+
+        # Clear, as the UI's button does: the run starts again, and its deadline with it
+        cluster.wait("the slow run to end", lambda: cluster.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}").json()["state"] in ("success", "failed"), timeout=300)
+        r = cluster.api("POST", f"/api/v2/dags/{dag}/dagRuns/{run_id}/clear", json={"dry_run": False})
+        assert r.status_code == 200, r.text
+        cluster.wait("a second deadline e-mail for the cleared run", lambda: len(_deadline_mails(cluster, run_id)) == 2, timeout=300)
+    finally:
         cluster.airflow("dags", "pause", dag)
+        requests.delete(f"{cluster.marketplacer}/_sandbox/faults", timeout=10)
+
+
+def test_the_ui_clear_button_re_runs_a_failed_orders_in_run_and_books_each_order_once(cluster):
+    """orders_in keeps its deadline; Clear (the REST call the UI makes) must not answer 500 (it did
+    with DAGRUN_QUEUED_AT on 3.3.2, apache/airflow#70368) and the re-run books each order once."""
+    dag = "cin7_marketplacer__orders_in"
+    placed = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)  # outside every scheduled window
+    invoices = [marketplacer_invoice(6200 + i, [("CS-TEE-BLK-M", 1, 4500)], created_at=placed + timedelta(minutes=i)) for i in range(2)]
+    requests.post(f"{cluster.marketplacer}/_sandbox/invoices", json={"invoices": invoices}, timeout=10).raise_for_status()
+    requests.post(f"{cluster.marketplacer}/_sandbox/faults", json={"status_burst": {"status": 500, "count": 100_000}}, timeout=10)
+    try:
+        cluster.airflow("dags", "unpause", dag)
+        conf = {"window_start": (placed - timedelta(minutes=5)).isoformat(), "window_end": (placed + timedelta(minutes=10)).isoformat()}
+        r = cluster.api("POST", f"/api/v2/dags/{dag}/dagRuns", json={"logical_date": None, "conf": conf})
+        assert r.status_code == 200, r.text
+        run_id = r.json()["dag_run_id"]
+        state = lambda: cluster.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}").json()["state"]  # noqa: E731
+        cluster.wait("the run to fail while the marketplace is down", lambda: state() == "failed", timeout=300)
+        assert not [s for s in requests.get(f"{cluster.cin7}/_sandbox/sales", timeout=10).json()["sales"] if s["ExternalID"].startswith("MKP-620")]
     finally:
         requests.delete(f"{cluster.marketplacer}/_sandbox/faults", timeout=10)
+
+    r = cluster.api("POST", f"/api/v2/dags/{dag}/dagRuns/{run_id}/clear", json={"dry_run": False, "only_failed": True})
+    assert r.status_code == 200, r.text
+    cluster.wait("the cleared run to succeed", lambda: state() == "success", timeout=300)
+    # and Clear once more (an impatient double click): still each order once
+    r = cluster.api("POST", f"/api/v2/dags/{dag}/dagRuns/{run_id}/clear", json={"dry_run": False})
+    assert r.status_code == 200, r.text
+    cluster.wait("the second re-run to succeed", lambda: state() == "success", timeout=300, every=3)
+    ext = sorted(s["ExternalID"] for s in requests.get(f"{cluster.cin7}/_sandbox/sales", timeout=10).json()["sales"] if s["ExternalID"].startswith("MKP-620"))
+    assert ext == ["MKP-6200", "MKP-6201"]
 
 
 def _states(cluster, dag_id, start, end):

@@ -62,6 +62,40 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
     assert result["deadlines"] == ["cin7_marketplacer__orders_in__deadline"]
 
 
+def test_the_deadline_counts_from_when_the_run_became_due_and_survives_serialization(tmp_path):
+    """Every flow's deadline uses our own reference (not DAGRUN_QUEUED_AT, whose clear path is broken
+    on 3.3.2: apache/airflow#70368); the scheduler can read it back only if the plugin registers it."""
+    code = (
+        "import json\n"
+        "from airflow import plugins_manager\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        "from airflow.serialization.decoders import decode_deadline_reference\n"
+        "from airflow.serialization.encoders import encode_deadline_reference\n"
+        f"b = DagBag(dag_folder={str(ROOT / 'dags')!r})\n"
+        "refs = {i: [type(a.reference).__name__ for a in (d.deadline or [])] for i, d in b.dags.items()}\n"
+        "d = b.dags['cin7_john_lewis__orders_in']\n"
+        "# what the dag-processor stores and the scheduler reads back\n"
+        "decoded = decode_deadline_reference(encode_deadline_reference(d.deadline[0].reference))\n"
+        "print(json.dumps({'refs': refs, 'registered': sorted(plugins_manager.get_deadline_references_plugins()),"
+        " 'decoded': type(decoded).__name__, 'inner': type(getattr(decoded, 'inner_ref', None)).__name__}))\n"
+    )
+    env = {**os.environ, "COMMERCE_SYNC_DEADLINES": "on", "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    with_deadline = {k: v for k, v in result["refs"].items() if v}
+    assert with_deadline and all(v == ["RunDueDeadline"] for v in with_deadline.values()), result["refs"]
+    assert "commerce_sync.deadlines.RunDueDeadline" in result["registered"]
+    assert (result["decoded"], result["inner"]) == ("SerializedCustomReference", "RunDueDeadline")
+
+    # the switch back to Airflow's own reference, for when the upstream fix is released
+    env["COMMERCE_SYNC_DEADLINE_REFERENCE"] = "queued_at"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    refs = json.loads(out.stdout.strip().splitlines()[-1])["refs"]
+    assert all(v == ["DagRunQueuedAtDeadline"] for v in refs.values() if v)
+
+
 def test_both_pairings_run_the_same_steps(dagbag):
     """The John Lewis pairing was added as data: same flows, same tasks, no pairing-only step."""
     for flow in FLOWS:
