@@ -149,7 +149,7 @@ def cmd_quarantine_show(args) -> int:
         shown.update(reasons=masked(row.reasons), payload=masked(row.payload))
     print(json.dumps(shown, indent=2, default=str, ensure_ascii=False))
     if not args.reveal:
-        print("(buyers' personal data masked; --reveal shows it, and records who asked)")
+        print("(buyers' personal data masked; --reveal shows it, and records who asked)", file=sys.stderr)
     return 0
 
 
@@ -201,10 +201,12 @@ def cmd_mappings_import(args) -> int:
 
 def _health(ledger: Ledger, pairing: Pairing) -> dict:
     out = {"pairing": pairing.key, "flows": {}}
+    held = ledger.open_quarantine_counts(pairing.key)  # counts only: health needs no seal key
     for flow in pairing.flows:
         runs = ledger.runs(pairing.key, flow, limit=1)
-        held = ledger.open_quarantine(pairing.key, flow)
+        open_count, oldest = held.get(flow, (0, None))
         last = runs[0] if runs else {}
+        drift = (last.get("details") or {}).get("counts") if flow == "drift_monitor" else None
         out["flows"][flow] = {
             "last_run": last.get("run_id"),
             "finished_at": when_json(last.get("finished_at")),
@@ -212,9 +214,9 @@ def _health(ledger: Ledger, pairing: Pairing) -> dict:
             "loaded": last.get("loaded") or 0,
             "quarantined": last.get("quarantined") or 0,
             "breaches": (last.get("details") or {}).get("breaches", []),
-            "drift": (last.get("details") or {}).get("counts") if flow == "drift_monitor" else None,
-            "open_quarantine": len(held),
-            "oldest_open": when_json(min(q.first_seen for q in held)) if held else None,
+            "drift": {kind: n or 0 for kind, n in drift.items()} if drift else None,
+            "open_quarantine": open_count,
+            "oldest_open": when_json(oldest),
         }
     return out
 
@@ -236,7 +238,7 @@ def cmd_health(args) -> int:
             for breach in h["breaches"]:
                 print(f"      ! {breach}")
             if h["drift"]:
-                print("      drift: " + ", ".join(f"{k} {v or 0}" for k, v in h["drift"].items()))
+                print("      drift: " + ", ".join(f"{k} {v}" for k, v in h["drift"].items()))
     return 0
 
 

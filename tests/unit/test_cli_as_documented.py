@@ -196,13 +196,14 @@ def test_the_demo_commands_run_in_a_shell_after_sourcing_its_env(demo_env, monke
             assert "order MKP-10014" in ran.stdout and "order JL-CO-7001" in ran.stdout
 
     # as the entry point runs it: a wrong key is one line and a non-zero exit, never a traceback
+    # (health counts without opening anything, so it still answers)
     ran = _shell(demo_env, "python -m commerce_sync quarantine list", COMMERCE_SYNC_SEAL_KEY=Fernet.generate_key().decode())
     assert (ran.returncode, ran.stderr.strip(), ran.stdout) == (2, WRONG_KEY, "")
 
 
 def test_a_wrong_or_missing_key_and_an_unknown_pairing_are_one_line(held, capsys, monkeypatch):
     ledger, ids = held
-    for command in (["quarantine", "list"], ["health"], ["quarantine", "show", str(ids["show"])], ["replay"]):
+    for command in (["quarantine", "list"], ["quarantine", "show", str(ids["show"])], ["replay"]):
         with monkeypatch.context() as env:
             env.setenv("COMMERCE_SYNC_SEAL_KEY", Fernet.generate_key().decode())
             assert main(command) == 2
@@ -217,7 +218,18 @@ def test_a_wrong_or_missing_key_and_an_unknown_pairing_are_one_line(held, capsys
             assert main(command) == 2
             assert capsys.readouterr() == ("", "COMMERCE_SYNC_SEAL_KEY is not a Fernet key (32 url-safe base64-encoded bytes)\n"), command
 
-        if command[-1] in ("list", "health", "replay"):
+        if command[-1] in ("list", "replay"):
             assert main([*command, "--pairing", "cin7_nowhere"]) == 2
             known = ", ".join(sorted(load_pairings()))
             assert capsys.readouterr() == ("", f"unknown pairing 'cin7_nowhere'; known pairings: {known}\n"), command
+
+    # health counts what waits without opening it: it works with any key, or none
+    with monkeypatch.context() as env:
+        env.setenv("COMMERCE_SYNC_SEAL_KEY", Fernet.generate_key().decode())
+        assert main(["health", "--pairing", "cin7_marketplacer"]) == 0
+        assert "orders_in                finished 2026-11-23 09:30:00 UTC; loaded 2, open quarantine 1 (oldest since " in capsys.readouterr().out
+        env.setattr("commerce_sync.ledger.sealing._key_source", lambda: ("", ""))
+        assert main(["health"]) == 0
+        capsys.readouterr()
+    assert main(["health", "--pairing", "cin7_nowhere"]) == 2
+    assert capsys.readouterr().err.startswith("unknown pairing 'cin7_nowhere'; known pairings: ")

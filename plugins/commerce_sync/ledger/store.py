@@ -268,6 +268,13 @@ class Ledger:
             cond = and_(cond, t.c.flow == flow)
         return self._rows(cond)
 
+    def open_quarantine_counts(self, pairing: str) -> dict[str, tuple[int, datetime]]:
+        """flow -> (open records, the oldest's first_seen), without reading (or unsealing) a payload."""
+        t = quarantine
+        q = select(t.c.flow, func.count(), func.min(t.c.first_seen)).where(t.c.pairing == pairing, t.c.status == "open").group_by(t.c.flow)
+        with self.engine.connect() as conn:
+            return {flow: (count, oldest) for flow, count, oldest in conn.execute(q)}
+
     def get_quarantine(self, id: int) -> QuarantineRow | None:
         rows = self._rows(quarantine.c.id == id)
         return rows[0] if rows else None
