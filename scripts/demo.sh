@@ -2,10 +2,11 @@
 # make demo: the sandbox emulators, a local SMTP catcher and Airflow (api-server, scheduler,
 # dag-processor, triggerer via `airflow standalone`), wired together with no other step.
 # Everything lives under .demo/; Ctrl-C stops it all. `make clean-demo` starts afresh.
+# `scripts/demo.sh --env-only` writes .demo/env (see below) and stops there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DEMO=$ROOT/.demo
+DEMO=${COMMERCE_SYNC_DEMO_DIR:-$ROOT/.demo}
 mkdir -p "$DEMO/airflow"
 # alerts and reports are delivered into a Maildir (new/ holds one file per message)
 python -c "import mailbox, sys; mailbox.Maildir(sys.argv[1], create=True)" "$DEMO/mail"
@@ -22,8 +23,25 @@ export COMMERCE_SYNC_HOME=$ROOT
 # the ledger seals buyers' personal data with this key (made once, kept with the demo's ledger)
 [ -s "$DEMO/seal.key" ] || python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > "$DEMO/seal.key"
 export COMMERCE_SYNC_SEAL_KEY=$(cat "$DEMO/seal.key")
-# the ledger: no integration_db connection here, so the embedded SQLite file in $AIRFLOW_HOME
+# the ledger: no integration_db connection here, so an SQLite file in $AIRFLOW_HOME, named
+export COMMERCE_SYNC_LEDGER_URL=sqlite:///$AIRFLOW_HOME/commerce_sync_ledger.db
 export PYTHONPATH=$ROOT/plugins:$ROOT${PYTHONPATH:+:$PYTHONPATH}
+
+# .demo/env: everything a shell needs to act on this demo as its DAGs do (the operator commands,
+# the airflow CLI): the settings above, the seal key, the ledger and the connections (outside a
+# task Airflow reads connections from the environment, not from its database). The demo itself
+# runs on the same file, so the two cannot differ.
+{
+  echo "# written by scripts/demo.sh: \`source .demo/env\` to run the operator commands against this demo"
+  for name in $(compgen -e | grep -E '^(AIRFLOW_HOME|AIRFLOW__.*|COMMERCE_SYNC_.*|PYTHONPATH)$'); do
+    printf 'export %s=%q\n' "$name" "${!name}"
+  done
+  python -m commerce_sync.airflow_settings env
+  printf 'export PATH=%q:"$PATH"\n' "$(dirname "$(command -v python)")"
+} >"$DEMO/env"
+# shellcheck source=/dev/null
+source "$DEMO/env"
+if [ "${1:-}" = "--env-only" ]; then exit 0; fi
 
 pids=()
 cleanup() {
@@ -65,15 +83,40 @@ setsid airflow standalone >"$DEMO/airflow.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:${AIRFLOW__API__PORT}/api/v2/monitor/health" "Airflow" 180
 
-echo "5/5 unpausing the demo DAGs and starting a first run"
+echo "5/5 unpausing the demo DAGs and starting a first run (the drift monitors once stock has synced)"
 for _ in $(seq 1 60); do
   airflow dags list -o plain 2>/dev/null | grep -q "cin7_marketplacer__orders_in" && break
   sleep 2
 done
-for dag in $(airflow dags list -o plain 2>/dev/null | awk '{print $1}' | grep "__"); do
+dags=$(airflow dags list -o plain 2>/dev/null | awk '{print $1}' | grep "__" || true)
+for dag in $(grep -v "__drift_monitor$" <<<"$dags"); do
   airflow dags unpause "$dag" >/dev/null
   airflow dags trigger "$dag" >/dev/null
 done
+# Drift compares each channel with Cin7: until a pairing's first stock_out has run, every listing
+# differs, and a monitor started now would e-mail that as drift. So the monitors start once every
+# pairing's stock_out has finished a run (or after 10 minutes, whatever happened).
+start_drift_monitors() {
+  python - <<'PY'
+import time
+from commerce_sync.ledger import Ledger
+from commerce_sync.pairing import load_pairings
+ledger = Ledger.from_url()
+keys = [p.key for p in load_pairings().values() if "stock_out" in p.flows]
+for _ in range(60):
+    if all(any(r.get("finished_at") for r in ledger.runs(k, "stock_out", limit=5)) for k in keys):
+        break
+    time.sleep(10)
+PY
+  for dag in "$@"; do
+    airflow dags unpause "$dag" >/dev/null
+    airflow dags trigger "$dag" >/dev/null
+  done
+}
+# shellcheck disable=SC2046
+setsid bash -c "$(declare -f start_drift_monitors); start_drift_monitors \"\$@\"" _ $(grep "__drift_monitor$" <<<"$dags") \
+  >"$DEMO/drift-start.log" 2>&1 &
+pids+=($!)
 
 password=$(python -c "import json,sys; d=json.load(open(sys.argv[1])); print(d.get('admin',''))" \
   "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "see $DEMO/airflow.log")
@@ -83,9 +126,12 @@ Commerce Sync demo is running.
   Airflow UI:        http://127.0.0.1:${AIRFLOW__API__PORT}   login: admin / ${password}
   Sales in Cin7:     curl -s http://127.0.0.1:8101/_sandbox/sales | python -m json.tool
   John Lewis orders: curl -s http://127.0.0.1:8103/_sandbox/shipments | python -m json.tool
-  Quarantine:        AIRFLOW_HOME=.demo/airflow PYTHONPATH=plugins .venv/bin/python -m commerce_sync quarantine list --pairing cin7_marketplacer
-                     (and --pairing cin7_john_lewis)
-  Packing slips:     AIRFLOW_HOME=.demo/airflow PYTHONPATH=plugins .venv/bin/python -m commerce_sync files --pairing cin7_john_lewis
+  Operator commands: in another shell, cd $ROOT, then (a record's buyer data stays masked unless --reveal, which is recorded)
+                     source ${DEMO#"$ROOT"/}/env
+                     python -m commerce_sync health
+                     python -m commerce_sync quarantine list
+                     python -m commerce_sync quarantine show <id>
+                     python -m commerce_sync files --pairing cin7_john_lewis
   Alert e-mails:     $DEMO/mail/new (one file per message)
   Logs:              $DEMO/*.log
 New Marketplacer and John Lewis orders arrive every ~20 s; orders_in runs every 5 minutes. Ctrl-C stops everything.

@@ -2,7 +2,9 @@
 
 `python -m commerce_sync.airflow_settings apply [FILE]` imports connections, pools and variables
 through Airflow's own CLI import commands; `env(FILE)` gives the same connections as
-AIRFLOW_CONN_* variables, which is how the tests hand them to in-process DAG runs.
+AIRFLOW_CONN_* variables, which is how the tests hand them to in-process DAG runs, and
+`python -m commerce_sync.airflow_settings env [FILE]` prints them as shell exports (the demo's
+.demo/env: outside a task, Airflow reads connections from the environment, not its database).
 """
 
 from __future__ import annotations
@@ -84,7 +86,13 @@ def apply(path: Path | None = None, *, pools_only: bool = False) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if not args or args[0] != "apply":
-        sys.exit("usage: python -m commerce_sync.airflow_settings apply [airflow_settings.yaml] [--pools-only]")
+    if not args or args[0] not in ("apply", "env"):
+        sys.exit("usage: python -m commerce_sync.airflow_settings apply|env [airflow_settings.yaml] [--pools-only]")
     files = [a for a in args[1:] if not a.startswith("--")]
-    apply(Path(files[0]) if files else None, pools_only="--pools-only" in args)
+    if args[0] == "env":
+        import shlex
+
+        for name, value in env(Path(files[0]) if files else None).items():
+            print(f"export {name}={shlex.quote(value)}")
+    else:
+        apply(Path(files[0]) if files else None, pools_only="--pools-only" in args)

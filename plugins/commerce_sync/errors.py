@@ -12,6 +12,11 @@ class MappingFileError(ValueError):
     """A mapping CSV is unfit (duplicate or blank key, missing column); names the file and line."""
 
 
+class SealKeyError(RuntimeError):
+    """The key for buyers' personal data in the ledger is missing, malformed or not the one the
+    ledger was sealed with. Retrying cannot help; the message says which setting to fix."""
+
+
 class HttpError(Exception):
     """An API call failed. `body` is redacted and short: it may be shown to people."""
 

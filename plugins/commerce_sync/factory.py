@@ -23,13 +23,14 @@ from airflow.sdk import (
 
 from commerce_sync.pairing import FlowConfig, Pairing, load_pairings
 
-# Data errors fail at once: retrying cannot fix a bad batch, a broken mapping file or a refused login.
+# Data errors fail at once: retrying cannot fix a bad batch, a broken mapping file, a refused login or a wrong key.
 DATA_ERRORS = [
     "commerce_sync.errors.GateBatchError",
     "commerce_sync.errors.MappingFileError",
     "commerce_sync.pairing.PairingError",
     "commerce_sync.errors.ClientError",
     "commerce_sync.errors.MalformedResponseError",
+    "commerce_sync.errors.SealKeyError",  # the ledger's seal key is wrong or missing: a setting to fix
 ]
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[RetryRule(exception=DATA_ERRORS, action=RetryAction.FAIL, reason="data error: retrying cannot fix it")]

@@ -16,7 +16,10 @@ from commerce_sync.ledger import Ledger
 from commerce_sync.ledger.bulk import insert_rows
 from commerce_sync.ledger.schema import mapping, mapping_history, utcnow
 
-__all__ = ["MAPPING_KINDS", "MappingDiff", "MappingFileError", "MappingSpec", "diff_mapping", "import_mapping_file", "read_mapping_file", "sync_pairing_mappings"]
+__all__ = [
+    "MAPPING_KINDS", "MappingDiff", "MappingFileError", "MappingSpec", "diff_mapping", "import_mapping_file", "merge_mapping_file",
+    "read_mapping_file", "sync_pairing_mappings",
+]
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,21 @@ def read_mapping_file(path: Path, kind: str) -> tuple[dict[str, dict[str, str]],
             rows[key] = values
             lines[key] = line
     return rows, lines
+
+
+def merge_mapping_file(base: dict[str, dict[str, str]], path: Path, kind: str, out: Path) -> None:
+    """Write to `out` the rows of `base` with the rows of the file at `path` added or replacing
+    theirs (by key): a partial file changes what it names and removes nothing.
+
+    Written with the csv module, not the report writer: a mapping file must read back exactly as
+    written, and neutralising a key that starts with '=' or '-' would change the key."""
+    rows, _ = read_mapping_file(path, kind)
+    merged = {**base, **rows}
+    columns = list(dict.fromkeys(c for row in (*base.values(), *rows.values()) for c in row))
+    with open(out, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(merged.values())
 
 
 def diff_mapping(current: dict[str, dict], new: dict[str, dict]) -> MappingDiff:

@@ -244,10 +244,26 @@ api_call_slot = Table(
     Column("slot", Float, nullable=False),
 )
 
+# Who opened buyers' personal data, and when (`quarantine show --reveal`): sealed data is read in
+# clear only with a trace.
+personal_data_access = Table(
+    "personal_data_access",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("subject", String(50), nullable=False),  # the table whose row was opened, e.g. quarantine
+    Column("record_id", String(250), nullable=False),
+    Column("record_key", String(250)),
+    Column("action", String(20), nullable=False),  # reveal
+    Column("accessed_by", String(100), nullable=False),
+    _ts("accessed_at"),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
 Index("ix_payload_log_time", payload_log.c.logged_at)
 Index("ix_api_call_slot", api_call_slot.c.account, api_call_slot.c.slot)
+Index("ix_personal_data_access", personal_data_access.c.pairing, personal_data_access.c.accessed_at)
 
 RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]

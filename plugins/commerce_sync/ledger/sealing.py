@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy.types import TypeDecorator
 
+from commerce_sync.errors import SealKeyError
 from commerce_sync.jsonutil import dumps, loads
 from commerce_sync.redact import is_sensitive_key
 
@@ -26,19 +27,29 @@ SEALED = "__sealed__"
 _fernets: dict[str, Any] = {}
 
 
-class SealKeyMissing(RuntimeError):
+class SealKeyMissing(SealKeyError):
     pass
 
 
-def _key_material() -> str:
-    keys = os.environ.get("COMMERCE_SYNC_SEAL_KEY") or os.environ.get("AIRFLOW__CORE__FERNET_KEY")
-    if not keys:
-        try:
-            from airflow.configuration import conf
+class SealKeyWrong(SealKeyError):
+    """The key opens none of the ledger's sealed values: another key sealed them."""
 
-            keys = conf.get("core", "fernet_key", fallback="") or ""
-        except ImportError:  # the CLI without Airflow installed
-            keys = ""
+
+def _key_source() -> tuple[str, str]:
+    """(the key material, the setting it came from, as people name it)."""
+    for name in ("COMMERCE_SYNC_SEAL_KEY", "AIRFLOW__CORE__FERNET_KEY"):
+        if os.environ.get(name):
+            return os.environ[name], name
+    try:
+        from airflow.configuration import conf
+
+        return conf.get("core", "fernet_key", fallback="") or "", "Airflow's fernet_key (airflow.cfg)"
+    except ImportError:  # the CLI without Airflow installed
+        return "", ""
+
+
+def _key_material() -> str:
+    keys, _ = _key_source()
     if not keys.strip():
         raise SealKeyMissing(
             "the ledger seals buyers' personal data and needs a key: set COMMERCE_SYNC_SEAL_KEY (or Airflow's "
@@ -54,8 +65,26 @@ def _fernet():
     material = _key_material()
     f = _fernets.get(material)
     if f is None:
-        f = _fernets[material] = MultiFernet([Fernet(k.strip().encode()) for k in material.split(",") if k.strip()])
+        try:
+            f = MultiFernet([Fernet(k.strip().encode()) for k in material.split(",") if k.strip()])
+        except ValueError:  # the message names the setting, never the key
+            raise SealKeyError(f"{_key_source()[1]} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        _fernets[material] = f
     return f
+
+
+def _opener():
+    """The key for reading sealed values, or one clear line saying why there is none."""
+    try:
+        return _fernet()
+    except SealKeyMissing:
+        raise SealKeyMissing("cannot unseal: COMMERCE_SYNC_SEAL_KEY is not set; set it to the key this ledger was sealed with") from None
+
+
+def _wrong_key() -> SealKeyWrong:
+    source = _key_source()[1]
+    hint = "" if source == "COMMERCE_SYNC_SEAL_KEY" else " (COMMERCE_SYNC_SEAL_KEY is not set)"
+    return SealKeyWrong(f"cannot unseal: {source} is not the key this ledger was sealed with{hint}")
 
 
 def _is_sealed(value: Any) -> bool:
@@ -87,14 +116,19 @@ def seal(obj: Any) -> Any:
 
 
 def unseal(obj: Any) -> Any:
+    from cryptography.fernet import InvalidToken
+
     fernet = None
 
     def walk(value: Any) -> Any:
         nonlocal fernet
         if isinstance(value, dict):
             if _is_sealed(value):
-                fernet = fernet or _fernet()
-                return loads(fernet.decrypt(value[SEALED].encode()).decode())
+                fernet = fernet or _opener()
+                try:
+                    return loads(fernet.decrypt(value[SEALED].encode()).decode())
+                except InvalidToken:
+                    raise _wrong_key() from None
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]

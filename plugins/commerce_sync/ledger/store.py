@@ -24,6 +24,7 @@ from commerce_sync.ledger.schema import (
     order_link,
     payload_log,
     payout_match,
+    personal_data_access,
     report_file,
     quarantine,
     run_report,
@@ -257,12 +258,22 @@ class Ledger:
         with self.engine.connect() as conn:
             return [QuarantineRow(**r._mapping) for r in conn.execute(select(quarantine).where(where).order_by(quarantine.c.id))]
 
-    def open_quarantine(self, pairing: str, flow: str | None = None) -> list[QuarantineRow]:
+    def open_quarantine(self, pairing: str | None, flow: str | None = None) -> list[QuarantineRow]:
+        """Open rows of a pairing (None: of every pairing), oldest first."""
         t = quarantine
-        cond = and_(t.c.pairing == pairing, t.c.status == "open")
+        cond = t.c.status == "open"
+        if pairing is not None:
+            cond = and_(cond, t.c.pairing == pairing)
         if flow:
             cond = and_(cond, t.c.flow == flow)
         return self._rows(cond)
+
+    def open_quarantine_counts(self, pairing: str) -> dict[str, tuple[int, datetime]]:
+        """flow -> (open records, the oldest's first_seen), without reading (or unsealing) a payload."""
+        t = quarantine
+        q = select(t.c.flow, func.count(), func.min(t.c.first_seen)).where(t.c.pairing == pairing, t.c.status == "open").group_by(t.c.flow)
+        with self.engine.connect() as conn:
+            return {flow: (count, oldest) for flow, count, oldest in conn.execute(q)}
 
     def get_quarantine(self, id: int) -> QuarantineRow | None:
         rows = self._rows(quarantine.c.id == id)
@@ -292,6 +303,19 @@ class Ledger:
                 update(t).where(t.c.id == id, t.c.status == "open").values(status="discarded", resolved_at=utcnow(), resolution_note=reason, resolved_by=by)
             )
             return res.rowcount > 0
+
+    def record_access(self, pairing: str, subject: str, record_id: object, record_key: str | None, by: str, action: str = "reveal") -> None:
+        """Note that `by` opened buyers' personal data of one row (e.g. quarantine show --reveal)."""
+        with self.engine.begin() as conn:
+            conn.execute(personal_data_access.insert().values(
+                pairing=pairing, subject=subject, record_id=str(record_id), record_key=record_key, action=action, accessed_by=by, accessed_at=utcnow(),
+            ))
+
+    def accesses(self, pairing: str | None = None) -> list[dict[str, Any]]:
+        t = personal_data_access
+        q = select(t) if pairing is None else select(t).where(t.c.pairing == pairing)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.id))]
 
     # -- watermarks -------------------------------------------------------------------------
     def get_watermark(self, pairing: str, flow: str, name: str) -> str | None:
