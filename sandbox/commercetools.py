@@ -246,7 +246,7 @@ def create_resource(data: CommercetoolsData, store: str, draft: Any) -> dict[str
         _require(draft, ("name", "description"), "ProductTypeDraft")
         attributes = [{"name": a["name"], "type": a.get("type") or {"name": "text"}, "label": a.get("label") or {"en-GB": a["name"]},
                        "isRequired": bool(a.get("isRequired")), "attributeConstraint": a.get("attributeConstraint", "None"),
-                       "isSearchable": a.get("isSearchable", True), "inputHint": a.get("inputHint", "SingleLine")} for a in draft.get("attributes") or []]
+                       "isSearchable": a.get("isSearchable", True), "inputHint": a.get("inputHint", "SingleLine"), "level": a.get("level", "Variant")} for a in draft.get("attributes") or []]
         return data.new(store, {"id": draft.get("id") or str(uuid.uuid4()), **({"key": draft["key"]} if draft.get("key") else {}),
                                 "name": draft["name"], "description": draft["description"], "attributes": attributes})
     if store == "inventory":
@@ -297,6 +297,7 @@ def _product(data: CommercetoolsData, draft: Any) -> dict[str, Any]:
         variants.append({"id": i, **({"sku": v["sku"]} if v.get("sku") else {}), **({"key": v["key"]} if v.get("key") else {}),
                          "attributes": [{"name": a["name"], "value": a["value"]} for a in v.get("attributes") or []], "prices": [], "images": [], "assets": []})
     staged = {"name": draft["name"], "slug": draft["slug"], "categories": [], "searchKeywords": {}, "masterVariant": variants[0], "variants": variants[1:],
+              "attributes": [],  # product-level attributes: none are written here
               **({"description": draft["description"]} if draft.get("description") else {})}
     published = bool(draft.get("publish"))
     return {"id": str(uuid.uuid4()), **({"key": draft["key"]} if draft.get("key") else {}), "productType": {"typeId": "product-type", "id": ptype["id"]},
