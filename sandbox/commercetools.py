@@ -699,6 +699,11 @@ def create_app(project_key: str = "demo-shop", client_id: str = "demo-client", c
         with data.lock:
             return answer({"orders": [copy.deepcopy(inject_order(data, o)) for o in (body if isinstance(body, list) else [body])]})
 
+    @app.get("/_sandbox/orders")
+    def all_orders():
+        with data.lock:
+            return answer({"items": copy.deepcopy(list(data.stores["orders"].values()))})
+
     @app.get("/_sandbox/orders/{order_id}")
     def get_order(order_id: str):
         with data.lock:
