@@ -11,7 +11,8 @@ projections, orders, inventory entries, payments. Rules enforced:
   `{access_token, token_type, expires_in, scope}`; every API call needs `Authorization: Bearer`
   with a live token (401 `invalid_token`) whose scopes allow it (403 `insufficient_scope`):
   view_/manage_ of orders, payments, products (inventory, product types, projections), channels;
-  manage_project allows everything. Scopes are `<permission>:<projectKey>`.
+  manage_project allows everything. Scopes are `<permission>:<projectKey>`; a client holding
+  manage_project may ask for any narrower scope of its project.
 - Errors: `{"statusCode", "message", "errors": [{"code", "message", ...}]}` (ErrorResponse); 400
   InvalidInput / InvalidOperation / DuplicateField / ReferencedResourceNotFound, 404
   ResourceNotFound, 409 ConcurrentModification with `currentVersion`.
@@ -649,8 +650,11 @@ def create_app(project_key: str = "demo-shop", client_id: str = "demo-client", c
         if form.get("grant_type") != "client_credentials":
             return auth_error(400, "unsupported_grant_type", f"Unsupported grant type '{form.get('grant_type')}'.")
         asked = set((form.get("scope") or "").split()) or allowed_scopes
-        if not asked <= allowed_scopes:
-            return auth_error(400, "invalid_scope", f"Invalid scopes: {' '.join(sorted(asked - allowed_scopes))}.")
+        # a client with manage_project may ask for any narrower scope of the project
+        everything = f"manage_project:{project_key}" in allowed_scopes
+        refused = {s for s in asked if s not in allowed_scopes and not (everything and s.endswith(f":{project_key}"))}
+        if refused:
+            return auth_error(400, "invalid_scope", f"Invalid scopes: {' '.join(sorted(refused))}.")
         ttl = int(data.config["token_ttl_seconds"])
         access = uuid.uuid4().hex + uuid.uuid4().hex[:8]
         with data.lock:

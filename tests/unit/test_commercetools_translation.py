@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from commerce_sync.models import TranslationError, order_charge_sum, order_line_sum
 from commerce_sync.systems.commercetools_orders import money, order_from, payout_lines_from, refund_from, tax_portions
-from sandbox.commercetools_builders import make_order, payment, precise, transaction
+from sandbox.commercetools_builders import make_order, payment, transaction
 from sandbox.commercetools_builders import money as ct_money
 
 WHEN = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
