@@ -54,3 +54,8 @@ class GraphQLError(HttpError):
     def __init__(self, message: str, *, errors: list | None = None, **kw):
         super().__init__(message, **kw)
         self.errors = errors or []
+
+
+class ConflictError(ClientError):
+    """A versioned write kept meeting a newer version (HTTP 409) after every bounded re-read and
+    recompute: someone else keeps changing the record. A refusal to quarantine, with this reason."""

@@ -3,6 +3,10 @@
 Auth per connection, timeouts, a rate limiter shared per API account, retries with backoff that
 honour 429/503 and Retry-After, pagination helpers, and a redacted payload log of every attempt.
 
+Auth is per connection: static headers, or OAuth 2 client credentials (a bearer token fetched from
+the vendor's auth host, kept until shortly before it expires, and fetched again once when the API
+answers 401 to it).
+
 Retry rules, in order of danger:
 - 429/503 (the server refused; nothing was done) and connect failures (nothing reached the
   server): retried for any method.
@@ -44,8 +48,8 @@ from commerce_sync.redact import as_text, redact, redact_url
 
 __all__ = [
     "Auth", "BasicAuth", "BearerAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
-    "MalformedResponseError", "RateLimiter", "RetryPolicy", "SharedRateLimiter", "ThrottledError", "TransientError",
-    "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
+    "MalformedResponseError", "OAuth2ClientCredentials", "RateLimiter", "RetryPolicy", "SharedRateLimiter", "ThrottledError",
+    "TransientError", "paginate_keyset", "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,79 @@ class BasicAuth(HeaderAuth):
     def secrets(self) -> list[str]:
         # the encoded pair and the bare password: either may be echoed back without the header
         return list(self._secrets)
+
+
+class OAuth2ClientCredentials:
+    """OAuth 2 client credentials (RFC 6749 section 4.4): `POST <token_url>` with the client id and
+    secret as HTTP Basic and `grant_type=client_credentials` (+ the scopes asked for) gives a bearer
+    token. It is kept until `margin` before it expires (a tenth of its life, at most `max_margin`
+    seconds), so a request never leaves with a token about to lapse; the client drops it and
+    fetches a new one once if the API still answers 401 (revoked early, or clocks disagree).
+
+    The token call goes through an HttpClient of its own (bound to the API client's timeouts,
+    retries, session and payload log); the token is masked there by key (`access_token`) and is
+    one of `secrets()` from the moment it exists.
+    """
+
+    renews_on_401 = True
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, scopes: Sequence[str] = (), *,
+                 max_margin: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        self.token_url = token_url
+        self.scopes = [s for s in scopes if s]
+        self._basic = BasicAuth(client_id, client_secret)
+        self._max_margin = max_margin
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._issued: deque[str] = deque(maxlen=4)  # recent tokens stay secrets: a log line may still hold one
+        self._client: HttpClient | None = None
+        self.fetches = 0
+
+    def bind(self, api: HttpClient) -> None:
+        """Called by the API's HttpClient: the token call shares its timeouts, retries and log."""
+        if self._client is None:
+            self._client = HttpClient(self.token_url, system=f"{api.system}:oauth", auth=self._basic, timeout=api.timeout,
+                                      retry=api.retry, payload_log=api.payload_log, session=api.session, sleep=api._sleep)
+
+    def apply(self, headers: dict[str, str]) -> None:
+        headers["Authorization"] = f"Bearer {self.token()}"
+
+    def token(self) -> str:
+        with self._lock:  # one fetch however many threads find the token stale
+            if self._token is None or self._clock() >= self._renew_at:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, header: str | None) -> None:
+        """The API refused `header`'s token: forget it, unless another thread already renewed it."""
+        with self._lock:
+            if self._token is not None and header == f"Bearer {self._token}":
+                self._token = None
+
+    def secrets(self) -> list[str]:
+        return self._basic.secrets() + list(self._issued)
+
+    def _fetch(self) -> None:
+        if self._client is None:
+            self._client = HttpClient(self.token_url, system="oauth", auth=self._basic)
+        form = {"grant_type": "client_credentials", **({"scope": " ".join(self.scopes)} if self.scopes else {})}
+        # asking twice for a token is harmless: retried like a read
+        body = self._client.request("POST", self.token_url, data=form, idempotent=True)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise MalformedResponseError(f"POST {redact_url(self.token_url, self.secrets())}: the token answer has no access_token",
+                                         method="POST", url=redact_url(self.token_url, self.secrets()), status=200)
+        try:
+            lifetime = float(body.get("expires_in") or 0)
+        except (TypeError, ValueError):
+            lifetime = 0.0
+        self._issued.append(token)
+        self._token = token
+        self._renew_at = self._clock() + lifetime - min(self._max_margin, lifetime / 10)
+        self.fetches += 1
 
 
 # -- rate limiting ------------------------------------------------------------------------------
@@ -244,6 +321,9 @@ class HttpClient:
         self.extra_secrets = list(extra_secrets)
         self._sleep = sleep
         self.stats = {"calls": 0, "throttled": 0, "retries": 0, "errors": 0}
+        bind = getattr(auth, "bind", None)
+        if bind is not None:
+            bind(self)  # an auth that calls out itself (OAuth) does so through this client's machinery
 
     def close(self) -> None:
         if self._own_session:
@@ -341,7 +421,7 @@ class HttpClient:
             raise
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
-    def _attempt(self, call: _Call, attempt: int) -> Any:
+    def _attempt(self, call: _Call, attempt: int, renewed: bool = False) -> Any:
         if self.rate_limiter is not None:
             self.rate_limiter.acquire()
         headers = dict(call.headers)
@@ -365,6 +445,11 @@ class HttpClient:
             raise _unanswered(call, where, type(exc).__name__) from None
 
         status, text = response.status_code, response.text
+        if status == 401 and not renewed and getattr(self.auth, "renews_on_401", False):
+            # a 401 did nothing: send it once more with a fresh token (any method is safe)
+            self._log(log_entry, started, status=status, response_body=text)
+            self.auth.invalidate(headers.get("Authorization"))  # type: ignore[union-attr]
+            return self._attempt(call, attempt, renewed=True)
         parsed: Any = _UNPARSED
         if 200 <= status < 300 and call.expect_json and text.strip():
             try:
@@ -551,6 +636,27 @@ def paginate_offset(
                 return
             # a short page inside the total (offers removed while we read): on from where we are
         body = fetch(offset)
+
+
+def paginate_keyset(
+    client: HttpClient, path: str, *, list_key: str, after: Callable[[dict | None], dict], cursor: Callable[[dict], Any], limit: int = 100,
+    params: dict | None = None, limit_param: str = "limit",
+) -> Iterator[dict]:
+    """Keyset paging: every page asks for the items after the last one seen, so no deep offset is
+    ever sent (APIs cap it) and items added behind the reader never shift a page. `after(last)`
+    gives the page's parameters (`after(None)` the first page's), `cursor(item)` the sort key,
+    which must grow from page to page. A short page is the last."""
+    last: dict | None = None
+    while True:
+        body = client.get(path, params={**(params or {}), **after(last), limit_param: limit}) or {}
+        items = body.get(list_key) or []
+        yield from items
+        if len(items) < limit:
+            return
+        if last is not None and cursor(items[-1]) <= cursor(last):
+            raise MalformedResponseError(f"GET {path}: the page did not move past {cursor(last)!r}", method="GET",
+                                         url=redact_url(client.url(path), client.secrets()))
+        last = items[-1]
 
 
 def paginate_seek(

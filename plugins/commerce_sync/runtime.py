@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any
 
-from commerce_sync.http import HeaderAuth, HttpClient, RateLimiter, SharedRateLimiter
+from commerce_sync.http import Auth, HeaderAuth, HttpClient, RateLimiter, SharedRateLimiter
 from commerce_sync.ledger import Ledger
 from commerce_sync.pairing import Pairing, SystemRef, get_pairing
 from commerce_sync.systems import system_module
@@ -56,10 +56,13 @@ def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> Htt
             ledger.log_payload({**entry, "pairing": pairing_key})
 
     extra = getattr(conn, "extra_dejson", None) or {}
+    auth: Auth | dict[str, str] = module.auth_for(conn)  # static headers, or an auth that fetches its own token
+    # where the API lives for this connection: the host, unless the module adds to it (a project path)
+    base_url = module.base_url_for(conn, _base_url(conn)) if hasattr(module, "base_url_for") else _base_url(conn)
     return HttpClient(
-        _base_url(conn),
+        base_url,
         system=ref.system,
-        auth=HeaderAuth(module.auth_for(conn)),
+        auth=HeaderAuth(auth) if isinstance(auth, dict) else auth,
         # a slow API is still an answer; a hung one must end in a retry, not a stuck worker slot
         timeout=(float(extra.get("connect_timeout", 5)), float(extra.get("read_timeout", 30))),
         rate_limiter=limiter,

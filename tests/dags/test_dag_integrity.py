@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ("orders_in", "stock_out", "dispatch_back", "refunds", "payout_reconciliation", "drift_monitor")
-EXPECTED = {f"{pairing}__{flow}" for pairing in ("cin7_marketplacer", "cin7_john_lewis") for flow in FLOWS}
+EXPECTED = {f"{pairing}__{flow}" for pairing in ("cin7_marketplacer", "cin7_john_lewis", "cin7_commercetools") for flow in FLOWS}
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +99,8 @@ def test_the_deadline_counts_from_when_the_run_became_due_and_survives_serializa
 def test_both_pairings_run_the_same_steps(dagbag):
     """The John Lewis pairing was added as data: same flows, same tasks, no pairing-only step."""
     for flow in FLOWS:
-        tasks = {p: sorted(t.task_id for t in dagbag.dags[f"{p}__{flow}"].tasks) for p in ("cin7_marketplacer", "cin7_john_lewis")}
-        assert tasks["cin7_marketplacer"] == tasks["cin7_john_lewis"], flow
+        tasks = {p: sorted(t.task_id for t in dagbag.dags[f"{p}__{flow}"].tasks) for p in ("cin7_marketplacer", "cin7_john_lewis", "cin7_commercetools")}
+        assert tasks["cin7_marketplacer"] == tasks["cin7_john_lewis"] == tasks["cin7_commercetools"], flow
     jl = dagbag.dags["cin7_john_lewis__orders_in"]
     assert jl.get_task("accept").pool == "mirakl__john_lewis_shop"
     assert jl.get_task("load").pool == "cin7_core__demo_account"  # one Cin7 budget shared with Marketplacer

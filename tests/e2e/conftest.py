@@ -21,6 +21,25 @@ CIN7_PRODUCTS = [
 ]
 
 
+def point_at(monkeypatch, pg_url: str, mailbox, connections: dict[str, dict]) -> None:
+    """This test's wiring: airflow_settings.yaml's connections with `connections` patched in (as
+    AIRFLOW_CONN_* variables), SMTP to `mailbox`, the ledger in `pg_url`."""
+    env = airflow_settings.env(overrides={**connections, "smtp_default": {"host": "127.0.0.1", "port": mailbox.port}})
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
+
+
+def latest_drift(ledger, pairing: str) -> list[tuple[str, str]]:
+    """(type, key) of every finding in the drift monitor's latest report, sorted."""
+    import csv
+    import io
+
+    latest = ledger.runs(pairing, "drift_monitor")[0]["run_id"]
+    rows = csv.DictReader(io.StringIO(ledger.reports(pairing, "drift_monitor", period=latest)["drift.csv"]))
+    return sorted((r["type"], r["key"]) for r in rows)
+
+
 @dataclass
 class Sandbox:
     cin7: str
@@ -99,16 +118,10 @@ def mailbox():
 @pytest.fixture
 def wired(sandbox, pg_url, mappings, mailbox, monkeypatch, airflow_db):
     """Connections from airflow_settings.yaml, re-pointed at this test's emulators; ledger in PostgreSQL."""
-    env = airflow_settings.env(
-        overrides={
-            "cin7_marketplacer__cin7": {"host": f"{sandbox.cin7}/ExternalApi/v2"},
-            "cin7_marketplacer__marketplacer": {"host": sandbox.marketplacer},
-            "smtp_default": {"host": "127.0.0.1", "port": mailbox.port},
-        }
-    )
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
+    point_at(monkeypatch, pg_url, mailbox, {
+        "cin7_marketplacer__cin7": {"host": f"{sandbox.cin7}/ExternalApi/v2"},
+        "cin7_marketplacer__marketplacer": {"host": sandbox.marketplacer},
+    })
     sandbox.mailbox = mailbox
     return sandbox
 
@@ -192,16 +205,7 @@ def john_lewis(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings
             timeout=10,
         ).raise_for_status()
         requests.post(f"{m.url}/_sandbox/carriers", json=JL_CARRIERS, timeout=10).raise_for_status()
-        env = airflow_settings.env(
-            overrides={
-                "cin7_john_lewis__cin7": {"host": f"{c.url}/ExternalApi/v2"},
-                "cin7_john_lewis__mirakl": {"host": m.url},
-                "smtp_default": {"host": "127.0.0.1", "port": mailbox.port},
-            }
-        )
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
+        point_at(monkeypatch, pg_url, mailbox, {"cin7_john_lewis__cin7": {"host": f"{c.url}/ExternalApi/v2"}, "cin7_john_lewis__mirakl": {"host": m.url}})
         yield JohnLewis(cin7=c.url, mirakl=m.url, mailbox=mailbox)
     finally:
         c.stop()

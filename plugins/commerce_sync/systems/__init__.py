@@ -12,6 +12,7 @@ from importlib import import_module
 
 SYSTEMS: dict[str, str] = {
     "cin7_core": "commerce_sync.systems.cin7_core",
+    "commercetools": "commerce_sync.systems.commercetools",
     "marketplacer": "commerce_sync.systems.marketplacer",
     "mirakl": "commerce_sync.systems.mirakl",
 }
