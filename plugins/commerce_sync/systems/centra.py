@@ -38,22 +38,13 @@ from commerce_sync.errors import ClientError, MalformedResponseError
 from commerce_sync.http import HttpClient, paginate_graphql_pages
 from commerce_sync.models import Order, OrderLine, Refund, RefundLine, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
 from commerce_sync.money import minor_units, parse_decimal, quantize
-from commerce_sync.ports import (
-    AVAILABILITY,
-    CATALOGUE,
-    CHANGE_EVENTS,
-    CUSTOMER_CURRENCY,
-    FULFILMENTS,
-    MASTER_RETURNS,
-    SALE_AMOUNTS,
-    SALES,
-    SaleInstructions,
-)
+from commerce_sync import ports
+from commerce_sync.ports import SaleInstructions
 from commerce_sync.systems.common import parse_time, translating
 
 # No JOURNALS (Centra keeps no general ledger) and no CREDIT_NOTES (refunds are not in the
 # Integration API): the factory refuses payout_reconciliation and refunds for a Centra master.
-CAPABILITIES = frozenset({SALES, SALE_AMOUNTS, AVAILABILITY, FULFILMENTS, CUSTOMER_CURRENCY, CHANGE_EVENTS, MASTER_RETURNS, CATALOGUE})
+CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.CUSTOMER_CURRENCY, ports.CHANGE_EVENTS, ports.MASTER_RETURNS, ports.CATALOGUE})
 
 LIST_LIMIT = 200  # Centra's largest page: fewest calls against 60 requests per 10 s
 SKU_FORMS = ("composite", "size_number")

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from commerce_sync.http import HttpClient, paginate_page_limit
 from commerce_sync.models import Order, Refund, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
 from commerce_sync.money import parse_decimal, quantize
-from commerce_sync.ports import AVAILABILITY, CREDIT_NOTES, FULFILMENTS, JOURNALS, SALES, SALE_AMOUNTS, SaleInstructions
+from commerce_sync import ports
+from commerce_sync.ports import SaleInstructions
 from commerce_sync.systems.common import describe_validation_error, parse_time
 
 NEW_TASK = "00000000-0000-0000-0000-000000000000"  # Cin7: an empty TaskID asks for a new task
@@ -60,7 +61,7 @@ def _address(addr) -> dict[str, Any] | None:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({SALES, SALE_AMOUNTS, AVAILABILITY, FULFILMENTS, JOURNALS, CREDIT_NOTES})
+CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.JOURNALS, ports.CREDIT_NOTES})
 
 class Cin7CoreMaster:
     name = "cin7_core"

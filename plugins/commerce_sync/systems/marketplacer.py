@@ -29,7 +29,7 @@ from commerce_sync.models import (
 )
 from commerce_sync.money import from_minor
 from commerce_sync.systems.common import parse_time, translating
-from commerce_sync.ports import ORDERS, PAYOUTS, REFUNDS, SHIPMENTS, STOCK
+from commerce_sync import ports
 
 INVOICES_QUERY = """
 query Invoices($first: Int!, $after: String, $filters: InvoiceFilters) {
@@ -117,7 +117,7 @@ def _iso(dt: datetime) -> str:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({ORDERS, STOCK, SHIPMENTS, REFUNDS, PAYOUTS})
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 class MarketplacerChannel:
     name = "marketplacer"

@@ -42,7 +42,7 @@ from commerce_sync.models import (
     TranslationError,
 )
 from commerce_sync.systems.common import parse_time, translating
-from commerce_sync.ports import ACCEPTANCE, ORDERS, PAYOUTS, REFUNDS, SHIPMENTS, STOCK
+from commerce_sync import ports
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _address(addr: Mapping[str, Any] | None) -> Address | None:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({ORDERS, ACCEPTANCE, STOCK, SHIPMENTS, REFUNDS, PAYOUTS})
+CAPABILITIES = frozenset({ports.ORDERS, ports.ACCEPTANCE, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 class MiraklChannel:
     name = "mirakl"
