@@ -91,6 +91,16 @@ def in_range(value: datetime | None, rng: dict | None) -> bool:
     return value is not None and (start is None or value >= start) and (end is None or value < end)
 
 
+def matching(items, where: dict | None, *, within=(), equal=(), ranges=()) -> list[dict]:
+    """What a Centra filter keeps: a list field holds the item's value, a Boolean equals it, a
+    DateRange contains it. Each pair names the filter's field and the item's key."""
+    w = where or {}
+    return [item for item in items
+            if all(w.get(f) is None or item[k] in w[f] for f, k in within)
+            and all(w.get(f) is None or item[k] == w[f] for f, k in equal)
+            and all(in_range(item[k], w.get(f)) for f, k in ranges)]
+
+
 class TokenBucket:
     """`capacity` tokens, refilled continuously over `per_seconds`."""
 
@@ -531,67 +541,28 @@ def create_app(token: str = "demo-centra-token", order_api_secret: str = "demo-c
 
     # -- queries ----------------------------------------------------------------------------------
     def orders(_info, where=None, sort=None, limit=None, page=None):
-        w = where or {}
         with data.lock:
-            items = list(data.orders.values())
-        for field in ("id", "number", "externalId", "status"):
-            if w.get(field) is not None:
-                items = [o for o in items if o[field] in w[field]]
-        if w.get("isLocked") is not None:
-            items = [o for o in items if o["isLocked"] == w["isLocked"]]
-        for field, key in (("marketId", "market"), ("pricelistId", "pricelist")):
-            if w.get(field) is not None:
-                items = [o for o in items if o[key] in w[field]]
-        items = [o for o in items if in_range(o["createdAt"], w.get("createdAt")) and in_range(o["updatedAt"], w.get("updatedAt"))]
+            items = matching(data.orders.values(), where, within=(("id", "id"), ("number", "number"), ("externalId", "externalId"), ("status", "status"),
+                                                                 ("marketId", "market"), ("pricelistId", "pricelist")),
+                             equal=(("isLocked", "isLocked"),), ranges=(("createdAt", "createdAt"), ("updatedAt", "updatedAt")))
         order = (sort or ["number_ASC"])[0]
         items.sort(key=(lambda o: (o["updatedAt"], o["number"])) if order == "updatedAt_ASC" else (lambda o: o["number"]), reverse=order == "number_DESC")
         return [order_view(o) for o in page_of(items, limit, page)]
 
-    def shipments(_info, where=None, limit=None, page=None):
-        w = where or {}
-        with data.lock:
-            items = sorted(data.shipments.values(), key=lambda s: s["id"])
-        if w.get("id") is not None:
-            items = [s for s in items if s["id"] in w["id"]]
-        if w.get("isShipped") is not None:
-            items = [s for s in items if s["isShipped"] == w["isShipped"]]
-        items = [s for s in items if in_range(s["updatedAt"], w.get("updatedAt"))]
-        return [shipment_view(s) for s in page_of(items, limit, page)]
+    def listed(table: Callable[[], dict], view: Callable[[dict], dict], **filters):
+        """A root list of one table, by id, filtered and paged as Centra's lists are."""
+        def resolve(_info, where=None, limit=None, page=None):
+            with data.lock:
+                items = sorted(matching(table().values(), where, **filters), key=lambda x: x["id"])
+            return [view(x) for x in page_of(items, limit, page)]
 
-    def returns(_info, where=None, limit=None, page=None):
-        w = where or {}
-        items = sorted(data.returns.values(), key=lambda r: r["id"])
-        if w.get("id") is not None:
-            items = [r for r in items if r["id"] in w["id"]]
-        if w.get("status") is not None:
-            items = [r for r in items if r["status"] in w["status"]]
-        items = [r for r in items if in_range(r["updatedAt"], w.get("updatedAt"))]
-        return [return_view(r) for r in page_of(items, limit, page)]
+        return resolve
 
-    def warehouses(_info, where=None, limit=None, page=None):
-        w = where or {}
-        items = sorted(data.warehouses.values(), key=lambda x: x["id"])
-        if w.get("id") is not None:
-            items = [x for x in items if x["id"] in w["id"]]
-        if w.get("name") is not None:
-            items = [x for x in items if x["name"] in w["name"]]
-        return [warehouse_view(x) for x in page_of(items, limit, page)]
-
-    def products(_info, where=None, limit=None, page=None):
-        w = where or {}
-        items = sorted(data.products.values(), key=lambda p: p["id"])
-        if w.get("id") is not None:
-            items = [p for p in items if p["id"] in w["id"]]
-        items = [p for p in items if in_range(p["updatedAt"], w.get("updatedAt"))]
-        return [product_view(p) for p in page_of(items, limit, page)]
-
-    def product_sizes(_info, where=None, limit=None, page=None):
-        w = where or {}
-        items = sorted(data.sizes.values(), key=lambda s: s["id"])
-        for field in ("id", "SKU", "sizeNumber"):
-            if w.get(field) is not None:
-                items = [s for s in items if s[field] in w[field]]
-        return [size_view(s) for s in page_of(items, limit, page)]
+    shipments = listed(lambda: data.shipments, shipment_view, within=(("id", "id"),), equal=(("isShipped", "isShipped"),), ranges=(("updatedAt", "updatedAt"),))
+    returns = listed(lambda: data.returns, return_view, within=(("id", "id"), ("status", "status")), ranges=(("updatedAt", "updatedAt"),))
+    warehouses = listed(lambda: data.warehouses, warehouse_view, within=(("id", "id"), ("name", "name")))
+    products = listed(lambda: data.products, product_view, within=(("id", "id"),), ranges=(("updatedAt", "updatedAt"),))
+    product_sizes = listed(lambda: data.sizes, size_view, within=(("id", "id"), ("SKU", "SKU"), ("sizeNumber", "sizeNumber")))
 
     def pricelists(_info, limit=None, page=None):
         return [pricelist_view(pl) for pl in page_of(sorted(data.pricelists.values(), key=lambda p: p["id"]), limit, page)]

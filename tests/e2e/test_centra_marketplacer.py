@@ -8,11 +8,6 @@ land between two of them."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
@@ -26,22 +21,17 @@ from commerce_sync.errors import TransientError
 from commerce_sync.flows import orders_in
 from commerce_sync.ledger import Ledger
 from commerce_sync.runtime import FlowContext
+from sandbox.demo_seed import CENTRA_SEED
 from tests.builders import marketplacer_invoice
 from tests.e2e.conftest import ROOT
 from tests.reliability.matrix import run_flow
+from tests.reliability.worker import kill_when
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
 KEY = "centra_marketplacer"
-CATALOGUE = {
-    "warehouses": ["Main Warehouse", "Showroom"],
+CATALOGUE = {  # the demo's Centra catalogue (composite SKUs), with a second pricelist and the tests' own stock
+    **CENTRA_SEED,
     "pricelists": [{"name": "Marketplacer AUD", "currency": "AUD"}, {"name": "Marketplacer EUR", "currency": "EUR"}],
-    "markets": ["Marketplacer"],
-    "products": [
-        {"productNumber": "CT-TEE-", "name": "Tee", "variants": [{"variantNumber": "BLK-", "name": "Black", "prices": {"Marketplacer AUD": "45.00"},
-                                                                   "sizes": [{"name": "M", "sizeNumber": "M"}, {"name": "L", "sizeNumber": "L"}]}]},
-        {"productNumber": "CT-CAP-", "name": "Cap", "variants": [{"variantNumber": "NVY-", "name": "Navy", "prices": {"Marketplacer AUD": "25.00"},
-                                                                   "sizes": [{"name": "One size", "sizeNumber": "OS"}]}]},
-    ],
     "stock": [{"warehouse": "Main Warehouse", "sku": "CT-TEE-BLK-M", "quantity": 10}, {"warehouse": "Main Warehouse", "sku": "CT-TEE-BLK-L", "quantity": 3},
               {"warehouse": "Main Warehouse", "sku": "CT-CAP-NVY-OS", "quantity": 6}, {"warehouse": "Showroom", "sku": "CT-TEE-BLK-M", "quantity": 40}],
 }
@@ -303,20 +293,7 @@ def test_a_worker_killed_between_commit_and_confirm_loses_and_doubles_nothing(wo
     world.ship("MKP-8001", [("CT-TEE-BLK-M", 1)], "Australia Post", "AP81")
     world.ship("MKP-8002", [("CT-CAP-NVY-OS", 1)], "StarTrack", "ST82")
     world.post(world.centra, "/_sandbox/faults", {"hang": {"operation": "confirmEvents", "when": when, "seconds": 60, "count": None}})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
-    worker = subprocess.Popen([sys.executable, "-m", "tests.reliability.worker", KEY, "dispatch_back", "crashed-run", start.isoformat(), end.isoformat()],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while _calls_with(world, f"hang:{when}") < 1:
-            assert worker.poll() is None, f"the worker ended before the kill: {worker.stdout.read()!r}"
-            assert time.monotonic() < deadline, "the extract never reached confirmEvents"
-            time.sleep(0.02)
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    kill_when(KEY, "dispatch_back", "crashed-run", start, end, lambda: _calls_with(world, f"hang:{when}") >= 1, "the extract's confirmEvents")
     requests.delete(f"{world.centra}/_sandbox/faults", timeout=10)
     assert world.mkp_shipments()[8001] == [] and world.mkp_shipments()[8002] == []  # killed before load: nothing sent yet
     pending = [e for e in world.events() if not e["confirmed"]]
