@@ -120,6 +120,7 @@ def test_everything_the_adapter_sends_is_one_of_its_documents_and_validates(cent
     master.stock_changes()
     sale = master.create_sale(order, how)
     assert master.find_sales(["MKP-1"], now)["MKP-1"].has_lines
+    assert master.complete_sale(sale, order, how).has_lines  # finishing a finished sale reads it and changes nothing
     assert master.sale_amounts(sale.master_id) == {"total": Decimal("99.95"), "tax": Decimal("8.18")}
     assert master.customer_currency("Marketplacer AUD") == "AUD"
     assert [(s.sku, s.location, s.available) for s in master.read_availability()] == [("7350000000011", "Main Warehouse", Decimal("7"))]

@@ -322,15 +322,19 @@ class CentraMaster:
             raise ClientError(f"Centra's Order API did not create the order: {message or answer!r}"[:500], status=USER_ERROR, body=str(message or answer)[:2048])
         number = str(answer["order"])
         sale = SaleRef(master_id=number, external_id=how.external_id, order_number=number, status="PENDING", has_lines=False)
-        return self.complete_sale(sale, order, how)
+        # just made: PENDING and unlocked, no need to read it back (three calls an order, not four)
+        return self._lock_and_confirm(sale, {"isLocked": False, "status": "PENDING"})
 
     def complete_sale(self, sale: SaleRef, order: Order, how: SaleInstructions) -> SaleRef:
         """Lock the order (nobody edits a marketplace order in Centra) and confirm it, so Centra
         allocates its stock now. Each part is skipped when an earlier attempt already did it."""
-        number = int(sale.master_id)
-        row = _first(self.client.graphql(ORDER_STATE, {"number": number}).get("orders"))
+        row = _first(self.client.graphql(ORDER_STATE, {"number": int(sale.master_id)}).get("orders"))
         if row is None:
-            raise ClientError(f"Centra has no order {number}", status=404)
+            raise ClientError(f"Centra has no order {sale.master_id}", status=404)
+        return self._lock_and_confirm(sale, row)
+
+    def _lock_and_confirm(self, sale: SaleRef, row: dict) -> SaleRef:
+        number = int(sale.master_id)
         if not row.get("isLocked"):
             # setting a lock is absolute: repeating it after a lost answer is harmless
             _refused(self.client.graphql(LOCK_ORDERS, {"orders": [{"number": number}]}).get("setOrdersLock"), f"the lock of order {number}")
