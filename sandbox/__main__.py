@@ -1,4 +1,4 @@
-"""`python -m sandbox`: the emulators (Cin7 Core, Marketplacer, Mirakl, commercetools) in one process, until stopped."""
+"""`python -m sandbox`: the emulators (Cin7 Core, Marketplacer, Mirakl, commercetools, Centra) in one process, until stopped."""
 
 from __future__ import annotations
 
@@ -8,21 +8,22 @@ import signal
 import threading
 import urllib.request
 
-from sandbox import cin7, commercetools, marketplacer, mirakl
+from sandbox import centra, cin7, commercetools, marketplacer, mirakl
 from sandbox.server import start_server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Cin7 Core, Marketplacer, Mirakl (John Lewis) and commercetools emulators")
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Cin7 Core, Marketplacer, Mirakl (John Lewis), commercetools and Centra emulators")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--cin7-port", type=int, default=8101)
     parser.add_argument("--marketplacer-port", type=int, default=8102)
     parser.add_argument("--mirakl-port", type=int, default=8103)
     parser.add_argument("--commercetools-port", type=int, default=8104, help="the API and its auth host (/oauth/token) on one port")
+    parser.add_argument("--centra-port", type=int, default=8106)
     parser.add_argument("--mirakl-api-key", default="demo-mirakl-key")
     parser.add_argument("--mirakl-shop-id", type=int, default=2001)
     parser.add_argument("--cin7-rate-limit", type=int, default=60, help="calls per minute (Cin7's documented limit is 60)")
-    parser.add_argument("--only", default="cin7,marketplacer,mirakl,commercetools", help="which emulators to start (benchmarks run each in its own process)")
+    parser.add_argument("--only", default="cin7,marketplacer,mirakl,commercetools,centra", help="which emulators to start (benchmarks run each in its own process)")
     parser.add_argument("--seed", choices=["none", "demo"], default="none")
     parser.add_argument("--order-every", type=float, default=20.0, help="seconds between demo orders")
     args = parser.parse_args()
@@ -31,6 +32,7 @@ def main() -> None:
     mkp_app = marketplacer.create_app()
     jl_app = mirakl.create_app(api_key=args.mirakl_api_key, shop_id=args.mirakl_shop_id)
     ct_app = commercetools.create_app(project_key="demo-shop", client_id="demo-client", client_secret="demo-secret")
+    centra_app = centra.create_app()
     only = set(args.only.split(","))
     servers = []
     if "cin7" in only:
@@ -45,6 +47,9 @@ def main() -> None:
     if "commercetools" in only:
         servers.append(start_server(ct_app, args.host, args.commercetools_port))
         print(f"commercetools emulator: http://{args.host}:{args.commercetools_port}/demo-shop (auth: /oauth/token on the same port)", flush=True)
+    if "centra" in only:
+        servers.append(start_server(centra_app, args.host, args.centra_port))
+        print(f"Centra emulator:       http://{args.host}:{args.centra_port}/graphql (Order API at /order-api)", flush=True)
 
     stop_orders = stop_jl_orders = stop_ct_orders = None
     if args.seed == "demo":
@@ -60,6 +65,9 @@ def main() -> None:
         from sandbox import mirakl_demo
 
         mirakl_demo.seed(jl_app.state.data)
+        from sandbox.demo_seed import CENTRA_SEED
+
+        centra_app.state.data.seed(CENTRA_SEED)
         stop_jl_orders = mirakl_demo.start_order_trickle(jl_app.state.data, every_seconds=args.order_every * 1.5)
         from sandbox import commercetools_demo
 

@@ -29,6 +29,22 @@ CIN7_SEED = {
 }
 
 
+# Centra's catalogue for centra_marketplacer (include/mappings/centra_marketplacer/skus.csv):
+# SKU = product number + variant number + size number.
+CENTRA_SEED = {
+    "warehouses": ["Main Warehouse", "Showroom"],
+    "pricelists": [{"name": "Marketplacer AUD", "currency": "AUD"}],
+    "markets": ["Marketplacer"],
+    "products": [
+        {"productNumber": "CT-TEE-", "name": "Tee", "variants": [{"variantNumber": "BLK-", "name": "Black", "prices": {"Marketplacer AUD": "45.00"},
+                                                                   "sizes": [{"name": "M", "sizeNumber": "M"}, {"name": "L", "sizeNumber": "L"}]}]},
+        {"productNumber": "CT-CAP-", "name": "Cap", "variants": [{"variantNumber": "NVY-", "name": "Navy", "prices": {"Marketplacer AUD": "25.00"},
+                                                                   "sizes": [{"name": "One size", "sizeNumber": "OS"}]}]},
+    ],
+    "stock": [{"warehouse": wh, "sku": sku, "quantity": 40} for wh in ("Main Warehouse", "Showroom") for sku in ("CT-TEE-BLK-M", "CT-TEE-BLK-L", "CT-CAP-NVY-OS")],
+}
+
+
 DEMO_ADVERTS = [{"title": name, "variants": [{"sku": sku, "countOnHand": 0}]} for sku, name, _ in DEMO_SKUS] + [
     {"title": "Gift card (not in Cin7)", "variants": [{"sku": "MKP-GIFT-50", "countOnHand": 0}]}
 ]

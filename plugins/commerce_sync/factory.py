@@ -21,7 +21,21 @@ from airflow.sdk import (
     task,
 )
 
-from commerce_sync.pairing import FlowConfig, Pairing, load_pairings
+from commerce_sync.pairing import FlowConfig, Pairing, PairingError, load_pairings
+from commerce_sync.ports import (
+    ACCEPTANCE,
+    AVAILABILITY,
+    CREDIT_NOTES,
+    FULFILMENTS,
+    JOURNALS,
+    ORDERS,
+    PAYOUTS,
+    REFUNDS,
+    SALE_AMOUNTS,
+    SALES,
+    SHIPMENTS,
+    STOCK,
+)
 
 # Data errors fail at once: retrying cannot fix a bad batch, a broken mapping file, a refused login or a wrong key.
 DATA_ERRORS = [
@@ -141,6 +155,9 @@ class Step:
     after: tuple[str, ...] = ()
     pool: str | None = None  # "master" or "channel": the Airflow pool of that system's API account
     extra: Callable[..., dict[str, Any]] | None = None  # computed from the run's interval and conf
+    # acknowledge what the step read from a system's queue (ports.ConfirmsReads) once the step has
+    # returned, its writes committed: a worker dying before that leaves the items to be read again
+    confirm_reads: bool = False
 
 
 def _window_kwargs(pairing: Pairing, cfg: FlowConfig, start, end, dag_run) -> dict[str, Any]:
@@ -163,7 +180,7 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("report", after=("extract", "gate", "load", "accept")),
     ],
     "dispatch_back": [
-        Step("extract", pool="master", extra=_window_kwargs),
+        Step("extract", pool="master", extra=_window_kwargs, confirm_reads=True),
         Step("gate", after=("extract",)),
         Step("load", after=("gate",), pool="channel"),
         Step("report", after=("extract", "gate", "load")),
@@ -193,22 +210,65 @@ FLOW_STEPS: dict[str, list[Step]] = {
 }
 
 
+# What each flow asks of the pairing's systems (ports' capability names). The factory refuses to
+# build a flow whose master or channel does not declare them (CAPABILITIES in its module).
+FLOW_NEEDS: dict[str, dict[str, frozenset[str]]] = {
+    "orders_in": {"master": frozenset({SALES}), "channel": frozenset({ORDERS})},
+    "stock_out": {"master": frozenset({AVAILABILITY}), "channel": frozenset({STOCK})},
+    "dispatch_back": {"master": frozenset({FULFILMENTS}), "channel": frozenset({SHIPMENTS})},
+    "drift_monitor": {"master": frozenset({AVAILABILITY, FULFILMENTS, SALE_AMOUNTS}), "channel": frozenset({ORDERS, STOCK})},
+    "payout_reconciliation": {"master": frozenset({SALE_AMOUNTS, JOURNALS}), "channel": frozenset({PAYOUTS})},
+    "refunds": {"master": frozenset({CREDIT_NOTES}), "channel": frozenset({REFUNDS})},
+}
+
+
+def flow_needs(pairing: Pairing, flow: str) -> dict[str, frozenset[str]]:
+    needs = dict(FLOW_NEEDS.get(flow, {}))
+    if flow == "orders_in" and pairing.acceptance is not None:  # the pairing's `acceptance:` section asks for it
+        needs["channel"] = needs.get("channel", frozenset()) | {ACCEPTANCE}
+    return needs
+
+
+def check_capabilities(pairing: Pairing, flow: str) -> None:
+    """Refuse, with a sentence an engineer can act on, a flow the pairing's systems cannot serve."""
+    from commerce_sync.systems import capabilities
+
+    for side, needed in flow_needs(pairing, flow).items():
+        ref = pairing.master if side == "master" else pairing.channel
+        offered = capabilities(ref.system)
+        missing = sorted(needed - offered)
+        if missing:
+            raise PairingError(
+                f"{pairing.key}: flow {flow!r} needs the {side} ({ref.system}) to offer {', '.join(missing)}, "
+                f"which it does not declare (it offers: {', '.join(sorted(offered)) or 'nothing'}). "
+                f"Remove {flow} from include/pairings/{pairing.key}.yaml, or give the flow the alternative this {side} needs."
+            )
+
+
+def run_step(pairing_key: str, flow: str, step: Step, run_id: str | None, upstream: tuple = (), extra: dict[str, Any] | None = None):
+    """One step of a flow in its own FlowContext: what an Airflow task runs (and the tests' runners)."""
+    from importlib import import_module
+
+    from commerce_sync.runtime import FlowContext
+
+    with FlowContext.for_pairing(pairing_key) as ctx:
+        result = getattr(import_module(f"commerce_sync.flows.{flow}"), step.name)(ctx, run_id, *upstream, **(extra or {}))
+        if step.confirm_reads:
+            ctx.confirm_reads()
+        return result
+
+
 def _make_task(pairing: Pairing, flow: str, cfg: FlowConfig, step: Step):
     key = pairing.key
     ref = {"master": pairing.master, "channel": pairing.channel}.get(step.pool or "")
     task_kwargs = {"pool": ref.pool} if ref is not None and ref.pool else {}
 
     @task(task_id=step.name, **task_kwargs)
-    def run_step(*upstream, data_interval_start=None, data_interval_end=None, dag_run=None, run_id=None):
-        from importlib import import_module
-
-        from commerce_sync.runtime import FlowContext
-
+    def step_task(*upstream, data_interval_start=None, data_interval_end=None, dag_run=None, run_id=None):
         extra = step.extra(pairing, cfg, data_interval_start, data_interval_end, dag_run) if step.extra else {}
-        with FlowContext.for_pairing(key) as ctx:
-            return getattr(import_module(f"commerce_sync.flows.{flow}"), step.name)(ctx, run_id, *upstream, **extra)
+        return run_step(key, flow, step, run_id, upstream, extra)
 
-    return run_step
+    return step_task
 
 
 def _build_steps(pairing: Pairing, flow: str, cfg: FlowConfig) -> None:
@@ -218,6 +278,7 @@ def _build_steps(pairing: Pairing, flow: str, cfg: FlowConfig) -> None:
 
 
 def build_dag(pairing: Pairing, flow: str) -> DAG:
+    check_capabilities(pairing, flow)
     cfg = pairing.flow(flow)
     kwargs: dict[str, Any] = {}
     deadline = _deadline(pairing, flow, cfg)

@@ -49,7 +49,7 @@ from commerce_sync.redact import as_text, redact, redact_url
 __all__ = [
     "Auth", "BasicAuth", "BearerAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
     "MalformedResponseError", "OAuth2ClientCredentials", "RateLimiter", "RetryPolicy", "SharedRateLimiter", "ThrottledError",
-    "TransientError", "paginate_keyset", "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
+    "TransientError", "paginate_graphql_pages", "paginate_keyset", "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class HeaderAuth:
         headers.update(self.headers)
 
     def secrets(self) -> list[str]:
-        return [v for v in self.headers.values() if v]
+        # a bearer token also bare: an API may echo the token without "Bearer "
+        return [v for v in self.headers.values() if v] + [v[7:] for v in self.headers.values() if v.startswith("Bearer ") and len(v) > 7]
 
 
 class BearerAuth(HeaderAuth):
@@ -695,3 +696,26 @@ def paginate_relay(
         if not info.get("endCursor") or info["endCursor"] == after:
             raise MalformedResponseError(f"POST {url}: hasNextPage without a new endCursor", method="POST", url=url, status=200)
         after = info["endCursor"]
+
+
+def paginate_graphql_pages(
+    client: HttpClient, query: str, variables: dict | None, *, pick: Callable[[dict], Any], limit: int = 200, path: str = "/graphql"
+) -> Iterator[dict]:
+    """GraphQL lists paged by `limit`/`page` (Centra): page 1, 2, ... until a page comes back shorter
+    than `limit`. The query must declare `$limit` and `$page`; `pick(data)` finds the list in the
+    answer (it may be nested, e.g. one warehouse's stock)."""
+    page, first_of_previous = 1, None
+    while True:
+        items = pick(client.graphql(query, {**(variables or {}), "limit": limit, "page": page}, path=path))
+        if not isinstance(items, list):
+            url = redact_url(client.url(path), client.secrets())
+            raise MalformedResponseError(f"POST {url}: page {page} holds no list", method="POST", url=url, status=200)
+        if items and page > 1 and items[0] == first_of_previous:
+            # a server that ignores `page` would hand back page 1 for ever
+            url = redact_url(client.url(path), client.secrets())
+            raise MalformedResponseError(f"POST {url}: page {page} repeats page {page - 1}", method="POST", url=url, status=200)
+        yield from items
+        if len(items) < limit:
+            return
+        first_of_previous = items[0]
+        page += 1

@@ -16,6 +16,42 @@ from commerce_sync.models import Listing, Order, PayoutLine, Refund, SaleRef, Sh
 RawRecord = dict[str, Any]
 
 
+# -- capabilities -------------------------------------------------------------------------------
+# What a system can do for the flows. Each system module declares the ones it offers as
+# `CAPABILITIES` (a frozenset of these names); factory.FLOW_NEEDS says what each flow asks of the
+# master and of the channel, and the factory refuses to build a flow a pairing's systems cannot
+# serve. A master that lacks one (Centra keeps no general ledger) says so here, never through a
+# branch on its name in a flow.
+# master side
+SALES = "sales"  # find_sales, create_sale, complete_sale
+SALE_AMOUNTS = "sale_amounts"  # sale_amounts, sale_total
+AVAILABILITY = "availability"  # read_availability
+FULFILMENTS = "fulfilments"  # updated_sales, read_shipments
+JOURNALS = "journals"  # find_journal, post_journal (a general ledger)
+CREDIT_NOTES = "credit_notes"  # find_credit_note, create_credit_note
+CUSTOMER_CURRENCY = "customer_currency"  # customer_currency
+CHANGE_EVENTS = "change_events"  # an event feed read now and confirmed once the step has committed (ConfirmsReads)
+MASTER_RETURNS = "master_returns"  # refunds/returns started in the master can be read
+CATALOGUE = "catalogue"  # products and prices can be read (the master is product master)
+# channel side
+ORDERS = "orders"  # fetch_orders, record_key, to_order, acknowledge_order
+ACCEPTANCE = "acceptance"  # orders_awaiting_acceptance, accept_order
+STOCK = "stock"  # read_listings, push_stock
+SHIPMENTS = "shipments"  # push_shipment
+REFUNDS = "refunds"  # fetch_refunds, to_refund
+PAYOUTS = "payouts"  # fetch_payouts, to_payout_lines
+
+
+@runtime_checkable
+class ConfirmsReads(Protocol):
+    """An adapter that reads from a queue the system keeps until told the reader is done with it
+    (Centra's events). What it reads stays pending until `confirm_reads()`, which the runtime calls
+    only after the step that read it has returned, i.e. once the step's own writes are committed: a
+    worker that dies in between leaves the items queued, and they are read again."""
+
+    def confirm_reads(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class SaleInstructions:
     """How the pairing wants a channel order booked in the ERP (from its file and mappings)."""

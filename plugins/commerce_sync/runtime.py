@@ -98,6 +98,16 @@ class FlowContext:
     def master(self):
         return self._adapter(self.pairing.master)
 
+    def confirm_reads(self) -> None:
+        """Acknowledge what the adapters built here read from their systems' queues. Called by
+        factory.run_step after the step returned: the step's writes are committed by then."""
+        from commerce_sync.ports import ConfirmsReads
+
+        for name in ("master", "channel"):
+            adapter = self.__dict__.get(name)  # only adapters this step built can have read anything
+            if isinstance(adapter, ConfirmsReads):
+                adapter.confirm_reads()
+
     def stats(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for client in self._clients:

@@ -98,15 +98,13 @@ def window(world: World) -> tuple[datetime, datetime]:
 
 def run_flow(pairing_key: str, flow: str, run_id: str, start: datetime, end: datetime) -> str:
     """The flow's steps in DAG order, each retried like its Airflow task; 'success' or 'failed: ...'."""
-    from commerce_sync.factory import DATA_ERRORS, FLOW_STEPS, window as dag_window
+    from commerce_sync.factory import DATA_ERRORS, FLOW_STEPS, run_step, window as dag_window
     from commerce_sync.pairing import get_pairing
-    from commerce_sync.runtime import FlowContext
 
     data_errors = tuple(getattr(import_module(p.rsplit(".", 1)[0]), p.rsplit(".", 1)[1]) for p in DATA_ERRORS)
     pairing = get_pairing(pairing_key)
     cfg = pairing.flow(flow)
     run = type("Run", (), {"conf": {"window_start": start.isoformat(), "window_end": end.isoformat()}})()
-    module = import_module(f"commerce_sync.flows.{flow}")
     results: dict[str, Any] = {}
     for step in FLOW_STEPS[flow]:
         extra = {}
@@ -114,8 +112,8 @@ def run_flow(pairing_key: str, flow: str, run_id: str, start: datetime, end: dat
             extra = step.extra(pairing, cfg, start, end, run)
         for attempt in range(cfg.retries + 1):
             try:
-                with FlowContext.for_pairing(pairing_key) as ctx:
-                    results[step.name] = getattr(module, step.name)(ctx, run_id, *(results[a] for a in step.after), **extra)
+                # as the Airflow task does: the step in its own context, reads confirmed once it returned
+                results[step.name] = run_step(pairing_key, flow, step, run_id, tuple(results[a] for a in step.after), extra)
                 break
             except data_errors as exc:  # the DAG's retry policy: a data error fails at once
                 return f"failed: {type(exc).__name__}: {exc}"[:300]

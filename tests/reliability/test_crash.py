@@ -7,9 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -18,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import ROOT
 from tests.reliability.matrix import SCENARIOS, run_flow, window
+from tests.reliability.worker import kill_when
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.reliability]
 LOADS = {(s.pairing, s.flow): s for s in SCENARIOS if s.flow in ("orders_in", "dispatch_back")}
@@ -44,23 +42,8 @@ def test_worker_killed_mid_load_then_the_retry_completes_exactly_once(world, key
     target = scenario.targets["write"]
     _slow_writes(world, target)
     start, end = window(world)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.worker", scenario.pairing, scenario.flow, "crashed-run", start.isoformat(), end.isoformat()],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        # the second write: one answered in full, one committed with its answer on the way
-        while _committed_unanswered(world, target) < 2:
-            assert worker.poll() is None, f"the worker ended before the kill: {worker.stdout.read()!r}"
-            assert time.monotonic() < deadline, "the load never reached its second write"
-            time.sleep(0.02)
-        worker.send_signal(signal.SIGKILL)
-        assert worker.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    # the second write: one answered in full, one committed with its answer on the way
+    kill_when(scenario.pairing, scenario.flow, "crashed-run", start, end, lambda: _committed_unanswered(world, target) >= 2, "the load's second write")
     requests.delete(f"{world.url(target['emulator'])}/_sandbox/faults", timeout=10)
     time.sleep(1)  # the answer the dead worker was waiting for goes nowhere
 

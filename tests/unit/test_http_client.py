@@ -486,3 +486,11 @@ def test_relay_pagination_over_nodes_and_edges(server, sleeps):
     _pages(server, [{"data": {"seller": None}}])
     with pytest.raises(MalformedResponseError, match="seller.invoices"):
         list(paginate_relay(client(server, sleeps), "q", None, connection_path=["seller", "invoices"]))
+
+
+def test_a_bearer_token_in_static_headers_is_a_secret_bare_too():
+    """An API may echo the token without "Bearer ": the redaction must know it bare."""
+    from commerce_sync.http import HeaderAuth
+
+    auth = HeaderAuth({"Authorization": "Bearer t0ken", "API-Authorization": "plugin-secret"})
+    assert set(auth.secrets()) == {"Bearer t0ken", "t0ken", "plugin-secret"}

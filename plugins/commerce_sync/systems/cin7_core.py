@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from commerce_sync.http import HttpClient, paginate_page_limit
 from commerce_sync.models import Order, Refund, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
 from commerce_sync.money import parse_decimal, quantize
+from commerce_sync import ports
 from commerce_sync.ports import SaleInstructions
 from commerce_sync.systems.common import describe_validation_error, parse_time
 
@@ -58,6 +59,9 @@ def _address(addr) -> dict[str, Any] | None:
         "Country": addr.country,
     }
 
+
+# what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.JOURNALS, ports.CREDIT_NOTES})
 
 class Cin7CoreMaster:
     name = "cin7_core"

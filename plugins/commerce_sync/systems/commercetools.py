@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from hashlib import sha1
 from typing import Any
 
+from commerce_sync import ports
 from commerce_sync.errors import ClientError, ConflictError
 from commerce_sync.http import HttpClient, OAuth2ClientCredentials, paginate_keyset
 from commerce_sync.models import Listing, Order, PayoutLine, Refund, SaleRef, Shipment
@@ -539,6 +540,10 @@ def _extra(conn) -> dict[str, Any]:
     if missing:
         raise ValueError(f"connection {getattr(conn, 'conn_id', '?')}: its extra needs {', '.join(missing)} (see airflow_settings.yaml)")
     return extra
+
+
+# what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 
 def auth_for(conn) -> OAuth2ClientCredentials:

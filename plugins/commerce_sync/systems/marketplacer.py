@@ -29,6 +29,7 @@ from commerce_sync.models import (
 )
 from commerce_sync.money import from_minor
 from commerce_sync.systems.common import parse_time, translating
+from commerce_sync import ports
 
 INVOICES_QUERY = """
 query Invoices($first: Int!, $after: String, $filters: InvoiceFilters) {
@@ -114,6 +115,9 @@ _VARIANT_UPDATE = "u{i}: variantUpdate(input: {{variantId: $v{i}, attributes: {{
 def _iso(dt: datetime) -> str:
     return dt.isoformat().replace("+00:00", "Z")
 
+
+# what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 class MarketplacerChannel:
     name = "marketplacer"

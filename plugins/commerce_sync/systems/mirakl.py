@@ -42,6 +42,7 @@ from commerce_sync.models import (
     TranslationError,
 )
 from commerce_sync.systems.common import parse_time, translating
+from commerce_sync import ports
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ def _address(addr: Mapping[str, Any] | None) -> Address | None:
         country=addr.get("country_iso_code") or addr.get("country"),
     )
 
+
+# what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+CAPABILITIES = frozenset({ports.ORDERS, ports.ACCEPTANCE, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 class MiraklChannel:
     name = "mirakl"
