@@ -45,8 +45,8 @@ wait_for() {  # url, name, seconds
   exit 1
 }
 
-echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102, Mirakl for John Lewis :8103) with demo data"
-setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --mirakl-port 8103 --seed demo >"$DEMO/sandbox.log" 2>&1 &
+echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102, Mirakl for John Lewis :8103, SFCC :8105) with demo data"
+setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --mirakl-port 8103 --sfcc-port 8105 --seed demo >"$DEMO/sandbox.log" 2>&1 &
 pids+=($!)
 echo "2/5 SMTP catcher on 127.0.0.1:8025 (alerts land in $DEMO/mail)"
 setsid python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Mailbox "$DEMO/mail" >"$DEMO/smtp.log" 2>&1 &
@@ -54,6 +54,7 @@ pids+=($!)
 wait_for http://127.0.0.1:8101/_sandbox/calls "Cin7 emulator" 30
 wait_for http://127.0.0.1:8102/_sandbox/calls "Marketplacer emulator" 30
 wait_for http://127.0.0.1:8103/_sandbox/calls "Mirakl emulator" 30
+wait_for http://127.0.0.1:8105/_sandbox/calls "SFCC emulator" 30
 
 echo "3/5 Airflow metadata DB, connections, pools and variables (airflow_settings.yaml), ledger"
 airflow db migrate >"$DEMO/migrate.log" 2>&1

@@ -43,7 +43,7 @@ from commerce_sync.jsonutil import dumps, loads
 from commerce_sync.redact import as_text, redact, redact_url
 
 __all__ = [
-    "Auth", "BasicAuth", "BearerAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
+    "Auth", "BasicAuth", "BearerAuth", "ClientCredentialsAuth", "ClientError", "GraphQLError", "HeaderAuth", "HttpClient", "HttpError",
     "MalformedResponseError", "RateLimiter", "RetryPolicy", "SharedRateLimiter", "ThrottledError", "TransientError",
     "paginate_offset", "paginate_page_limit", "paginate_relay", "paginate_seek",
 ]  # fmt: skip
@@ -59,7 +59,8 @@ ERROR_BODY_CHARS = 2048
 class Auth(Protocol):
     """`apply` runs before every attempt, so an auth that refreshes (OAuth2 client credentials)
     can swap an expired token between retries; `secrets` is asked each time it is needed for the
-    same reason."""
+    same reason. An auth may also have `renew()`: the client calls it once when the API answers
+    401 (a token revoked or expired early) and sends the request once more."""
 
     def apply(self, headers: dict[str, str]) -> None: ...
 
@@ -99,6 +100,75 @@ class BasicAuth(HeaderAuth):
     def secrets(self) -> list[str]:
         # the encoded pair and the bare password: either may be echoed back without the header
         return list(self._secrets)
+
+
+class ClientCredentialsAuth:
+    """OAuth2 client credentials (Salesforce Account Manager, commercetools): a bearer token from
+    the token URL, kept until shortly before it expires and shared by every thread of the
+    client; `renew()` (the client's answer to a 401) drops it so the next call fetches another.
+
+    The token call goes through its own HttpClient (Basic auth with the client id and secret,
+    retries on throttling and connection failures; asking twice for a token is harmless, so it
+    counts as idempotent) and is never written to the payload log: its answer is the token."""
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | None = None,
+        form: dict[str, str] | None = None,
+        margin_seconds: float = 60.0,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ):
+        self.token_url = token_url
+        self._basic = BasicAuth(client_id, client_secret)
+        self._client = HttpClient(token_url, system="oauth2", auth=self._basic, timeout=timeout, session=session)
+        self._form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {}), **(form or {})}
+        self.margin_seconds = margin_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._issued: deque[str] = deque(maxlen=8)  # recent tokens stay secrets: old log lines may hold them
+        self.fetches = 0
+
+    def apply(self, headers: dict[str, str]) -> None:
+        headers["Authorization"] = f"Bearer {self.token()}"
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at:
+                self._fetch()
+            return self._token
+
+    def renew(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def secrets(self) -> list[str]:
+        return self._basic.secrets() + list(self._issued)
+
+    def _fetch(self) -> None:
+        body = self._client.request(
+            "POST", self.token_url, data=urlencode(self._form), headers={"Content-Type": "application/x-www-form-urlencoded"}, idempotent=True
+        )
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise MalformedResponseError(f"POST {self.token_url}: the token answer has no access_token", method="POST", url=self.token_url, status=200)
+        try:
+            lifetime = float(body.get("expires_in") or 0)
+        except (TypeError, ValueError):
+            lifetime = 0.0
+        # renewed a margin before expiry (at most half its life, for short-lived test tokens), so a
+        # call never leaves with a token that dies on the way
+        self._expires_at = self._clock() + max(0.0, lifetime - min(self.margin_seconds, lifetime / 2))
+        self._token = token
+        self._issued.append(token)
+        self.fetches += 1
 
 
 # -- rate limiting ------------------------------------------------------------------------------
@@ -310,8 +380,20 @@ class HttpClient:
             headers={**self.default_headers, **({"Content-Type": "application/json"} if json is not None else {}), **(headers or {})},
             idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
             expect_json=expect_json,
+            raw_body=json is None and data is not None,
         )
+        try:
+            return self._send(call)
+        except ClientError as exc:
+            renew = getattr(self.auth, "renew", None)
+            if exc.status != 401 or renew is None:
+                raise
+            # the token was refused (revoked, or expired before its time): one fresh token, one
+            # more try; nothing was done with a 401, so even a write may go again
+            renew()
+            return self._send(call)
 
+    def _send(self, call: _Call) -> Any:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Retry) and exc.retry_after is not None:
@@ -351,7 +433,7 @@ class HttpClient:
         started = time.monotonic()
         shown_url = redact_url(f"{call.url}?{urlencode(call.params, doseq=True)}" if call.params else call.url, self.secrets())
         where = dict(method=call.method, url=shown_url)
-        log_entry = dict(where, request_body=call.body, attempt=attempt)
+        log_entry = dict(where, request_body=call.body, raw_body=call.raw_body, attempt=attempt)
         try:
             response = self.session.request(call.method, call.url, params=call.params, data=call.body, files=call.files, headers=headers, timeout=self.timeout)
         except requests.exceptions.ConnectionError as exc:
@@ -394,6 +476,17 @@ class HttpClient:
             return parsed
         raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=self._excerpt(text), **where)
 
+    def _logged_request(self, entry: dict[str, Any], secrets: list[str]) -> Any:
+        body = entry["request_body"]
+        if body is None:
+            return None
+        body = redact(body, secrets)
+        # an uploaded file (an inventory import of 100,000 lines) is logged by its head: redacted
+        # whole first, then cut, so nothing cut in half escapes redaction
+        if entry.get("raw_body") and isinstance(body, str) and len(body) > self.max_logged_body:
+            return body[: self.max_logged_body] + f"...[truncated, {len(body)} characters sent]"
+        return body
+
     def _excerpt(self, text: str) -> str:
         """An error body: redacted whole, then cut (a cut secret or cut JSON would slip through)."""
         return redact(text, self.secrets())[:ERROR_BODY_CHARS]
@@ -416,7 +509,7 @@ class HttpClient:
                     "method": entry["method"],
                     "url": entry["url"],  # already redacted
                     "status": status,
-                    "request_body": redact(entry["request_body"], secrets) if entry["request_body"] is not None else None,
+                    "request_body": self._logged_request(entry, secrets),
                     "response_body": response,
                     "duration_ms": int((time.monotonic() - started) * 1000),
                     "attempt": entry["attempt"],
@@ -439,6 +532,7 @@ class _Call:
     headers: dict[str, str]
     idempotent: bool
     expect_json: bool
+    raw_body: bool = False  # a file or form sent as is (not JSON): logged cut short
 
 
 def _unanswered(call: _Call, where: dict, what: str) -> Exception:
