@@ -54,7 +54,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body, now
-from sandbox.sfcc_builders import make_order, make_product, sfcc_time  # noqa: F401 - re-exported for tests and the demo
+from sandbox.sfcc_builders import make_order, make_product, plain, sfcc_time  # noqa: F401 - re-exported for tests and the demo
 
 ORDERS = "/checkout/orders/v1/organizations/{org}"
 PRODUCTS = "/product/products/v1/organizations/{org}"
@@ -297,7 +297,7 @@ def create_app(
         granted = [s for s in asked if s in SCOPES]
         token = secrets.token_urlsafe(32)
         with data.lock:
-            ttl = int(data.config.get("token_ttl") or 1799)
+            ttl = int(data.config["token_ttl"] if data.config.get("token_ttl") is not None else 1799)
             data.tokens[token] = {"expires": time.time() + ttl, "scopes": set(granted)}
             data.tokens_issued += 1
         return MoneyJSONResponse({"access_token": token, "scope": " ".join([f"SALESFORCE_COMMERCE_API:{tenant}", *granted]), "token_type": "Bearer", "expires_in": ttl})

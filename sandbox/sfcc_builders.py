@@ -10,16 +10,26 @@ item, per adjustment), so an order's fields add up the way the platform's do:
     taxTotal   = sum(line adjustedTax) + sum(shipping adjustedTax) + sum(order adjustment tax)
 
 Price adjustments (promotions) are negative amounts in the taxation's basis: `grossPrice` on a
-gross site, `netPrice` on a net one, with their own `tax`.
+gross site, `netPrice` on a net one, with their own `tax`. Amounts are Decimals, as the adapter
+reads them off the wire; `plain(order)` makes them numbers for requests' json=.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from sandbox.common import _plain
+
 CENT = Decimal("0.01")
+
+
+def plain(obj: Any) -> Any:
+    """JSON-ready: each amount a number that reads back as the same Decimal (what requests' json=
+    and the emulator's store take)."""
+    return json.loads(json.dumps(obj, default=_plain))
 
 
 def money(value: Any) -> Decimal:
