@@ -163,15 +163,16 @@ class JohnLewis:
 
 @pytest.fixture
 def fast_pairings(tmp_path, monkeypatch):
-    """A private copy of the pairing files with the stock import polled every 0.1 s, not 15 s."""
+    """A private copy of the pairing files with stock imports polled every 0.1 s, not 10-15 s."""
     import yaml
 
     target = tmp_path / "pairings"
     shutil.copytree(ROOT / "include" / "pairings", target)
-    path = target / "cin7_john_lewis.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["channel"]["options"]["import_poll_seconds"] = 0.1
-    path.write_text(yaml.safe_dump(data))
+    for name in ("cin7_john_lewis.yaml", "cin7_sfcc.yaml"):
+        path = target / name
+        data = yaml.safe_load(path.read_text())
+        data["channel"]["options"]["import_poll_seconds"] = 0.1
+        path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("COMMERCE_SYNC_PAIRINGS_DIR", str(target))
     return target
 
@@ -206,3 +207,70 @@ def john_lewis(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings
     finally:
         c.stop()
         m.stop()
+
+
+# -- Salesforce Commerce Cloud ---------------------------------------------------------------------
+SFCC_CUSTOMERS = ["Webshop UK (SFCC)", "Webshop EU (SFCC)", "Webshop US (SFCC)"]
+
+
+@dataclass
+class Sfcc:
+    cin7: str
+    sfcc: str
+    mailbox: object = None
+
+    def post(self, path: str, body) -> dict:
+        from sandbox.sfcc_builders import plain
+
+        r = requests.post(f"{self.sfcc}{path}", json=plain(body), timeout=10)
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+    def get(self, path: str):
+        r = requests.get(f"{self.sfcc}{path}", timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def order(self, site: str, order_no: str) -> dict:
+        return self.get(f"/_sandbox/orders/{site}/{order_no}")
+
+    def calls(self, method: str | None = None, path_part: str = "") -> list[dict]:
+        return [c for c in self.get("/_sandbox/calls")["calls"] if (method is None or c["method"] == method) and path_part in c["path"]]
+
+    def sales(self) -> list[dict]:
+        body = requests.get(f"{self.cin7}/_sandbox/sales", timeout=10).json()
+        return body["sales"] if isinstance(body, dict) else body
+
+    def ship_in_cin7(self, external_id: str, pack: list[dict], ship_lines: list[dict]) -> None:
+        requests.post(f"{self.cin7}/_sandbox/fulfilments", json={"ExternalID": external_id, "pack": pack, "ship": ship_lines}, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def sfcc(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings):
+    """Cin7 and SFCC emulators on free ports, the cin7_sfcc connections pointed at them (the
+    Account Manager token URL too), the ledger in a fresh PostgreSQL database, a real SMTP server."""
+    from sandbox import cin7, sfcc as sfcc_emulator
+    from sandbox.server import start_server
+
+    c = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
+    s = start_server(sfcc_emulator.create_app())
+    try:
+        requests.post(
+            f"{c.url}/_sandbox/seed",
+            json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"], "customers": SFCC_CUSTOMERS},
+            timeout=10,
+        ).raise_for_status()
+        env = airflow_settings.env(
+            overrides={
+                "cin7_sfcc__cin7": {"host": f"{c.url}/ExternalApi/v2"},
+                "cin7_sfcc__sfcc": {"host": s.url, "extra": {"tenant": "zzxy_prd", "token_url": f"{s.url}/dwsso/oauth2/access_token"}},
+                "smtp_default": {"host": "127.0.0.1", "port": mailbox.port},
+            }
+        )
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
+        yield Sfcc(cin7=c.url, sfcc=s.url, mailbox=mailbox)
+    finally:
+        c.stop()
+        s.stop()
