@@ -99,7 +99,8 @@ def test_dispatch_back_writes_each_box_once_and_the_shipping_status(sfcc, pg_url
     assert [(b["tracking"], b["items"]) for b in json.loads(done["c_commerceSyncShipments"])] == [
         ("RM1", {"CS-TEE-BLK-M": 1}), ("DPD2", {"CS-TEE-BLK-M": 1, "CS-CAP-NVY": 1})]
     # an unmapped carrier: held and told, nothing written
-    assert sfcc.calls(path_part="/00002002/") == [] and sfcc.order("UK", "00002002")["shippingStatus"] == "not_shipped"
+    assert [c["method"] for c in sfcc.calls(path_part="/00002002")] == ["PUT"]  # its export status when booked; nothing since
+    assert sfcc.order("UK", "00002002")["shippingStatus"] == "not_shipped" and "c_trackingNumbers" not in sfcc.order("UK", "00002002")
     ledger = Ledger.from_url(pg_url)
     assert list(held(ledger, "dispatch_back", PAIRING).values()) == [{"carrier_mapped"}]
     (alert,) = sfcc.mailbox.messages
