@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body, now
+from sandbox.common import MoneyJSONResponse, SandboxState, install_config, install_sandbox, json_body, now, over_rate_limit
 from sandbox.sfcc_builders import make_order, make_product, plain, sfcc_time  # noqa: F401 - re-exported for tests and the demo
 
 ORDERS = "/checkout/orders/v1/organizations/{org}"
@@ -205,6 +205,32 @@ def _finish_import(data: SfccData, imp: dict) -> None:
     imp["status"] = "FAILED" if imp.get("failed") else "COMPLETED"
 
 
+def _finish_export(data: SfccData, exp: dict) -> None:
+    """The export file as it stands now: each location's line, then its records."""
+    lines = []
+    for location in exp["locations"]:
+        lines.append(json.dumps({"location": location}))
+        lines += [_record_line(r) for (loc, _), r in sorted(data.inventory.items()) if loc == location]
+    exp["content"] = "\n".join(lines) + "\n"
+    exp["status"] = "COMPLETED"
+
+
+def _job(jobs: dict[str, dict], job_id: str, what: str) -> dict:
+    job = jobs.get(job_id)
+    if job is None:
+        raise Problem(404, "Not Found", f"No {what} '{job_id}'.", "not-found")
+    return job
+
+
+def _poll(job: dict, needed: Any, finish) -> None:
+    """One status poll of a running job: IN_PROGRESS until poll `needed`, which finishes it."""
+    job["polls"] += 1
+    if job["polls"] >= int(needed or 0):
+        finish()
+    else:
+        job["status"] = "IN_PROGRESS"
+
+
 def _import_status(imp: dict) -> dict:
     body = {k: imp[k] for k in ("importId", "status", "recordsReadCount", "recordsProcessedCount", "recordsSkippedCount")}
     body["validationErrors"] = list(imp["validationErrors"])
@@ -256,14 +282,9 @@ def create_app(
             write = request.method not in ("GET", "HEAD") and not path.endswith("/product-search")
             if f"{scope}.rw" not in grant["scopes"] and (write or scope not in grant["scopes"]):
                 return problem(403, "Forbidden", f"The access token lacks the scope {scope}{'.rw' if write else ''}.", "forbidden")
-            limit = data.config.get("rate_limit_per_minute")
-            t = time.monotonic()
-            while data.window and t - data.window[0] >= 60:
-                data.window.popleft()
-            if limit is not None and len(data.window) >= int(limit):
+            if over_rate_limit(data):
                 retry = str(data.config.get("retry_after", 1))
                 return problem(429, "Too Many Requests", "The rate limit of this API family is reached.", "too-many-requests", {"Retry-After": retry})
-            data.window.append(t)
         return await call_next(request)
 
     install_sandbox(app, state, data.reset, fault_body=lambda status: {"type": f"{ERRORS}/sandbox-fault", "title": "Sandbox fault", "detail": f"HTTP {status}"})
@@ -518,15 +539,9 @@ def create_app(
     @app.get(impex + "/imports/{import_id}/status")
     def import_status(import_id: str):
         with data.lock:
-            imp = data.imports.get(import_id)
-            if imp is None:
-                raise Problem(404, "Not Found", f"No import '{import_id}'.", "not-found")
+            imp = _job(data.imports, import_id, "import")
             if imp["status"] not in ("COMPLETED", "FAILED") and imp["files"]:
-                imp["polls"] += 1
-                if imp["polls"] >= int(data.config.get("import_polls_to_complete") or 0):
-                    _finish_import(data, imp)
-                else:
-                    imp["status"] = "IN_PROGRESS"
+                _poll(imp, data.config.get("import_polls_to_complete"), lambda: _finish_import(data, imp))
             return MoneyJSONResponse(_import_status(imp))
 
     @app.post(impex + "/exports")
@@ -546,20 +561,9 @@ def create_app(
     @app.get(impex + "/exports/{export_id}/status")
     def export_status(export_id: str):
         with data.lock:
-            exp = data.exports.get(export_id)
-            if exp is None:
-                raise Problem(404, "Not Found", f"No export '{export_id}'.", "not-found")
+            exp = _job(data.exports, export_id, "export")
             if exp["status"] != "COMPLETED":
-                exp["polls"] += 1
-                if exp["polls"] >= int(data.config.get("export_polls_to_complete") or 0):
-                    lines = []
-                    for location in exp["locations"]:
-                        lines.append(json.dumps({"location": location}))
-                        lines += [_record_line(r) for (loc, _), r in sorted(data.inventory.items()) if loc == location]
-                    exp["content"] = "\n".join(lines) + "\n"
-                    exp["status"] = "COMPLETED"
-                else:
-                    exp["status"] = "IN_PROGRESS"
+                _poll(exp, data.config.get("export_polls_to_complete"), lambda: _finish_export(data, exp))
             body: dict[str, Any] = {"exportId": export_id, "status": exp["status"]}
             if exp["status"] == "COMPLETED":
                 body["download"] = {"downloadLink": f"{impex}/exports/{export_id}/file-content"}
@@ -568,23 +572,13 @@ def create_app(
     @app.get(impex + "/exports/{export_id}/file-content")
     def export_file(export_id: str):
         with data.lock:
-            exp = data.exports.get(export_id)
-            if exp is None or exp["content"] is None:
-                raise Problem(404, "Not Found", f"No finished export '{export_id}'.", "not-found")
+            exp = _job(data.exports, export_id, "export")
+            if exp["content"] is None:
+                raise Problem(404, "Not Found", f"Export '{export_id}' has not finished.", "not-found")
             return Response(exp["content"].encode(), media_type="application/x-ndjson")
 
     # -- sandbox control (no auth) ----------------------------------------------------------------
-    @app.post("/_sandbox/config")
-    async def set_config(request: Request):
-        body = await json_body(request) or {}
-        with data.lock:
-            data.config.update(body)
-            return data.config
-
-    @app.get("/_sandbox/config")
-    def get_config():
-        with data.lock:
-            return data.config
+    install_config(app, data)
 
     @app.post("/_sandbox/sites")
     async def set_sites(request: Request):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 
+from sandbox.common import start_trickle
 from sandbox.sfcc_builders import make_order, make_product
 
 SFCC_SKUS = [("CS-TEE-BLK-M", "45.00"), ("CS-TEE-BLK-L", "45.00"), ("CS-CAP-NVY", "25.00")]
@@ -30,17 +31,10 @@ def seed(data) -> None:
 
 def start_order_trickle(data, every_seconds: float = 30.0, seed_value: int = 16) -> threading.Event:
     """Add a new UK order, ready for export, every `every_seconds` until the event is set."""
-    stop = threading.Event()
-    rng = random.Random(seed_value)
 
-    def loop():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            order = demo_order(rng, n)
-            with data.lock:
-                data.orders[(order["siteId"], order["orderNo"])] = order
-            stop.wait(every_seconds)
+    def add(rng: random.Random, n: int) -> None:
+        order = demo_order(rng, n)
+        with data.lock:
+            data.orders[(order["siteId"], order["orderNo"])] = order
 
-    threading.Thread(target=loop, name="demo-sfcc-orders", daemon=True).start()
-    return stop
+    return start_trickle(add, every_seconds, seed_value, "demo-sfcc-orders")
