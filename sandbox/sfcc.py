@@ -69,7 +69,7 @@ CONFIRMATION_STATUSES = ("confirmed", "not_confirmed")
 MAX_WINDOW = 10_000
 DEFAULT_SITES = {"UK": {"currency": "GBP", "taxation": "gross"}, "EU": {"currency": "EUR", "taxation": "gross"}, "US": {"currency": "USD", "taxation": "net"}}
 DEFAULT_CONFIG = {"rate_limit_per_minute": None, "retry_after": 1, "token_ttl": 1799, "import_polls_to_complete": 2,
-                  "export_polls_to_complete": 1, "record_errors": {}}
+                  "export_polls_to_complete": 1, "record_errors": {}, "order_attributes": None}
 SCOPES = ("sfcc.orders", "sfcc.orders.rw", "sfcc.products", "sfcc.products.rw", "sfcc.inventory.impex-inventory", "sfcc.inventory.impex-inventory.rw")
 WHOLE = re.compile(r"^[0-9]+$")
 
@@ -421,6 +421,10 @@ def create_app(
         bad = sorted(k for k in body if not k.startswith("c_"))
         if bad:
             raise Problem(400, "Bad Request", f"Only custom attributes (c_*) can be updated; got {', '.join(bad)}.")
+        defined = data.config.get("order_attributes")  # None: any c_ attribute is defined
+        undefined = sorted(k for k in body if defined is not None and k not in defined)
+        if undefined:
+            raise Problem(400, "Bad Request", f"No custom attribute definition on Order for {', '.join(undefined)}.")
         with data.lock:
             order = data.order(site, order_no)
             for key, value in body.items():

@@ -163,3 +163,12 @@ def test_throttling_answers_429_with_retry_after(server, api):
     requests.post(f"{server.url}/_sandbox/config", json={"rate_limit_per_minute": 2, "retry_after": 7}, timeout=10).raise_for_status()
     answers = [api("GET", ORDERS, params={"siteId": "UK"}) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429] and answers[2].headers["Retry-After"] == "7"
+
+
+def test_custom_attributes_must_be_defined_when_the_config_lists_them(server, api):
+    requests.post(f"{server.url}/_sandbox/orders", json=plain([make_order("0001", "UK", [{"sku": "A", "quantity": 1, "price": "1.00"}])]), timeout=10).raise_for_status()
+    requests.post(f"{server.url}/_sandbox/config", json={"order_attributes": ["c_trackingNumbers"]}, timeout=10).raise_for_status()
+    path, site = f"{ORDERS}/0001", {"siteId": "UK"}
+    refused = api("PATCH", path, params=site, json={"c_trackingNumbers": "T1", "c_carriers": "dpd"})
+    assert refused.status_code == 400 and "c_carriers" in refused.json()["detail"]
+    assert api("PATCH", path, params=site, json={"c_trackingNumbers": "T1"}).status_code == 204
