@@ -65,7 +65,8 @@ def main() -> None:
 
         sfcc_demo.seed(sfcc_app.state.data)
         stop_sfcc_orders = sfcc_demo.start_order_trickle(sfcc_app.state.data, every_seconds=args.order_every * 2)
-        print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s, a John Lewis one every {args.order_every * 1.5:g} s", flush=True)
+        print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s, a John Lewis one every {args.order_every * 1.5:g} s, "
+              f"an SFCC (UK) one every {args.order_every * 2:g} s", flush=True)
 
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
