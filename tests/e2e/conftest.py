@@ -165,16 +165,17 @@ class ChannelSandbox:
 
 
 class JohnLewis(ChannelSandbox):
-    @property
+    @property  # the name the John Lewis tests knew it by
     def mirakl(self) -> str:
         return self.url
 
 
 @contextmanager
-def emulated_pairing(pairing: str, channel_app, customers: list[str], tax_rule: str, monkeypatch, mailbox, pg_url, conn_extra: dict | None = None):
+def emulated_pairing(pairing: str, channel_app, customers: list[str], tax_rule: str, monkeypatch, mailbox, pg_url, conn_extra=None):
     """Cin7 and the channel's emulator on free ports, seeded; the pairing's connections pointed
-    at them (`<pairing>__cin7` and `<pairing>__<channel>`), the ledger in PostgreSQL, alerts to
-    the test's SMTP server. Yields (Cin7 URL, channel URL)."""
+    at them (`<pairing>__cin7` and the pairing's channel connection, whose extra is
+    `conn_extra(channel URL)` when given), the ledger in PostgreSQL, alerts to the test's SMTP
+    server. Yields (Cin7 URL, channel URL)."""
     from sandbox import cin7
     from sandbox.server import start_server
 
