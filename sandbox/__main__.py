@@ -1,4 +1,4 @@
-"""`python -m sandbox`: the emulators (Cin7 Core, Marketplacer, Mirakl, commercetools, Centra) in one process, until stopped."""
+"""`python -m sandbox`: the emulators (Cin7 Core, Marketplacer, Mirakl, commercetools, SFCC, Centra) in one process, until stopped."""
 
 from __future__ import annotations
 
@@ -8,22 +8,23 @@ import signal
 import threading
 import urllib.request
 
-from sandbox import centra, cin7, commercetools, marketplacer, mirakl
+from sandbox import centra, cin7, commercetools, marketplacer, mirakl, sfcc
 from sandbox.server import start_server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Cin7 Core, Marketplacer, Mirakl (John Lewis), commercetools and Centra emulators")
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Cin7 Core, Marketplacer, Mirakl (John Lewis), commercetools, Salesforce Commerce Cloud and Centra emulators")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--cin7-port", type=int, default=8101)
     parser.add_argument("--marketplacer-port", type=int, default=8102)
     parser.add_argument("--mirakl-port", type=int, default=8103)
     parser.add_argument("--commercetools-port", type=int, default=8104, help="the API and its auth host (/oauth/token) on one port")
+    parser.add_argument("--sfcc-port", type=int, default=8105, help="SCAPI, OCI and the Account Manager token on one port")
     parser.add_argument("--centra-port", type=int, default=8106)
     parser.add_argument("--mirakl-api-key", default="demo-mirakl-key")
     parser.add_argument("--mirakl-shop-id", type=int, default=2001)
     parser.add_argument("--cin7-rate-limit", type=int, default=60, help="calls per minute (Cin7's documented limit is 60)")
-    parser.add_argument("--only", default="cin7,marketplacer,mirakl,commercetools,centra", help="which emulators to start (benchmarks run each in its own process)")
+    parser.add_argument("--only", default="cin7,marketplacer,mirakl,commercetools,sfcc,centra", help="which emulators to start (benchmarks run each in its own process)")
     parser.add_argument("--seed", choices=["none", "demo"], default="none")
     parser.add_argument("--order-every", type=float, default=20.0, help="seconds between demo orders")
     args = parser.parse_args()
@@ -33,6 +34,7 @@ def main() -> None:
     jl_app = mirakl.create_app(api_key=args.mirakl_api_key, shop_id=args.mirakl_shop_id)
     ct_app = commercetools.create_app(project_key="demo-shop", client_id="demo-client", client_secret="demo-secret")
     centra_app = centra.create_app()
+    sfcc_app = sfcc.create_app()
     only = set(args.only.split(","))
     servers = []
     if "cin7" in only:
@@ -50,8 +52,11 @@ def main() -> None:
     if "centra" in only:
         servers.append(start_server(centra_app, args.host, args.centra_port))
         print(f"Centra emulator:       http://{args.host}:{args.centra_port}/graphql (Order API at /order-api)", flush=True)
+    if "sfcc" in only:
+        servers.append(start_server(sfcc_app, args.host, args.sfcc_port))
+        print(f"SFCC emulator:         http://{args.host}:{args.sfcc_port} (SCAPI, OCI; token at /dwsso/oauth2/access_token)", flush=True)
 
-    stop_orders = stop_jl_orders = stop_ct_orders = None
+    stop_orders = stop_jl_orders = stop_ct_orders = stop_sfcc_orders = None
     if args.seed == "demo":
         from sandbox.demo_seed import CIN7_SEED, DEMO_ADVERTS, start_order_trickle
 
@@ -73,13 +78,18 @@ def main() -> None:
 
         commercetools_demo.seed(ct_app.state.data)
         stop_ct_orders = commercetools_demo.start_order_trickle(ct_app.state.data, every_seconds=args.order_every * 2)
-        print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s, a John Lewis one every {args.order_every * 1.5:g} s, a commercetools one every {args.order_every * 2:g} s", flush=True)
+        from sandbox import sfcc_demo
+
+        sfcc_demo.seed(sfcc_app.state.data)
+        stop_sfcc_orders = sfcc_demo.start_order_trickle(sfcc_app.state.data, every_seconds=args.order_every * 2)
+        print(f"demo data seeded; a new Marketplacer order every {args.order_every:g} s, a John Lewis one every {args.order_every * 1.5:g} s, "
+              f"a commercetools and an SFCC (UK) one every {args.order_every * 2:g} s", flush=True)
 
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
-    for stop in (stop_orders, stop_jl_orders, stop_ct_orders):
+    for stop in (stop_orders, stop_jl_orders, stop_ct_orders, stop_sfcc_orders):
         if stop is not None:
             stop.set()
     for server in servers:

@@ -4,6 +4,7 @@ themselves, and the body `POST /_sandbox/faults` takes, are in sandbox/faults.py
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -103,3 +104,48 @@ def install_sandbox(app: FastAPI, state: SandboxState, reset_data, fault_body: C
     @app.delete("/_sandbox/faults")
     def clear_faults():
         return {"faults": state.faults.set({})}
+
+
+def install_config(app: FastAPI, data) -> None:
+    """`POST /_sandbox/config` (laid over the emulator's `data.config`) and `GET /_sandbox/config`."""
+
+    @app.post("/_sandbox/config")
+    async def set_config(request: Request):
+        body = await json_body(request) or {}
+        with data.lock:
+            data.config.update(body)
+            return data.config
+
+    @app.get("/_sandbox/config")
+    def get_config():
+        with data.lock:
+            return data.config
+
+
+def over_rate_limit(data) -> bool:
+    """At most config `rate_limit_per_minute` API calls in a rolling minute (`data.window` holds
+    their times); True when this call is over it, else the call is counted. Hold `data.lock`."""
+    limit = data.config.get("rate_limit_per_minute")
+    t = time.monotonic()
+    while data.window and t - data.window[0] >= 60:
+        data.window.popleft()
+    if limit is not None and len(data.window) >= int(limit):
+        return True
+    data.window.append(t)
+    return False
+
+
+def start_trickle(add: Callable[[random.Random, int], None], every_seconds: float, seed_value: int, name: str) -> threading.Event:
+    """Demo traffic: `add(rng, n)` every `every_seconds` (n = 1, 2, ...) until the event is set."""
+    stop = threading.Event()
+    rng = random.Random(seed_value)
+
+    def loop():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            add(rng, n)
+            stop.wait(every_seconds)
+
+    threading.Thread(target=loop, name=name, daemon=True).start()
+    return stop

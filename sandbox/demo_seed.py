@@ -25,7 +25,8 @@ CIN7_SEED = {
     "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")],
     "locations": ["Main Warehouse", "Sydney Store"],
     "tax_rules": ["GST on Income", "20% (VAT on Income)"],
-    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace", "Storefront GBP"],
+    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace", "Storefront GBP",
+                  "Webshop UK (SFCC)", "Webshop EU (SFCC)", "Webshop US (SFCC)"],
 }
 
 

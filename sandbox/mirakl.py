@@ -86,7 +86,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body, now
+from sandbox.common import MoneyJSONResponse, SandboxState, install_config, install_sandbox, json_body, now, over_rate_limit
 from sandbox.mirakl_builders import (  # noqa: F401 - re-exported: tests and the demo build data from here
     DEFAULT_CARRIERS,
     ORDER_STATES,
@@ -437,14 +437,9 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
         if asked not in (None, "") and asked.strip() != str(shop_id):
             return error(403, f"Forbidden: this API key has no access to shop {asked}")
         with data.lock:
-            limit = data.config.get("rate_limit_per_minute")
-            t = time.monotonic()
-            while data.window and t - data.window[0] >= 60:
-                data.window.popleft()
-            if limit is not None and len(data.window) >= int(limit):
+            if over_rate_limit(data):
                 retry = str(data.config.get("retry_after", 1))
                 return error(429, "Too Many Requests: the call rate limit of this shop is reached", {"Retry-After": retry})
-            data.window.append(t)
         return await call_next(request)
 
     install_sandbox(app, state, data.reset, fault_body=lambda status: {"status": status, "message": "sandbox fault"})
@@ -926,17 +921,7 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
         return MoneyJSONResponse(body)
 
     # -- sandbox control (no auth) ----------------------------------------------------------------
-    @app.post("/_sandbox/config")
-    async def set_config(request: Request):
-        body = await json_body(request) or {}
-        with data.lock:
-            data.config.update(body)
-            return data.config
-
-    @app.get("/_sandbox/config")
-    def get_config():
-        with data.lock:
-            return data.config
+    install_config(app, data)
 
     @app.post("/_sandbox/orders")
     async def add_orders(request: Request):

@@ -11,6 +11,7 @@ import random
 from decimal import Decimal
 import threading
 
+from sandbox.common import start_trickle
 from sandbox.mirakl_builders import make_offer, make_order
 
 JL_SKUS = [("JL-TEE-BLK-M", "45.00"), ("JL-TEE-BLK-L", "45.00"), ("JL-CAP-NVY", "19.99")]
@@ -38,17 +39,10 @@ def seed(data) -> None:
 
 def start_order_trickle(data, every_seconds: float = 30.0, seed_value: int = 11) -> threading.Event:
     """Add a new order waiting for acceptance every `every_seconds` until the event is set."""
-    stop = threading.Event()
-    rng = random.Random(seed_value)
 
-    def loop():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            order = demo_order(rng, n)
-            with data.lock:
-                data.orders[order["order_id"]] = order
-            stop.wait(every_seconds)
+    def add(rng: random.Random, n: int) -> None:
+        order = demo_order(rng, n)
+        with data.lock:
+            data.orders[order["order_id"]] = order
 
-    threading.Thread(target=loop, name="demo-mirakl-orders", daemon=True).start()
-    return stop
+    return start_trickle(add, every_seconds, seed_value, "demo-mirakl-orders")

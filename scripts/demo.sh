@@ -63,8 +63,8 @@ wait_for() {  # url, name, seconds
   exit 1
 }
 
-echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102, Mirakl for John Lewis :8103, commercetools :8104, Centra :8106) with demo data"
-setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --mirakl-port 8103 --commercetools-port 8104 --centra-port 8106 --seed demo >"$DEMO/sandbox.log" 2>&1 &
+echo "1/5 sandbox emulators (Cin7 Core :8101, Marketplacer :8102, Mirakl for John Lewis :8103, commercetools :8104, SFCC :8105, Centra :8106) with demo data"
+setsid python -m sandbox --cin7-port 8101 --marketplacer-port 8102 --mirakl-port 8103 --commercetools-port 8104 --sfcc-port 8105 --centra-port 8106 --seed demo >"$DEMO/sandbox.log" 2>&1 &
 pids+=($!)
 echo "2/5 SMTP catcher on 127.0.0.1:8025 (alerts land in $DEMO/mail)"
 setsid python -m aiosmtpd -n -l 127.0.0.1:8025 -c aiosmtpd.handlers.Mailbox "$DEMO/mail" >"$DEMO/smtp.log" 2>&1 &
@@ -74,6 +74,7 @@ wait_for http://127.0.0.1:8102/_sandbox/calls "Marketplacer emulator" 30
 wait_for http://127.0.0.1:8103/_sandbox/calls "Mirakl emulator" 30
 wait_for http://127.0.0.1:8104/_sandbox/calls "commercetools emulator" 30
 wait_for http://127.0.0.1:8106/_sandbox/calls "Centra emulator" 30
+wait_for http://127.0.0.1:8105/_sandbox/calls "SFCC emulator" 30
 
 echo "3/5 Airflow metadata DB, connections, pools and variables (airflow_settings.yaml), ledger"
 airflow db migrate >"$DEMO/migrate.log" 2>&1

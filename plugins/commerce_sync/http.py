@@ -63,7 +63,9 @@ ERROR_BODY_CHARS = 2048
 class Auth(Protocol):
     """`apply` runs before every attempt, so an auth that refreshes (OAuth2 client credentials)
     can swap an expired token between retries; `secrets` is asked each time it is needed for the
-    same reason."""
+    same reason. An auth with `renews_on_401` (OAuth2ClientCredentials) has `invalidate(header)`:
+    the client calls it once when the API answers 401 (a token revoked or expired early) and
+    sends the request once more."""
 
     def apply(self, headers: dict[str, str]) -> None: ...
 
@@ -391,8 +393,11 @@ class HttpClient:
             headers={**self.default_headers, **({"Content-Type": "application/json"} if json is not None else {}), **(headers or {})},
             idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
             expect_json=expect_json,
+            raw_body=json is None and data is not None,
         )
+        return self._send(call)
 
+    def _send(self, call: _Call) -> Any:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Retry) and exc.retry_after is not None:
@@ -432,7 +437,7 @@ class HttpClient:
         started = time.monotonic()
         shown_url = redact_url(f"{call.url}?{urlencode(call.params, doseq=True)}" if call.params else call.url, self.secrets())
         where = dict(method=call.method, url=shown_url)
-        log_entry = dict(where, request_body=call.body, attempt=attempt)
+        log_entry = dict(where, request_body=call.body, raw_body=call.raw_body, attempt=attempt)
         try:
             response = self.session.request(call.method, call.url, params=call.params, data=call.body, files=call.files, headers=headers, timeout=self.timeout)
         except requests.exceptions.ConnectionError as exc:
@@ -480,6 +485,17 @@ class HttpClient:
             return parsed
         raise MalformedResponseError(f"{call.method} {shown_url}: HTTP {status} body is not JSON", status=status, body=self._excerpt(text), **where)
 
+    def _logged_request(self, entry: dict[str, Any], secrets: list[str]) -> Any:
+        body = entry["request_body"]
+        if body is None:
+            return None
+        body = redact(body, secrets)
+        # an uploaded file (an inventory import of 100,000 lines) is logged by its head: redacted
+        # whole first, then cut, so nothing cut in half escapes redaction
+        if entry.get("raw_body") and isinstance(body, str) and len(body) > self.max_logged_body:
+            return body[: self.max_logged_body] + f"...[truncated, {len(body)} characters sent]"
+        return body
+
     def _excerpt(self, text: str) -> str:
         """An error body: redacted whole, then cut (a cut secret or cut JSON would slip through)."""
         return redact(text, self.secrets())[:ERROR_BODY_CHARS]
@@ -502,7 +518,7 @@ class HttpClient:
                     "method": entry["method"],
                     "url": entry["url"],  # already redacted
                     "status": status,
-                    "request_body": redact(entry["request_body"], secrets) if entry["request_body"] is not None else None,
+                    "request_body": self._logged_request(entry, secrets),
                     "response_body": response,
                     "duration_ms": int((time.monotonic() - started) * 1000),
                     "attempt": entry["attempt"],
@@ -525,6 +541,7 @@ class _Call:
     headers: dict[str, str]
     idempotent: bool
     expect_json: bool
+    raw_body: bool = False  # a file or form sent as is (not JSON): logged cut short
 
 
 def _unanswered(call: _Call, where: dict, what: str) -> Exception:

@@ -14,6 +14,7 @@ from commerce_sync.http import Auth, HeaderAuth, HttpClient, RateLimiter, Shared
 from commerce_sync.ledger import Ledger
 from commerce_sync.pairing import Pairing, SystemRef, get_pairing
 from commerce_sync.systems import system_module
+from commerce_sync.systems.common import Connected
 
 
 def get_connection(conn_id: str):
@@ -44,9 +45,17 @@ def rate_limiter(ref: SystemRef, ledger: Ledger | None) -> RateLimiter | SharedR
     return SharedRateLimiter(partial(ledger.reserve_call, account, ref.rate_limit_per_minute, 60.0))
 
 
-def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> HttpClient:
-    conn = get_connection(ref.connection)
+def connect(module, conn) -> Connected:
+    """The module's own reading of its connection (`connect(conn)`: OAuth2, an organisation id),
+    else the static headers its `auth_for(conn)` names."""
+    hook = getattr(module, "connect", None)
+    return hook(conn) if hook is not None else Connected(auth=HeaderAuth(module.auth_for(conn)))
+
+
+def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str, conn=None, connected: Connected | None = None) -> HttpClient:
+    conn = conn if conn is not None else get_connection(ref.connection)
     module = system_module(ref.system)
+    connected = connected or connect(module, conn)
     limiter: RateLimiter | SharedRateLimiter | None = None
     if ref.rate_limit_per_minute:
         limiter = rate_limiter(ref, ledger)
@@ -56,13 +65,12 @@ def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> Htt
             ledger.log_payload({**entry, "pairing": pairing_key})
 
     extra = getattr(conn, "extra_dejson", None) or {}
-    auth: Auth | dict[str, str] = module.auth_for(conn)  # static headers, or an auth that fetches its own token
-    # where the API lives for this connection: the host, unless the module adds to it (a project path)
-    base_url = module.base_url_for(conn, _base_url(conn)) if hasattr(module, "base_url_for") else _base_url(conn)
     return HttpClient(
-        base_url,
+        # where the API lives for this connection: its host, unless the module says otherwise, plus
+        # the module's path under it (a project key)
+        (connected.base_url or _base_url(conn)).rstrip("/") + connected.base_path,
         system=ref.system,
-        auth=HeaderAuth(auth) if isinstance(auth, dict) else auth,
+        auth=connected.auth,
         # a slow API is still an answer; a hung one must end in a retry, not a stuck worker slot
         timeout=(float(extra.get("connect_timeout", 5)), float(extra.get("read_timeout", 30))),
         rate_limiter=limiter,
@@ -84,11 +92,16 @@ class FlowContext:
         return cls(pairing=pairing, ledger=Ledger.from_url(ledger_url_for(pairing)))
 
     def _adapter(self, ref: SystemRef):
-        client = build_client(ref, self.ledger, self.pairing.key)
+        module = system_module(ref.system)
+        conn = get_connection(ref.connection)
+        connected = connect(module, conn)
+        client = build_client(ref, self.ledger, self.pairing.key, conn, connected)
         self._clients.append(client)
         # reference lists (carriers) kept in the ledger across runs: vendors ask for daily reads
         cache = partial(self.ledger.cached, self.pairing.key, f"reference:{ref.system}")
-        return system_module(ref.system).build(client, ref, cache=cache)
+        if connected.options:  # the connection's settings (an organisation id) win over the pairing's
+            ref = ref.model_copy(update={"options": {**ref.options, **connected.options}})
+        return module.build(client, ref, cache=cache)
 
     @cached_property
     def channel(self):

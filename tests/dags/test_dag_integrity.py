@@ -13,6 +13,10 @@ FLOWS = ("orders_in", "stock_out", "dispatch_back", "refunds", "payout_reconcili
 EXPECTED = {f"{pairing}__{flow}" for pairing in ("cin7_marketplacer", "cin7_john_lewis", "cin7_commercetools") for flow in FLOWS}
 # Centra declares no general ledger and no credit notes: its pairing runs the flows that need neither
 EXPECTED |= {f"centra_marketplacer__{flow}" for flow in ("orders_in", "stock_out", "dispatch_back", "drift_monitor")}
+# cin7_sfcc has no refunds or payouts DAG: its sites settle through a payment provider, whose
+# settlement report those flows will read (the pairing file says so)
+SFCC_FLOWS = ("orders_in", "stock_out", "dispatch_back", "drift_monitor")
+EXPECTED |= {f"cin7_sfcc__{flow}" for flow in SFCC_FLOWS}
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +107,8 @@ def test_both_pairings_run_the_same_steps(dagbag):
     for flow in FLOWS:
         tasks = {p: sorted(t.task_id for t in dagbag.dags[f"{p}__{flow}"].tasks) for p in ("cin7_marketplacer", "cin7_john_lewis", "cin7_commercetools")}
         assert tasks["cin7_marketplacer"] == tasks["cin7_john_lewis"] == tasks["cin7_commercetools"], flow
+    for flow in SFCC_FLOWS:  # the SFCC pairing too, for the flows it runs
+        assert sorted(t.task_id for t in dagbag.dags[f"cin7_sfcc__{flow}"].tasks) == sorted(t.task_id for t in dagbag.dags[f"cin7_marketplacer__{flow}"].tasks), flow
     jl = dagbag.dags["cin7_john_lewis__orders_in"]
     assert jl.get_task("accept").pool == "mirakl__john_lewis_shop"
     assert jl.get_task("load").pool == "cin7_core__demo_account"  # one Cin7 budget shared with Marketplacer

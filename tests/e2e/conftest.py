@@ -4,6 +4,7 @@ ledger in a fresh PostgreSQL database, and a private copy of the pairing's mappi
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,18 +148,20 @@ JL_CARRIERS = [
 
 
 @dataclass
-class JohnLewis:
+class ChannelSandbox:
+    """A pairing's two emulators in a test: the Cin7 one and the channel's (`url`)."""
+
     cin7: str
-    mirakl: str
+    url: str
     mailbox: object = None
 
     def post(self, path: str, body) -> dict:
-        r = requests.post(f"{self.mirakl}{path}", json=body, timeout=10)
+        r = requests.post(f"{self.url}{path}", json=body, timeout=10)
         r.raise_for_status()
         return r.json() if r.content else {}
 
     def get(self, path: str):
-        r = requests.get(f"{self.mirakl}{path}", timeout=10)
+        r = requests.get(f"{self.url}{path}", timeout=10)
         r.raise_for_status()
         return r.json()
 
@@ -174,17 +177,54 @@ class JohnLewis:
         requests.post(f"{self.cin7}/_sandbox/fulfilments", json={"ExternalID": external_id, "pack": pack, "ship": ship_lines}, timeout=10).raise_for_status()
 
 
+class JohnLewis(ChannelSandbox):
+    @property  # the name the John Lewis tests knew it by
+    def mirakl(self) -> str:
+        return self.url
+
+
+@contextmanager
+def emulated_pairing(pairing: str, channel_app, customers: list[str], tax_rule: str, monkeypatch, mailbox, pg_url, conn_extra=None):
+    """Cin7 and the channel's emulator on free ports, seeded; the pairing's connections pointed
+    at them (`<pairing>__cin7` and the pairing's channel connection, whose extra is
+    `conn_extra(channel URL)` when given), the ledger in PostgreSQL, alerts to the test's SMTP
+    server. Yields (Cin7 URL, channel URL)."""
+    from sandbox import cin7
+    from sandbox.server import start_server
+
+    from commerce_sync.pairing import load_pairing_file, pairings_dir
+
+    c = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
+    ch = start_server(channel_app)
+    try:
+        requests.post(
+            f"{c.url}/_sandbox/seed",
+            json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": [tax_rule], "customers": customers},
+            timeout=10,
+        ).raise_for_status()
+        channel_conn = load_pairing_file(pairings_dir() / f"{pairing}.yaml").channel.connection
+        point_at(monkeypatch, pg_url, mailbox, {
+            f"{pairing}__cin7": {"host": f"{c.url}/ExternalApi/v2"},
+            channel_conn: {"host": ch.url, **({"extra": conn_extra(ch.url)} if conn_extra else {})},
+        })
+        yield c.url, ch.url
+    finally:
+        c.stop()
+        ch.stop()
+
+
 @pytest.fixture
 def fast_pairings(tmp_path, monkeypatch):
-    """A private copy of the pairing files with the stock import polled every 0.1 s, not 15 s."""
+    """A private copy of the pairing files with stock imports polled every 0.1 s, not 10-15 s."""
     import yaml
 
     target = tmp_path / "pairings"
     shutil.copytree(ROOT / "include" / "pairings", target)
-    path = target / "cin7_john_lewis.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["channel"]["options"]["import_poll_seconds"] = 0.1
-    path.write_text(yaml.safe_dump(data))
+    for name in ("cin7_john_lewis.yaml", "cin7_sfcc.yaml"):
+        path = target / name
+        data = yaml.safe_load(path.read_text())
+        data["channel"]["options"]["import_poll_seconds"] = 0.1
+        path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("COMMERCE_SYNC_PAIRINGS_DIR", str(target))
     return target
 
@@ -193,20 +233,34 @@ def fast_pairings(tmp_path, monkeypatch):
 def john_lewis(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings):
     """Cin7 and Mirakl emulators on free ports, the cin7_john_lewis connections pointed at them,
     the ledger in a fresh PostgreSQL database, a real SMTP server catching alerts."""
-    from sandbox import cin7, mirakl
-    from sandbox.server import start_server
+    from sandbox import mirakl
 
-    c = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
-    m = start_server(mirakl.create_app(api_key="demo-mirakl-key", shop_id=2001))
-    try:
-        requests.post(
-            f"{c.url}/_sandbox/seed",
-            json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"], "customers": ["John Lewis Marketplace"]},
-            timeout=10,
-        ).raise_for_status()
-        requests.post(f"{m.url}/_sandbox/carriers", json=JL_CARRIERS, timeout=10).raise_for_status()
-        point_at(monkeypatch, pg_url, mailbox, {"cin7_john_lewis__cin7": {"host": f"{c.url}/ExternalApi/v2"}, "cin7_john_lewis__mirakl": {"host": m.url}})
-        yield JohnLewis(cin7=c.url, mirakl=m.url, mailbox=mailbox)
-    finally:
-        c.stop()
-        m.stop()
+    app = mirakl.create_app(api_key="demo-mirakl-key", shop_id=2001)
+    with emulated_pairing("cin7_john_lewis", app, ["John Lewis Marketplace"], "20% (VAT on Income)", monkeypatch, mailbox, pg_url) as (cin7_url, url):
+        requests.post(f"{url}/_sandbox/carriers", json=JL_CARRIERS, timeout=10).raise_for_status()
+        yield JohnLewis(cin7=cin7_url, url=url, mailbox=mailbox)
+
+
+# -- Salesforce Commerce Cloud ---------------------------------------------------------------------
+SFCC_CUSTOMERS = ["Webshop UK (SFCC)", "Webshop EU (SFCC)", "Webshop US (SFCC)"]
+
+
+class Sfcc(ChannelSandbox):
+    def post(self, path: str, body) -> dict:
+        from sandbox.sfcc_builders import plain
+
+        return super().post(path, plain(body))  # orders hold Decimals
+
+    def order(self, site: str, order_no: str) -> dict:
+        return self.get(f"/_sandbox/orders/{site}/{order_no}")
+
+
+@pytest.fixture
+def sfcc(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings):
+    """Cin7 and SFCC emulators on free ports, the cin7_sfcc connections pointed at them (the
+    Account Manager token URL too), the ledger in a fresh PostgreSQL database, a real SMTP server."""
+    from sandbox import sfcc as sfcc_emulator
+
+    extra = lambda url: {"tenant": "zzxy_prd", "token_url": f"{url}/dwsso/oauth2/access_token"}  # noqa: E731
+    with emulated_pairing("cin7_sfcc", sfcc_emulator.create_app(), SFCC_CUSTOMERS, "20% (VAT on Income)", monkeypatch, mailbox, pg_url, extra) as (cin7_url, url):
+        yield Sfcc(cin7=cin7_url, url=url, mailbox=mailbox)

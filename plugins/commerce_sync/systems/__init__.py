@@ -3,8 +3,10 @@
 Each module has `build(client, ref, cache=None)`, turning an HTTP client and the pairing's
 SystemRef into an adapter implementing Channel or Master (`cache(name, max_age, load)` keeps a
 reference list across runs, in the ledger), and `auth_for(conn)`, the auth headers its Airflow
-connection stands for, and `CAPABILITIES`, what it can do for the flows (ports' capability names,
-checked by the factory). Adding a system is one module and one line here.
+connection stands for, or `connect(conn)` where static headers are not enough (OAuth2 client
+credentials; settings the connection holds, such as an organisation id), and `CAPABILITIES`, what
+it can do for the flows (ports' capability names, checked by the factory). Adding a system is one
+module and one line here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ SYSTEMS: dict[str, str] = {
     "commercetools": "commerce_sync.systems.commercetools",
     "marketplacer": "commerce_sync.systems.marketplacer",
     "mirakl": "commerce_sync.systems.mirakl",
+    "sfcc": "commerce_sync.systems.sfcc",
 }
 
 

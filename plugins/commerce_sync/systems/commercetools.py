@@ -46,7 +46,7 @@ from commerce_sync.systems.commercetools_orders import (
     successful,
     tax_portions,
 )
-from commerce_sync.systems.common import parse_time
+from commerce_sync.systems.common import Connected, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -546,21 +546,18 @@ def _extra(conn) -> dict[str, Any]:
 CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 
-def auth_for(conn) -> OAuth2ClientCredentials:
-    """Connection login = the API client's id, password = its secret; extra: `auth_url` (e.g.
+def connect(conn) -> Connected:
+    """Connection host = the API host (e.g. https://api.europe-west1.gcp.commercetools.com), login =
+    the API client's id, password = its secret; extra: `auth_url` (e.g.
     https://auth.europe-west1.gcp.commercetools.com), `project_key`, `scopes` (a list, or one
-    string; a scope without `:<projectKey>` gets it)."""
+    string; a scope without `:<projectKey>` gets it). Every call is addressed under /<projectKey>."""
     extra = _extra(conn)
     project = extra["project_key"]
     scopes = extra.get("scopes") or []
     scopes = scopes.split() if isinstance(scopes, str) else list(scopes)
-    return OAuth2ClientCredentials(f"{extra['auth_url'].rstrip('/')}/oauth/token", conn.login or "", conn.password or "",
+    auth = OAuth2ClientCredentials(f"{extra['auth_url'].rstrip('/')}/oauth/token", conn.login or "", conn.password or "",
                                    [s if ":" in s else f"{s}:{project}" for s in scopes])
-
-
-def base_url_for(conn, host_url: str) -> str:
-    """The API is addressed per project: `<host>/<projectKey>`."""
-    return f"{host_url.rstrip('/')}/{_extra(conn)['project_key']}"
+    return Connected(auth=auth, base_path=f"/{project}")
 
 
 def build(client: HttpClient, ref, cache=None) -> CommercetoolsChannel:

@@ -4,11 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
 
 from pydantic import ValidationError
 
 from commerce_sync.models import TranslationError
+from commerce_sync.money import parse_decimal
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What a system module makes of its Airflow connection when static headers are not enough
+    (its `connect(conn)`): the auth (an OAuth2 token provider, say), the base URL where the
+    connection names it some other way than its host, and the settings the connection holds for
+    the adapter (an organisation id in every path), laid over the pairing's options."""
+
+    auth: Any
+    base_url: str | None = None
+    base_path: str = ""  # added to the base URL (commercetools addresses every call under /<projectKey>)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def amount(value: object, field_name: str) -> Decimal:
+    """A money field of a vendor payload as Decimal; a missing or unreadable one names the field."""
+    if isinstance(value, float):  # the client parses JSON numbers as Decimal; a float here is a bug
+        raise TranslationError(f"{field_name} arrived as a binary float ({value!r})")
+    try:
+        return parse_decimal(value)
+    except ValueError:
+        raise TranslationError(f"{field_name} is missing or not an amount: {value!r}") from None
 
 
 def parse_time(value: object, field: str) -> datetime:
