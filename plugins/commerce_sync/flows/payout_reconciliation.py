@@ -143,11 +143,11 @@ def _text(value: Decimal | None) -> str | None:
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconciled: dict) -> dict[str, Any]:
     """Store the exception report (CSV and HTML) for the period and e-mail it to finance."""
     from commerce_sync.alerts import send_email
-    from commerce_sync.reports import to_csv, to_html
+    from commerce_sync.reports import to_csv, to_html, with_amounts
 
     key, policy = ctx.pairing.key, _policy(ctx)
     staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
-    exceptions = staged.get("__exceptions__", [])
+    exceptions = [with_amounts(e) for e in staged.get("__exceptions__", [])]
     period = extracted["period"]
     summary = {"period": period, "payouts": extracted["payouts"], "matched to the cent": reconciled["matched"], "variances": reconciled["variance"],
                "unmatched": reconciled["unmatched"], "commission journals posted": reconciled["journals_posted"], "exceptions": len(exceptions)}
