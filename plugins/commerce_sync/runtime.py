@@ -2,6 +2,8 @@
 
 Secrets come only from Airflow connections (or AIRFLOW_CONN_* in the environment, which Airflow
 reads the same way); nothing here logs them, and the HTTP client redacts them from the payload log.
+Each connection's secrets are registered with `redact` as the client is built, so every boundary
+(ledger, e-mail, log lines) cuts them out whatever text they turn up in.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from commerce_sync.http import HeaderAuth, HttpClient, RateLimiter, SharedRateLimiter
 from commerce_sync.ledger import Ledger
 from commerce_sync.pairing import Pairing, SystemRef, get_pairing
+from commerce_sync.redact import install_log_redaction, register_secret_source, register_secrets
 from commerce_sync.systems import system_module
 
 
@@ -56,15 +59,20 @@ def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str) -> Htt
             ledger.log_payload({**entry, "pairing": pairing_key})
 
     extra = getattr(conn, "extra_dejson", None) or {}
-    return HttpClient(
+    auth = HeaderAuth(module.auth_for(conn))
+    install_log_redaction()
+    register_secrets([*auth.secrets(), conn.password])
+    client = HttpClient(
         _base_url(conn),
         system=ref.system,
-        auth=HeaderAuth(module.auth_for(conn)),
+        auth=auth,
         # a slow API is still an answer; a hung one must end in a retry, not a stuck worker slot
         timeout=(float(extra.get("connect_timeout", 5)), float(extra.get("read_timeout", 30))),
         rate_limiter=limiter,
         payload_log=payload_log,
     )
+    register_secret_source(client.secrets)  # an auth that refreshes its token hands on the new one
+    return client
 
 
 @dataclass

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from commerce_sync.errors import ClientError
 from commerce_sync.models import PayoutLine, TranslationError
 from commerce_sync.money import quantize
 from commerce_sync.runtime import FlowContext
@@ -130,7 +131,14 @@ def _post_journal(ctx: FlowContext, policy, first: PayoutLine, parts: dict[str, 
     reference = f"{ctx.pairing.channel.reference_prefix}PAYOUT-{first.payout_ref}"
     if ctx.ledger.links(ctx.pairing.key, LINK_KIND, [first.payout_ref]):
         return "already"  # it finished between our first look and the claim
-    journal = ctx.master.find_journal(reference) or ctx.master.post_journal(reference, first.booked_at, first.currency, lines)
+    try:
+        journal = ctx.master.find_journal(reference) or ctx.master.post_journal(reference, first.booked_at, first.currency, lines)
+    except ClientError:
+        # refused (4xx): nothing was written, so the re-run after the fix must not find the payout
+        # claimed by this failed run for half an hour. (A write that may have landed keeps its
+        # claim: this run's retry looks the journal up first.)
+        ctx.ledger.release(ctx.pairing.key, LINK_KIND, [first.payout_ref], run_id)
+        raise
     ctx.ledger.add_link(ctx.pairing.key, LINK_KIND, first.payout_ref, journal, reference, run_id)
     ctx.ledger.release(ctx.pairing.key, LINK_KIND, [first.payout_ref], run_id)
     return "posted"
