@@ -85,6 +85,7 @@ class FlowContext:
 
     @classmethod
     def for_pairing(cls, key: str) -> FlowContext:
+        install_log_redaction()  # every log line of a flow's process, from its first
         pairing = get_pairing(key)
         return cls(pairing=pairing, ledger=Ledger.from_url(ledger_url_for(pairing)))
 

@@ -74,6 +74,14 @@ def test_data_records_lose_known_secrets_only_and_are_not_copied_when_clean():
     assert scrub_data(dirty) == {"rows": [{"sku": "A", "note": f"x {MASK}"}]}
 
 
+def test_the_ledgers_json_columns_are_serialised_with_known_secrets_cut_out():
+    from commerce_sync.redact import scrubbed_json
+
+    register_secrets([SECRET])
+    assert scrubbed_json({"amount": Decimal("12.10"), "sku": "A"}) == '{"amount":12.1,"sku":"A"}'
+    assert scrubbed_json({"detail": f"refused: {SECRET}", SECRET: [SECRET]}) == '{"detail":"refused: ***","***":["***"]}'
+
+
 def test_a_source_gives_its_current_secrets_and_is_held_weakly():
     class Auth:
         token = "tok-first-value"

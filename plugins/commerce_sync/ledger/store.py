@@ -2,9 +2,11 @@
 bound parameters; upserts go through one helper that picks the dialect's ON CONFLICT.
 
 What is written passes `commerce_sync.redact` on the way in (a boundary): texts (reasons, run
-details, reports, the payload log, notes) through `scrub`, records kept as data (staged and
-quarantined payloads, payout matches, cached reference lists) through `scrub_data`, which cuts
-out known secrets only and costs one substring search when there are none."""
+details, reports, the payload log, notes) through `scrub`, which also masks the value after a
+credential's name; records kept as data through `scrub_data` (payout matches, cached reference
+lists) or, in the JSON columns (staged and quarantined payloads), the engine's serializer
+(`redact.scrubbed_json`, db.py): known secret values cut out, for one substring search when none
+is there."""
 
 from __future__ import annotations
 
@@ -124,7 +126,7 @@ class Ledger:
                 upsert(
                     conn,
                     staged_record,
-                    {"pairing": pairing, "flow": flow, "run_id": run_id, "record_key": key, "payload": scrub_data(payload), "staged_at": utcnow()},
+                    {"pairing": pairing, "flow": flow, "run_id": run_id, "record_key": key, "payload": payload, "staged_at": utcnow()},
                     ["pairing", "flow", "run_id", "record_key"],
                     ["payload", "staged_at"],
                 )
@@ -242,7 +244,7 @@ class Ledger:
     def quarantine(self, pairing: str, flow: str, record_key: str, payload: Any, reasons: list[dict], run_id: str) -> None:
         t = quarantine
         now = utcnow()
-        payload, reasons = scrub_data(payload), scrub(reasons)
+        reasons = scrub(reasons)  # the payload: as the JSON column serialises it (db.py)
         with self.engine.begin() as conn:
             row = conn.execute(select(t.c.id, t.c.status).where(t.c.pairing == pairing, t.c.flow == flow, t.c.record_key == record_key)).first()
             if row is None:
