@@ -66,6 +66,10 @@ def _stop(proc: subprocess.Popen, seen: dict[int, psutil.Process]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the script's own group (its airflow CLI calls), which it was started as
+    except ProcessLookupError:
+        pass
     survivors = [p for p in seen.values() if p.is_running()]
     for p in survivors:
         try:
