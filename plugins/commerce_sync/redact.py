@@ -277,8 +277,8 @@ def scrub_text(text: str, *, personal: bool = False, secrets: list[str] | None =
 
 def scrub(obj: Any, *, personal: bool = False) -> Any:
     """What crosses a boundary (a ledger row, an e-mail, a log line): every string in `obj`, at
-    any depth and keys included, through `scrub_text`. Other values come back as they are; the
-    structure is copied only where something changed."""
+    any depth and keys included, through `scrub_text`, in a copy; other values come back as they
+    are (a Decimal stays a Decimal)."""
     secrets = known_secrets()
 
     def walk(value: Any) -> Any:
