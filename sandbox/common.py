@@ -3,6 +3,7 @@ themselves, and the body `POST /_sandbox/faults` takes, are in sandbox/faults.py
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import threading
@@ -71,13 +72,19 @@ class SandboxState:
             entry.update(changes)
 
 
-def install_sandbox(app: FastAPI, state: SandboxState, reset_data, fault_body: Callable[[int], Any] | None = None) -> None:
+def install_sandbox(app: FastAPI, state: SandboxState, reset_data, fault_body: Callable[[int, str], Any] | None = None,
+                    in_band: Callable[[str, str, set[str]], bool] | None = None) -> None:
     """Add the call log, fault injection (sandbox/faults.py) and the common /_sandbox endpoints.
 
-    `fault_body(status)` gives the body of an injected status burst in the vendor's own error
-    shape; without it the burst answers with Cin7's Error Model (what the first emulators used)."""
-    body = fault_body or (lambda status: [{"ErrorCode": status, "Exception": "sandbox fault"}])
-    app.add_middleware(FaultInjector, plan=state.faults, record=state.record, update=state.update, fault_body=body)
+    `fault_body(status, message)` gives the body of an injected error in the vendor's own error
+    shape; without it the error answers with Cin7's Error Model (what the first emulators used).
+    `in_band(method, path, graphql_fields)` names the endpoints that refuse inside a successful
+    answer (they read the message from the request's scope, `faults.REFUSAL`)."""
+    body = fault_body or (lambda status, message: [{"ErrorCode": status, "Exception": message}])
+    if len(inspect.signature(body).parameters) == 1:  # an emulator written before the message was passed
+        one = body
+        body = lambda status, message: one(status)  # noqa: E731
+    app.add_middleware(FaultInjector, plan=state.faults, record=state.record, update=state.update, fault_body=body, in_band=in_band)
 
     @app.post("/_sandbox/reset")
     def reset():

@@ -10,8 +10,15 @@ number of firings:
    "malformed_json": {},                                # processed, body cut in half
    "schema_drift": {"rename": {"old": "new"}, "drop": ["field"]},  # keys renamed/dropped at any depth
    "duplicate_items": {"list_key": "orders"},           # every item of that list delivered twice
-   "shift_pages": {"list_key": "orders", "by": -1}}     # the next page starts one item early (-1)
+   "shift_pages": {"list_key": "orders", "by": -1},     # the next page starts one item early (-1)
                                                         # or late (+1), as when records move
+   "echo_credentials": {"status": 400}}                 # refused, the error quoting every header
+                                                        # (credentials included) the call carried
+`echo_credentials` without a status refuses the call the way that endpoint refuses in the vendor's
+own answer, where it has one (a GraphQL mutation's `errors`, Mirakl's `shipment_errors`, a stock
+import's error report: each emulator names those endpoints), with the quote as the message;
+elsewhere, or with a status, the call is answered with that status (400 by default) and the
+vendor's error body, unprocessed. Real APIs do this: validation errors that echo the request.
 Narrowing keys, on any fault: "path" (the call's path ends with it), "method", "operation" (a
 GraphQL root field the query selects, e.g. "invoices", "shipmentCreate"), "count" (firings,
 default 1; null = until cleared). A fault value may also be a list of such specs.
@@ -35,7 +42,9 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
 
-KINDS = ("status_burst", "hang", "reset_connection", "lose_response_after_commit", "malformed_json", "schema_drift", "duplicate_items", "shift_pages")
+KINDS = ("status_burst", "hang", "reset_connection", "lose_response_after_commit", "malformed_json", "schema_drift", "duplicate_items", "shift_pages",
+         "echo_credentials")
+REFUSAL = "sandbox.refuse"  # scope key: the message an endpoint refuses with in its own answer
 BODY_FAULTS = ("schema_drift", "duplicate_items", "shift_pages")
 
 
@@ -164,12 +173,14 @@ def _truncate(raw: bytes) -> bytes:
 class FaultInjector:
     """ASGI middleware: `/_sandbox/...` passes untouched; every other call meets the plan."""
 
-    def __init__(self, app, plan: FaultPlan, record: Callable[[dict[str, Any]], None], update: Callable[..., None], fault_body: Callable[[int], Any]):
+    def __init__(self, app, plan: FaultPlan, record: Callable[[dict[str, Any]], None], update: Callable[..., None],
+                 fault_body: Callable[..., Any], in_band: Callable[[str, str, set[str]], bool] | None = None):
         self.app = app
         self.plan = plan
         self.record = record  # appends a call to the log
         self.update = update  # changes a logged call in place
-        self.fault_body = fault_body
+        self.fault_body = fault_body  # (status, message) -> the vendor's error body
+        self.in_band = in_band or (lambda method, path, fields: False)  # endpoints that refuse inside their answer
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
@@ -207,9 +218,17 @@ class FaultInjector:
             headers = [(b"content-type", b"application/json")]
             if burst.get("retry_after") is not None:
                 headers.append((b"retry-after", str(burst["retry_after"]).encode()))
-            out = json.dumps(self.fault_body(status)).encode()
+            out = json.dumps(self.fault_body(status, "sandbox fault")).encode()
         elif take("reset_connection", "before") is not None:
             return await _drop(send, b'{"sandbox": "connection reset before processing"}')
+        elif (echo := take("echo_credentials")) is not None:
+            quote = credentials_quote(method, path, scope)
+            if echo.get("status") is None and self.in_band(method, path, fields):
+                status, headers, out = await _capture(self.app, {**scope, REFUSAL: quote}, replay)
+            else:
+                status = int(echo.get("status") or 400)
+                headers = [(b"content-type", b"application/json")]
+                out = json.dumps(self.fault_body(status, quote)).encode()
         else:
             slow = take("hang", "before")
             if slow is not None:
@@ -278,6 +297,14 @@ class FaultInjector:
         previous = pages[id(spec)][traversal]
         items[:] = previous[by:] + items[:by] if by < 0 else items[by:]
         return True
+
+
+def credentials_quote(method: str, path: str, scope) -> str:
+    """What a careless API says when it refuses a call: the request as it arrived, every header
+    (the credentials among them) and the query string."""
+    headers = "; ".join(f"{k.decode('latin-1')}: {v.decode('latin-1')}" for k, v in scope.get("headers") or [])
+    query = (scope.get("query_string") or b"").decode("latin-1")
+    return f"request refused: {method} {path}{'?' + query if query else ''} with headers {headers}"
 
 
 def _query(scope) -> list[tuple[str, str]]:

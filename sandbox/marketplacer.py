@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from graphql import build_schema, graphql_sync
 
 from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body
+from sandbox.faults import REFUSAL
 
 SCHEMA = build_schema((Path(__file__).with_name("marketplacer_schema.graphql")).read_text())
 DEFAULT_PAGE, MAX_PAGE = 50, 500
@@ -156,7 +157,9 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     data = MarketplacerData()
     state = SandboxState()
     app.state.data = data  # the demo's order generator and tests reach the store directly
-    install_sandbox(app, state, data.reset)
+    install_sandbox(app, state, data.reset, fault_body=lambda status, message: {"errors": [{"message": message}]},
+                    # mutations refuse in their payload's `errors`, inside a 200 answer
+                    in_band=lambda method, path, fields: method == "POST" and bool(fields & {"variantUpdate", "shipmentCreate"}))
 
     def resolve_invoices(_root, _info, first=None, after=None, filters=None, sort=None, **_):
         filters = filters or {}
@@ -188,7 +191,10 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
         with data.lock:
             return connection(list(data.adverts), first, after)
 
-    def variant_update(_root, _info, input):
+    def variant_update(_root, info, input):
+        refusal = (info.context or {}).get("refuse")
+        if refusal:  # an injected fault
+            return {"variant": None, "errors": [{"field": "countOnHand", "messages": [refusal]}], "clientMutationId": input.get("clientMutationId")}
         with data.lock:
             variant = data.variants.get(input["variantId"])
             if variant is None:
@@ -203,10 +209,12 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
 
     carriers_by_id = {relay_id("ShipmentCarrier", n): name for n, name in enumerate(CARRIERS, 1)}
 
-    def shipment_create(_root, _info, input):
+    def shipment_create(_root, info, input):
         def refuse(field, message):
             return {"shipment": None, "errors": [{"field": field, "messages": [message]}], "status": 422, "clientMutationId": input.get("clientMutationId")}
 
+        if (info.context or {}).get("refuse"):  # an injected fault
+            return refuse("shippedItems", info.context["refuse"])
         with data.lock:
             invoice = next((i for i in data.invoices if i["id"] == input["invoiceId"]), None)
             if invoice is None:
@@ -291,6 +299,7 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
             root_value={k: (lambda f: (lambda info, **kw: f(None, info, **kw)))(v) for k, v in root.items()},
             variable_values=body.get("variables") or {},
             operation_name=body.get("operationName"),
+            context_value={"refuse": request.scope.get(REFUSAL)},
         )
         out: dict[str, Any] = {"data": result.data}
         if result.errors:

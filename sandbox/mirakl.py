@@ -87,6 +87,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.common import MoneyJSONResponse, SandboxState, install_config, install_sandbox, json_body, now, over_rate_limit
+from sandbox.faults import REFUSAL
 from sandbox.mirakl_builders import (  # noqa: F401 - re-exported: tests and the demo build data from here
     DEFAULT_CARRIERS,
     ORDER_STATES,
@@ -329,6 +330,23 @@ def _tracking_url(template: str | None, number: str | None) -> str | None:
 
 
 # -- stock imports ------------------------------------------------------------------------------
+class _EveryLine(dict):
+    """Forced errors for every offer SKU of a stock file, all with one message."""
+
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, sku: object) -> bool:
+        return True
+
+    def __getitem__(self, sku: object) -> str:
+        return self.message
+
+
 def _parse_stock_file(raw: bytes, offers: dict[str, dict], forced_errors: dict[str, str] | None = None) -> dict[str, Any]:
     """Read a stock file. `lines`: every data line as sent ({column: text}); `updates`: the valid
     ones, parsed; `error_lines`: the refused ones with their reason (1-based file line numbers,
@@ -442,7 +460,9 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
                 return error(429, "Too Many Requests: the call rate limit of this shop is reached", {"Retry-After": retry})
         return await call_next(request)
 
-    install_sandbox(app, state, data.reset, fault_body=lambda status: {"status": status, "message": "sandbox fault"})
+    install_sandbox(app, state, data.reset, fault_body=lambda status, message: {"status": status, "message": message},
+                    # ST01 refuses per shipment (shipment_errors), STO01 per line (the error report)
+                    in_band=lambda method, path, fields: method == "POST" and path in (f"{API}/shipments", f"{API}/offers/stock/imports"))
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest):
@@ -737,9 +757,12 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
         if len(specs) > 1000:
             raise BadRequest(400, "VALIDATION_ERROR: at most 1000 shipments at a time")
         success, errors = [], []
+        refusal = request.scope.get(REFUSAL)  # an injected fault: every shipment refused with it
         with data.lock:
             for spec in specs:
                 try:
+                    if refusal:
+                        raise BadRequest(400, refusal)
                     success.append(copy.deepcopy(create_shipment(spec)))
                 except BadRequest as exc:
                     failed: dict[str, Any] = {"message": exc.message}
@@ -819,7 +842,8 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
             raise BadRequest(400, "VALIDATION_ERROR: the multipart part 'file' is required")
         raw = await upload.read()
         with data.lock:
-            parsed = _parse_stock_file(raw, data.offers, data.config.get("stock_import_errors"))
+            refusal = request.scope.get(REFUSAL)  # an injected fault: every line refused with it
+            parsed = _parse_stock_file(raw, data.offers, _EveryLine(refusal) if refusal else data.config.get("stock_import_errors"))
             import_id = str(uuid.uuid4())
             imp = {
                 "import_id": import_id,

@@ -19,6 +19,9 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
 export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__API__PORT=${AIRFLOW_PORT:-8080}
+# loopback only, like the emulators and the SMTP catcher: the demo's admin password is printed below
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:${AIRFLOW__API__PORT}/execution/
 export COMMERCE_SYNC_HOME=$ROOT
 # the ledger seals buyers' personal data with this key (made once, kept with the demo's ledger)
 [ -s "$DEMO/seal.key" ] || python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > "$DEMO/seal.key"
@@ -81,9 +84,14 @@ airflow db migrate >"$DEMO/migrate.log" 2>&1
 python -m commerce_sync.airflow_settings apply >"$DEMO/settings.log" 2>&1
 python -c "from commerce_sync.ledger import migrate; migrate()" >>"$DEMO/settings.log" 2>&1
 
-echo "4/5 Airflow (api-server, scheduler, dag-processor, triggerer)"
-setsid airflow standalone >"$DEMO/airflow.log" 2>&1 &
-pids+=($!)
+echo "4/5 Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1"
+# the components one by one rather than `airflow standalone`: the scheduler's and the triggerer's
+# log servers listen on every interface, and only their own commands can leave them off (tasks
+# run on this machine, so the api-server reads their logs from disk)
+for component in "api-server" "scheduler --skip-serve-logs" "dag-processor" "triggerer --skip-serve-logs"; do
+  setsid airflow $component >"$DEMO/airflow-${component%% *}.log" 2>&1 &
+  pids+=($!)
+done
 wait_for "http://127.0.0.1:${AIRFLOW__API__PORT}/api/v2/monitor/health" "Airflow" 180
 
 echo "5/5 unpausing the demo DAGs and starting a first run (the drift monitors once stock has synced)"
@@ -122,7 +130,7 @@ setsid bash -c "$(declare -f start_drift_monitors); start_drift_monitors \"\$@\"
 pids+=($!)
 
 password=$(python -c "import json,sys; d=json.load(open(sys.argv[1])); print(d.get('admin',''))" \
-  "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "see $DEMO/airflow.log")
+  "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated" 2>/dev/null || echo "see $DEMO/airflow-api-server.log")
 cat <<EOT
 
 Commerce Sync demo is running.

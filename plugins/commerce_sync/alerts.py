@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 def send_email(to: list[str], subject: str, html: str, attachments: dict[str, str] | None = None, conn_id: str = "smtp_default") -> None:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+    from commerce_sync.redact import scrub
+
+    # a boundary: whatever the text quotes (a vendor's error echoing our key), the run's secrets
+    # are cut out before the message is kept or sent
+    subject, html, attachments = scrub((subject, html, attachments or {}))
     if not to:
         log.warning("no recipients for %r: nothing sent", subject)
         return

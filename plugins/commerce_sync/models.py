@@ -56,6 +56,18 @@ class Address(_Model):
     country: str | None = None
 
 
+class ShipTo(Address):
+    """Where a box goes and to whom, as the ERP holds it for the warehouse (packing slips)."""
+
+    name: str | None = None
+    company: str | None = None
+
+    def lines(self) -> list[str]:
+        """As printed on a label: name, company, street, town with postcode, country."""
+        town = " ".join(p for p in (self.city, self.state, self.postcode) if p)
+        return [p for p in (self.name, self.company, self.line1, self.line2, town, self.country) if p]
+
+
 class Customer(_Model):
     """Personal data: carried to the ERP, redacted in every log."""
 
@@ -140,6 +152,8 @@ class Shipment(_Model):
     tracking_number: str | None
     shipped_at: AwareDatetime
     lines: list[ShipmentLine]
+    # personal data: under a key the ledger seals, shown only on the packing slip, never logged
+    shipping_address: ShipTo | None = None
 
 
 class PayoutLine(_Model):

@@ -1,9 +1,15 @@
-"""Exception reports for people: CSV for a spreadsheet, HTML for reading in the e-mail itself."""
+"""Reports for people: CSV for a spreadsheet, HTML for reading in the e-mail itself.
+
+`to_csv` is the one CSV writer for every file a person opens (reports, e-mail attachments, CLI
+exports): channel data is written by sellers and buyers, so a text cell that a spreadsheet would
+read as a formula is written as text (see `safe_cell`).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from html import escape
 
 # what each exception means and what to do, in finance's words (docs/operations.md says more)
@@ -15,14 +21,47 @@ EXCEPTION_HELP = {
     "unreadable": "The payout record could not be read. Tell engineering.",
 }
 COLUMNS = ["type", "order", "payout", "cin7_sale", "sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance", "detail"]
+AMOUNTS = ("sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance")
 
 
-def to_csv(rows: list[dict]) -> str:
+def with_amounts(row: dict) -> dict:
+    """An exception row read back from the ledger (amounts kept as text, digit for digit) with its
+    amounts as Decimals again, so the CSV writes them as numbers (a negative variance included)."""
+    return {k: Decimal(v) if k in AMOUNTS and isinstance(v, str) and v else v for k, v in row.items()}
+
+
+# A spreadsheet (Excel, LibreOffice, Google Sheets) runs a cell as a formula when it starts with
+# one of these (OWASP "CSV injection"); tab and carriage return are on OWASP's list because some
+# importers drop them and then see what follows. Full-width forms count too: CJK input methods
+# type them, and some spreadsheet locales read them as their ASCII twins.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def safe_cell(value: object) -> object:
+    """A value as a CSV cell nobody's spreadsheet will run. Numbers (int, Decimal, float) stay
+    numbers, sign and all; any other value is text, and text whose first character (after spaces
+    and line breaks, which importers trim) starts a formula gets a leading single quote, the
+    OWASP rule: the spreadsheet shows the text as written instead of evaluating it. So "-2+3"
+    from a seller is text ('-2+3), while Decimal("-2.50") is the number -2.50: callers pass
+    amounts as numbers, never as text."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    if text.lstrip(" \n").startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
+    """Rows as CSV text with a header of `columns` (keys not named are left out, missing ones are
+    empty), every cell through `safe_cell`."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a cell holding \r or \n is then quoted
+    writer.writerow([safe_cell(c) for c in columns])
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
+        writer.writerow([safe_cell(row.get(c)) for c in columns])
     return out.getvalue()
 
 

@@ -2,6 +2,8 @@
 
 Secrets come only from Airflow connections (or AIRFLOW_CONN_* in the environment, which Airflow
 reads the same way); nothing here logs them, and the HTTP client redacts them from the payload log.
+Each connection's secrets are registered with `redact` as the client is built, so every boundary
+(ledger, e-mail, log lines) cuts them out whatever text they turn up in.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from commerce_sync.http import Auth, HeaderAuth, HttpClient, RateLimiter, SharedRateLimiter
 from commerce_sync.ledger import Ledger
 from commerce_sync.pairing import Pairing, SystemRef, get_pairing
+from commerce_sync.redact import install_log_redaction, register_secret_source, register_secrets
 from commerce_sync.systems import system_module
 from commerce_sync.systems.common import Connected
 
@@ -65,7 +68,10 @@ def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str, conn=N
             ledger.log_payload({**entry, "pairing": pairing_key})
 
     extra = getattr(conn, "extra_dejson", None) or {}
-    return HttpClient(
+    install_log_redaction()
+    # the connection's keys and whatever secrets its auth holds (tokens as they are issued, below)
+    register_secrets([*connected.auth.secrets(), conn.password])
+    client = HttpClient(
         # where the API lives for this connection: its host, unless the module says otherwise, plus
         # the module's path under it (a project key)
         (connected.base_url or _base_url(conn)).rstrip("/") + connected.base_path,
@@ -76,6 +82,8 @@ def build_client(ref: SystemRef, ledger: Ledger | None, pairing_key: str, conn=N
         rate_limiter=limiter,
         payload_log=payload_log,
     )
+    register_secret_source(client.secrets)  # an auth that refreshes its token hands on the new one
+    return client
 
 
 @dataclass
@@ -88,6 +96,7 @@ class FlowContext:
 
     @classmethod
     def for_pairing(cls, key: str) -> FlowContext:
+        install_log_redaction()  # every log line of a flow's process, from its first
         pairing = get_pairing(key)
         return cls(pairing=pairing, ledger=Ledger.from_url(ledger_url_for(pairing)))
 

@@ -73,6 +73,9 @@ def test_dispatch_whole_partial_and_unmapped_carrier_with_packing_slips(john_lew
     assert "CS-TEE-BLK-M" in box2
     sales = {s["ExternalID"]: s for s in jl.sales()}
     assert sales["JL2001"]["Order"]["SaleOrderNumber"] in box2
+    # the ship-to, as Cin7 holds it for the sale (the buyer as its Contact)
+    assert "Ship to" in box2 and "Ada Lovelace" in box2 and "171 Victoria Street" in box2 and "London SW1E 5NN" in box2
+    assert "packing_slips_unprintable" not in str(ledger.runs(PAIRING, "dispatch_back")[0]["details"])
 
     # a re-run sends nothing twice
     st01 = len(jl.calls("POST", "/api/shipments"))

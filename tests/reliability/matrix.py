@@ -7,7 +7,9 @@ runs the flow again (the re-run or backfill an operator would do), and checks th
 
 - every good record reached its target exactly once (sales, shipments, credit notes, journals,
   stock quantities);
-- every bad record is in quarantine with a reason, and no good record is.
+- every bad record is in quarantine with a reason, and no good record is;
+- under a fault that puts the credentials into the vendor's answer, no credential is in any ledger
+  table, e-mail or log line afterwards.
 
 Flows run in-process through the same step functions the Airflow tasks call (`factory.FLOW_STEPS`),
 so a 150-cell matrix takes minutes, not an hour; `tests/e2e` runs the same flows through Airflow.
@@ -37,6 +39,7 @@ class Fault:
     name: str
     side: str  # "write": the API the flow changes; "read": the API it reads its records from
     spec: Callable[[dict[str, Any]], dict[str, Any]]  # target -> /_sandbox/faults body
+    scan_for_secrets: bool = False  # afterwards, search ledger, e-mail and logs for the credentials
 
 
 def _on(target: dict[str, Any], **fault: Any) -> dict[str, Any]:
@@ -58,6 +61,9 @@ FAULTS: list[Fault] = [
     Fault("schema drift (field renamed)", "read", lambda t: {"schema_drift": _on(t, count=1, rename=t["drift"])}),
     Fault("duplicate delivery", "read", lambda t: {"duplicate_items": _on(t, count=1, list_key=t["list_key"])}),
     Fault("page shifted while read", "read", lambda t: {"shift_pages": _on(t, count=1, by=-1, list_key=t["list_key"])}),
+    # the API refuses the write and its error quotes the headers it got, keys and all: in its own
+    # answer where it has one (GraphQL errors, Mirakl's shipment errors and stock error report)
+    Fault("vendor error quotes our credentials", "write", lambda t: {"echo_credentials": _on(t, count=1)}, scan_for_secrets=True),
 ]
 
 
@@ -116,12 +122,21 @@ def run_flow(pairing_key: str, flow: str, run_id: str, start: datetime, end: dat
                 results[step.name] = run_step(pairing_key, flow, step, run_id, tuple(results[a] for a in step.after), extra)
                 break
             except data_errors as exc:  # the DAG's retry policy: a data error fails at once
+                _alert(pairing_key, flow, run_id, exc)
                 return f"failed: {type(exc).__name__}: {exc}"[:300]
             except Exception as exc:  # noqa: BLE001 - any other error is retried, as Airflow would
                 if attempt == cfg.retries:
+                    _alert(pairing_key, flow, run_id, exc)
                     return f"failed after {attempt + 1} tries: {type(exc).__name__}: {exc}"[:300]
     _ = dag_window  # the runner takes the window as given: the DAG's overlap is the run conf's business
     return "success"
+
+
+def _alert(pairing_key: str, flow: str, run_id: str, exc: BaseException) -> None:
+    """What Airflow does after a task's last try: the failure e-mail to the pairing's ops."""
+    from commerce_sync.alerts import task_failed
+
+    task_failed(pairing_key, flow, {"exception": exc, "run_id": run_id})
 
 
 # -- scenarios ----------------------------------------------------------------------------------
@@ -423,8 +438,9 @@ SCENARIOS: list[Scenario] = [
 ]
 
 
-def run_cell(world: World, scenario: Scenario, fault: Fault) -> tuple[str, list[str]]:
-    """('held' | 'broken', details). The fault is cleared before the re-run, as after an outage."""
+def run_cell(world: World, scenario: Scenario, fault: Fault, observe: Callable[[], dict[str, str]] | None = None) -> tuple[str, list[str]]:
+    """('held' | 'broken', details). The fault is cleared before the re-run, as after an outage.
+    `observe()` gives what else people read (the logs, the e-mails), for the secrets scan."""
     scenario.setup(world)
     target = scenario.targets[fault.side]
     world.post(target["emulator"], "/_sandbox/faults", fault.spec(target))
@@ -437,6 +453,11 @@ def run_cell(world: World, scenario: Scenario, fault: Fault) -> tuple[str, list[
     problems += scenario.check(world)
     if not fired:
         problems.append("the fault never fired: this cell proves nothing")
+    if fault.scan_for_secrets:
+        from tests.leakscan import leaks, ledger_text, secrets
+
+        texts = {**ledger_text(world.ledger_url), **(observe() if observe else {})}
+        problems += sorted({f"a credential is in the {where}" for where, _ in leaks(texts, secrets())})
     return ("held" if not problems else "broken"), problems + [f"(first run: {first})"]
 
 

@@ -5,8 +5,11 @@ table is printed at the end of the session (conftest's terminal summary)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from tests.leakscan import mail_text
 from tests.reliability.matrix import FAULTS, SCENARIOS, run_cell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.reliability]
@@ -15,7 +18,14 @@ RESULTS: dict[tuple[str, str, str], str] = {}
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.pairing}/{s.flow}")
-def test_cell(world, scenario, fault):
-    verdict, details = run_cell(world, scenario, fault)
+def test_cell(world, scenario, fault, smtp, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    smtp.messages.clear()
+
+    def observe() -> dict[str, str]:
+        captured = capfd.readouterr()
+        return {"task log": caplog.text + captured.out + captured.err, "e-mail": mail_text(smtp.messages)}
+
+    verdict, details = run_cell(world, scenario, fault, observe)
     RESULTS[(scenario.pairing, scenario.flow, fault.name)] = verdict
     assert verdict == "held", "\n".join(details)

@@ -178,3 +178,49 @@ def test_mirakl_bursts_speak_mirakls_error_shape():
         assert r.status_code == 500 and r.json() == {"status": 500, "message": "sandbox fault"}
     finally:
         server.stop()
+
+
+def test_echo_credentials_answers_an_error_quoting_every_header_unprocessed(c7):
+    arm(c7, {"echo_credentials": {"path": "/sale", "method": "POST"}})
+    r = post_sale(c7, "ECHO-1")
+    assert r.status_code == 400
+    message = r.json()[0]["Exception"]
+    assert "api-auth-accountid: acct" in message and "api-auth-applicationkey: key" in message and "/sale" in message
+    assert sales(c7) == []  # refused, not processed
+    assert post_sale(c7, "ECHO-2").status_code == 200 and sales(c7) == ["ECHO-2"]  # once only
+    assert [c.get("fault") for c in calls(c7)] == [["echo_credentials"], None]
+
+
+def test_echo_credentials_refuses_in_band_where_the_vendor_does():
+    """Marketplacer mutations refuse in their payload's errors (HTTP 200); Mirakl refuses each
+    ST01 shipment in shipment_errors and each stock line in the import's error report."""
+    mkp = start_server(marketplacer.create_app(api_key="mkey"))
+    mir = start_server(mirakl.create_app(api_key="mirakl-secret-key", shop_id=1))
+    try:
+        arm(mkp, {"echo_credentials": {"operation": "variantUpdate"}})
+        r = requests.post(f"{mkp.url}/graphql", headers=MKP_AUTH, timeout=5,
+                          json={"query": 'mutation { variantUpdate(input: {variantId: "x", attributes: {countOnHand: 1}}) { errors { field messages } } }'})
+        assert r.status_code == 200
+        (error,) = r.json()["data"]["variantUpdate"]["errors"]
+        assert "marketplacer-api-key: mkey" in error["messages"][0]
+
+        auth = {"Authorization": "mirakl-secret-key"}
+        arm(mir, {"echo_credentials": [{"path": "/api/shipments", "method": "POST"}, {"path": "/api/offers/stock/imports"}]})
+        r = requests.post(f"{mir.url}/api/shipments", json={"shipments": [{"order_id": "O-1", "shipment_lines": []}]}, headers=auth, timeout=5)
+        assert r.status_code == 201 and r.json()["shipment_success"] == []
+        assert "authorization: mirakl-secret-key" in r.json()["shipment_errors"][0]["message"]
+        requests.post(f"{mir.url}/_sandbox/offers", json=[mirakl.make_offer("SKU-1", 0)], timeout=5).raise_for_status()
+        r = requests.post(f"{mir.url}/api/offers/stock/imports", headers=auth, timeout=5,
+                          files={"file": ("s.csv", b"offer-sku;quantity;warehouse-code;update-delete\nSKU-1;5;;update\n", "text/csv")})
+        import_id = r.json()["import_id"]
+        for _ in range(5):
+            status = requests.get(f"{mir.url}/api/offers/stock/imports/{import_id}/status", headers=auth, timeout=5).json()
+            if status["status"] == "COMPLETE":
+                break
+        report = requests.get(f"{mir.url}/api/offers/stock/imports/{import_id}/error_report", headers=auth, timeout=5).text
+        assert "authorization: mirakl-secret-key" in report and "SKU-1" in report
+        offers = requests.get(f"{mir.url}/_sandbox/offers", timeout=5).json()["offers"]
+        assert [o["quantity"] for o in offers] == [0]  # refused: nothing changed
+    finally:
+        mkp.stop()
+        mir.stop()

@@ -12,9 +12,8 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import MetaData, create_engine, select
 
-from commerce_sync import airflow_settings
+from tests.leakscan import leaks, ledger_text, mail_text, secrets
 from tests.reliability.matrix import SCENARIOS, World, run_flow, window
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
@@ -24,49 +23,6 @@ PERSONAL = [
     "alex.buyer@example.com", "+61 400 000 000", "1 Test St",  # Marketplacer invoices
     "171 Victoria Street", "+44 20 7828 1000", "@notification.mirakl.net", "SW1E 5NN",  # Mirakl orders
 ]
-
-
-def secrets() -> list[str]:
-    """The connections' credentials, as airflow_settings.yaml gives them to every run."""
-    values = []
-    for c in airflow_settings.read()["connections"]:
-        values += [str(c[k]) for k in ("conn_login", "conn_password") if c.get(k)]
-    return values
-
-
-def ledger_text(url: str) -> dict[str, str]:
-    """Every table of the ledger as text, binary columns decoded as far as they decode."""
-    engine = create_engine(url)
-    meta = MetaData()
-    meta.reflect(engine)
-    out = {}
-    try:
-        with engine.connect() as conn:
-            for name, table in meta.tables.items():
-                parts = []
-                for row in conn.execute(select(table)):
-                    for value in row:
-                        parts.append(value.decode("latin-1") if isinstance(value, (bytes, memoryview)) and not isinstance(value, memoryview) else
-                                     bytes(value).decode("latin-1") if isinstance(value, memoryview) else str(value))
-                out[f"ledger table {name}"] = "\n".join(parts)
-    finally:
-        engine.dispose()
-    return out
-
-
-def mail_text(messages) -> str:
-    parts = []
-    for m in messages:
-        parts.append(str(m))
-        for part in m.walk():
-            payload = part.get_payload(decode=True)
-            if payload:
-                parts.append(payload.decode("utf-8", "replace"))
-    return "\n".join(parts)
-
-
-def leaks(texts: dict[str, str], needles: list[str]) -> list[tuple[str, str]]:
-    return [(where, needle) for where, text in texts.items() for needle in needles if needle.lower() in text.lower()]
 
 
 def test_the_scan_finds_what_it_looks_for():

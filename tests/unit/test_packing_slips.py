@@ -16,7 +16,6 @@ from commerce_sync import packing_slips
 from commerce_sync.packing_slips import PackingSlip, SlipLine, render_pdf, slip_filename
 
 RETURNS = "Return unused items within 35 days: use the John Lewis returns label in the box."
-HAS_DEJAVU = packing_slips._unicode_font() is not None
 
 
 def make_slip(**changes) -> PackingSlip:
@@ -44,14 +43,18 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.fixture(params=["dejavu", "helvetica"])
+@pytest.fixture(params=["noto", "helvetica"])
 def font(request, monkeypatch):
-    """Each test runs with the embedded Unicode font and with the core-font fallback."""
-    if request.param == "dejavu" and not HAS_DEJAVU:
-        pytest.skip("DejaVu Sans is not installed (apt-get install fonts-dejavu-core)")
+    """Each test runs with the fonts the project installs (Noto Sans, Noto Sans CJK) and with the
+    core-font fallback of an install without them."""
     if request.param == "helvetica":
-        monkeypatch.setattr(packing_slips, "FONT_DIRS", ())
+        monkeypatch.setattr(packing_slips, "FONT_SOURCES", ())
     return request.param
+
+
+def test_the_project_installs_its_fonts():
+    """requirements.txt brings both font packages: a fresh install prints every script below."""
+    assert [f.family for f in packing_slips.fonts()] == ["NotoSans", "NotoSansCJK"]
 
 
 def test_slip_shows_order_box_lines_and_returns(font):
@@ -91,16 +94,54 @@ def test_many_lines_continue_over_pages_with_the_header_repeated(font):
     assert RETURNS in flat(text)
 
 
+def nospace(text: str) -> str:
+    # pypdf puts spaces (or NULs) between the glyphs drawn from the fallback font: compare without
+    return "".join(text.replace("\x00", " ").split())
+
+
+GREEK, CYRILLIC, CJK = "Αθηνά Παπαδοπούλου, Οδός Ερμού 12", "Анна Иванова, ул. Тверская 7", "山田太郎 東京都新宿区 서울특별시 강남구 テスト"
+
+
+def test_greek_cyrillic_and_cjk_render_extractably_with_the_ship_to():
+    ship_to = [f"{GREEK}", CYRILLIC, CJK, "Zoë Łukasiewicz, Straße 5"]
+    slip = make_slip(brand="Ærø Design", ship_to=ship_to, lines=[SlipLine("ZOË-1", "Zoë's Café – 東京 Кофе Καφές", 2)])
+    rendered = packing_slips.render(slip)
+    _, text = read(rendered.pdf)
+    for expected in [*ship_to, "Ærø Design", "Zoë's Café – 東京 Кофе Καφές", "Ship to"]:
+        assert nospace(expected) in nospace(text), expected
+    assert rendered.unprintable == [] and packing_slips.unprintable(slip) == []
+
+
+def test_a_character_no_font_has_is_printed_as_a_question_mark_and_reported():
+    slip = make_slip(ship_to=["Jane 🏠 Doe"], lines=[SlipLine("GIFT-1", "Gift box 🎁", 1)], note="ᚠᚢᚦ")
+    rendered = packing_slips.render(slip)
+    _, text = read(rendered.pdf)
+    assert rendered.unprintable == ["ᚠ", "ᚢ", "ᚦ", "🏠", "🎁"]  # in order of appearance: note, ship-to, lines
+    assert "Jane ? Doe" in text and "Gift box ?" in text and "???" in text
+    assert packing_slips.describe(["🎁"]) == "U+1F381 🎁"
+    assert sorted(packing_slips.unprintable(slip)) == sorted(rendered.unprintable)
+
+
+def test_without_the_cjk_font_cjk_is_reported_not_dropped(monkeypatch):
+    monkeypatch.setattr(packing_slips, "FONT_SOURCES", ("noto_sans",))
+    rendered = packing_slips.render(make_slip(ship_to=["東京", GREEK]))
+    _, text = read(rendered.pdf)
+    assert rendered.unprintable == ["東", "京"] and "??" in text and nospace(GREEK) in nospace(text)
+
+
 def test_unicode_text_renders(font):
     name = "Zoë's Café – 東京"
     slip = make_slip(brand="Ærø Design", ship_to=["Zoë Łukasiewicz", "Straße 5", "東京都"],
                      lines=[SlipLine("ZOË-1", name, 2)], note="Ⅻ 🎁 gift")
-    _, text = read(render_pdf(slip))
+    rendered = packing_slips.render(slip)
+    _, text = read(rendered.pdf)
     assert "Ærø Design" in text and "Zoë's Café –" in text
-    if font == "helvetica":  # outside Windows-1252 becomes '?', by design
+    if font == "helvetica":  # outside Windows-1252 becomes '?', and is reported
         assert "Zoë's Café – ??" in text and "Zoë ?ukasiewicz" in text
+        assert {"東", "京", "都", "Ł", "Ⅻ", "🎁"} <= set(rendered.unprintable)
     else:
-        assert "Zoë Łukasiewicz" in text
+        assert "Zoë Łukasiewicz" in text and nospace("東京都") in nospace(text)
+        assert rendered.unprintable == ["🎁"]
 
 
 @pytest.mark.parametrize("name", [("Very long product name " * 14)[:300], "X" * 300])
@@ -137,10 +178,13 @@ any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=80)  # ev
 @given(brand=any_text, order=any_text, customer_order=any_text, box=any_text, name=any_text, sku=any_text,
        ship_to=st.lists(any_text, max_size=4), unicode_font=st.booleans())
 def test_any_text_renders_to_a_readable_pdf(brand, order, customer_order, box, name, sku, ship_to, unicode_font):
+    """Any text: a readable PDF, and every character either printed or reported. (Noto Sans only
+    here: random text almost always needs the 16 MB CJK font, which the tests above load.)"""
     slip = make_slip(brand=brand, order_number=order, customer_order_number=customer_order, box=box,
                      carrier=name, tracking_number=sku, lines=[SlipLine(sku, name, 1)], ship_to=ship_to, note=name)
-    with mock.patch.object(packing_slips, "FONT_DIRS", packing_slips.FONT_DIRS if unicode_font else ()):
-        pdf = render_pdf(slip)
-    reader, text = read(pdf)
+    with mock.patch.object(packing_slips, "FONT_SOURCES", ("noto_sans",) if unicode_font else ()):
+        rendered = packing_slips.render(slip)
+        assert rendered.unprintable == packing_slips.unprintable(slip)
+    reader, text = read(rendered.pdf)
     assert len(reader.pages) >= 1 and "Total units: 1" in text
     assert re.fullmatch(r"[A-Za-z0-9._-]+", slip_filename(slip))

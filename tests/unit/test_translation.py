@@ -84,3 +84,25 @@ def test_cin7_sale_header_carries_reference_seller_tax_rule_and_location():
     assert header["SkipQuote"] is True
     assert "Castore AU" in header["Note"]
     assert header["AdditionalAttributes"] == {"AdditionalAttribute1": "Castore AU"}
+
+
+def test_the_ship_to_goes_to_cin7_with_the_buyer_and_comes_back_with_each_box():
+    """The sale's shipping address carries the buyer as its Contact (ShipToOther: not added to
+    the channel customer's address book); a fulfilment's Ship.ShippingAddress comes back on each
+    shipped box, for the packing slip."""
+    from commerce_sync.models import SaleRef, ShipTo
+    from commerce_sync.systems.cin7_core import shipments_of_fulfilment
+
+    order = CH.to_order(with_relay_ids(marketplacer_invoice(42, [("CS-CAP-NVY", 1, 2500)])))
+    address = Cin7CoreMaster.sale_header(order, _how())["ShippingAddress"]
+    assert address == {"Line1": "1 Test St", "Line2": None, "City": "Sydney", "State": "NSW", "Postcode": "2000", "Country": "AU",
+                       "Contact": "Alex Buyer", "ShipToOther": True}
+    fulfilment = {"TaskID": "T1", "Pack": {"Lines": [{"SKU": "CAP-NVY", "Quantity": 1, "Box": "1"}]},
+                  "Ship": {"ShippingAddress": {**address, "Company": "", "Contact": "Αθηνά 山田"},
+                           "Lines": [{"Box": "1", "IsShipped": True, "Carrier": "DHL", "TrackingNumber": "D1", "ShipmentDate": "2026-11-22T10:00:00"}]}}
+    (shipment,) = shipments_of_fulfilment(SaleRef(master_id="S1", external_id="MKP-42"), fulfilment)
+    assert shipment.shipping_address == ShipTo(name="Αθηνά 山田", line1="1 Test St", city="Sydney", state="NSW", postcode="2000", country="AU")
+    assert shipment.shipping_address.lines() == ["Αθηνά 山田", "1 Test St", "Sydney NSW 2000", "AU"]
+    assert "shipping_address" in shipment.model_dump(mode="json")  # a key the ledger seals
+    fulfilment["Ship"].pop("ShippingAddress")
+    assert shipments_of_fulfilment(SaleRef(master_id="S1", external_id="MKP-42"), fulfilment)[0].shipping_address is None

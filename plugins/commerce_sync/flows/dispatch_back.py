@@ -119,23 +119,30 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     ctx.ledger.release(key, LINK_KIND, claimed, run_id)
     if refused:
         _alert_held(ctx, refused, staged)  # refused by the channel: as urgent as held by the gate
-    counts["packing_slips"] = len(store_packing_slips(ctx, run_id, [k for k in gated["valid_keys"] if k not in refused], staged, maps))
+    slips = store_packing_slips(ctx, run_id, [k for k in gated["valid_keys"] if k not in refused], staged, maps)
+    counts["packing_slips"] = len(slips)
+    unprintable = {name: chars for name, chars in slips.items() if chars}
+    if unprintable:  # in the run report: which slip printed '?' for what
+        counts["packing_slips_unprintable"] = unprintable
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["sent"], failed=counts["refused"], throttled=ctx.stats().get("throttled", 0))
     log.info("%s: dispatch %s", key, counts)
     return {**counts, **api_stats(ctx)}
 
 
-def store_packing_slips(ctx: FlowContext, run_id: str, record_keys: list[str], staged: dict[str, Any], maps: dict) -> list[str]:
+def store_packing_slips(ctx: FlowContext, run_id: str, record_keys: list[str], staged: dict[str, Any], maps: dict) -> dict[str, str]:
     """A branded packing slip (PDF) per shipped box, from the ERP's fulfilment: what is in this
-    box, both order numbers, the return instructions. Stored with the run (period = run id) so
-    the run report lists them and `python -m commerce_sync files get` fetches one."""
+    box, both order numbers, the ship-to name and address (unsealed from the staged record only
+    to be printed; never logged), the return instructions. Stored with the run (period = run id)
+    so the run report lists them and `python -m commerce_sync files get` fetches one. Returns
+    file name -> the characters no font could print ('' when none): the run report names them."""
     policy = ctx.pairing.packing_slips
     if policy is None or not record_keys:
-        return []
-    from commerce_sync.packing_slips import PackingSlip, SlipLine, render_pdf, slip_filename
+        return {}
+    from commerce_sync.models import ShipTo
+    from commerce_sync.packing_slips import PackingSlip, SlipLine, describe, render, slip_filename
 
     names = {row["master_sku"]: row.get("name") for row in maps.get("skus", {}).values()}
-    stored = []
+    stored: dict[str, str] = {}
     for record_key in record_keys:
         payload = staged[record_key]
         slip = PackingSlip(
@@ -148,10 +155,15 @@ def store_packing_slips(ctx: FlowContext, run_id: str, record_keys: list[str], s
             tracking_number=payload.get("tracking_number"),
             lines=[SlipLine(sku=line["sku"], name=names.get(line["sku"]), quantity=line["quantity"]) for line in payload["lines"]],
             return_instructions=policy.return_instructions,
+            ship_to=ShipTo(**payload["shipping_address"]).lines() if payload.get("shipping_address") else (),
         )
         name = slip_filename(slip)
-        ctx.ledger.store_file(ctx.pairing.key, FLOW, run_id, name, "application/pdf", render_pdf(slip))
-        stored.append(name)
+        rendered = render(slip)
+        ctx.ledger.store_file(ctx.pairing.key, FLOW, run_id, name, "application/pdf", rendered.pdf)
+        stored[name] = describe(rendered.unprintable)
+        if rendered.unprintable:
+            log.warning("%s: %s printed %d character(s) no font has as '?': %s", ctx.pairing.key, name, len(rendered.unprintable),
+                        ", ".join(f"U+{ord(c):04X}" for c in rendered.unprintable))
     return stored
 
 

@@ -21,6 +21,7 @@ from commerce_sync.runtime import FlowContext
 
 FLOW = "drift_monitor"
 FINDINGS_KEY = "__findings__"
+REPORT_COLUMNS = ["type", "key", "detail"]
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,11 @@ def report(ctx: FlowContext, run_id: str, checked: dict[str, Any]) -> dict[str, 
     from html import escape
 
     from commerce_sync.alerts import run_link, send_email
+    from commerce_sync.reports import to_csv
 
     key = ctx.pairing.key
     findings = next((r.payload for r in ctx.ledger.staged(key, FLOW, run_id) if r.record_key == FINDINGS_KEY), [])
-    lines = ["type,key,detail"] + [",".join('"' + str(f[c]).replace('"', '""') + '"' for c in ("type", "key", "detail")) for f in findings]
-    ctx.ledger.store_report(key, FLOW, run_id, "drift.csv", "text/csv", "\n".join(lines) + "\n")
+    ctx.ledger.store_report(key, FLOW, run_id, "drift.csv", "text/csv", to_csv(findings, REPORT_COLUMNS))
     if findings:
         rows = "".join(f"<tr><td>{escape(f['type'])}</td><td>{escape(str(f['key']))}</td><td>{escape(f['detail'])}</td></tr>" for f in findings)
         html = (f"<p>The drift monitor found {len(findings)} thing(s) out of step since {escape(checked['since'])}:</p>"

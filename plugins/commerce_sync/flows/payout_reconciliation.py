@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from commerce_sync.errors import ClientError
 from commerce_sync.models import PayoutLine, TranslationError
 from commerce_sync.money import quantize
 from commerce_sync.runtime import FlowContext
@@ -130,7 +131,14 @@ def _post_journal(ctx: FlowContext, policy, first: PayoutLine, parts: dict[str, 
     reference = f"{ctx.pairing.channel.reference_prefix}PAYOUT-{first.payout_ref}"
     if ctx.ledger.links(ctx.pairing.key, LINK_KIND, [first.payout_ref]):
         return "already"  # it finished between our first look and the claim
-    journal = ctx.master.find_journal(reference) or ctx.master.post_journal(reference, first.booked_at, first.currency, lines)
+    try:
+        journal = ctx.master.find_journal(reference) or ctx.master.post_journal(reference, first.booked_at, first.currency, lines)
+    except ClientError:
+        # refused (4xx): nothing was written, so the re-run after the fix must not find the payout
+        # claimed by this failed run for half an hour. (A write that may have landed keeps its
+        # claim: this run's retry looks the journal up first.)
+        ctx.ledger.release(ctx.pairing.key, LINK_KIND, [first.payout_ref], run_id)
+        raise
     ctx.ledger.add_link(ctx.pairing.key, LINK_KIND, first.payout_ref, journal, reference, run_id)
     ctx.ledger.release(ctx.pairing.key, LINK_KIND, [first.payout_ref], run_id)
     return "posted"
@@ -143,11 +151,11 @@ def _text(value: Decimal | None) -> str | None:
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconciled: dict) -> dict[str, Any]:
     """Store the exception report (CSV and HTML) for the period and e-mail it to finance."""
     from commerce_sync.alerts import send_email
-    from commerce_sync.reports import to_csv, to_html
+    from commerce_sync.reports import to_csv, to_html, with_amounts
 
     key, policy = ctx.pairing.key, _policy(ctx)
     staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
-    exceptions = staged.get("__exceptions__", [])
+    exceptions = [with_amounts(e) for e in staged.get("__exceptions__", [])]
     period = extracted["period"]
     summary = {"period": period, "payouts": extracted["payouts"], "matched to the cent": reconciled["matched"], "variances": reconciled["variance"],
                "unmatched": reconciled["unmatched"], "commission journals posted": reconciled["journals_posted"], "exceptions": len(exceptions)}

@@ -62,10 +62,12 @@ def get_engine(url: str | None = None) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            from commerce_sync.jsonutil import dumps, loads
+            from commerce_sync.jsonutil import loads
+            from commerce_sync.redact import scrubbed_json
 
-            # payloads keep their money exact through the JSON columns
-            engine = create_engine(url, pool_pre_ping=True, json_serializer=dumps, json_deserializer=loads)
+            # payloads keep their money exact through the JSON columns, and every JSON value
+            # written passes the redaction boundary (known secrets cut out) as it is serialised
+            engine = create_engine(url, pool_pre_ping=True, json_serializer=scrubbed_json, json_deserializer=loads)
             if engine.dialect.name == "sqlite":
                 _tune_sqlite(engine)
             _engines[url] = engine

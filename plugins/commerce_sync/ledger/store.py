@@ -1,5 +1,12 @@
 """The ledger's operations, each its own short transaction. All SQL is built by SQLAlchemy with
-bound parameters; upserts go through one helper that picks the dialect's ON CONFLICT."""
+bound parameters; upserts go through one helper that picks the dialect's ON CONFLICT.
+
+What is written passes `commerce_sync.redact` on the way in (a boundary): texts (reasons, run
+details, reports, the payload log, notes) through `scrub`, which also masks the value after a
+credential's name; records kept as data through `scrub_data` (payout matches, cached reference
+lists) or, in the JSON columns (staged and quarantined payloads), the engine's serializer
+(`redact.scrubbed_json`, db.py): known secret values cut out, for one substring search when none
+is there."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from commerce_sync.ledger.bulk import upsert_rows
+from commerce_sync.redact import register_secrets, scrub, scrub_data, scrub_text
 from commerce_sync.ledger.db import get_engine, ledger_url, migrate
 from commerce_sync.ledger.schema import (
     RUN_FIELDS,
@@ -99,6 +107,9 @@ class Ledger:
     @classmethod
     def from_url(cls, url: str | None = None, *, migrate_schema: bool = True) -> Ledger:
         url = url or ledger_url()
+        from sqlalchemy.engine import make_url
+
+        register_secrets([make_url(url).password])  # a driver's error may quote its connection string
         if migrate_schema:
             migrate(url)
         return cls(get_engine(url))
@@ -234,6 +245,7 @@ class Ledger:
     def quarantine(self, pairing: str, flow: str, record_key: str, payload: Any, reasons: list[dict], run_id: str) -> None:
         t = quarantine
         now = utcnow()
+        reasons = scrub(reasons)  # the payload: as the JSON column serialises it (db.py)
         with self.engine.begin() as conn:
             row = conn.execute(select(t.c.id, t.c.status).where(t.c.pairing == pairing, t.c.flow == flow, t.c.record_key == record_key)).first()
             if row is None:
@@ -290,7 +302,7 @@ class Ledger:
             res = conn.execute(
                 update(t)
                 .where(t.c.pairing == pairing, t.c.flow == flow, t.c.record_key == record_key, t.c.status == "open")
-                .values(status="replayed", resolved_at=utcnow(), resolution_note=note, resolved_by=by)
+                .values(status="replayed", resolved_at=utcnow(), resolution_note=scrub_text(note), resolved_by=by)
             )
             return res.rowcount > 0
 
@@ -300,7 +312,7 @@ class Ledger:
         t = quarantine
         with self.engine.begin() as conn:
             res = conn.execute(
-                update(t).where(t.c.id == id, t.c.status == "open").values(status="discarded", resolved_at=utcnow(), resolution_note=reason, resolved_by=by)
+                update(t).where(t.c.id == id, t.c.status == "open").values(status="discarded", resolved_at=utcnow(), resolution_note=scrub_text(reason), resolved_by=by)
             )
             return res.rowcount > 0
 
@@ -325,7 +337,7 @@ class Ledger:
 
     def set_watermark(self, pairing: str, flow: str, name: str, value: str) -> None:
         with self.engine.begin() as conn:
-            upsert(conn, watermark, {"pairing": pairing, "flow": flow, "name": name, "value": value, "updated_at": utcnow()}, ["pairing", "flow", "name"], ["value", "updated_at"])
+            upsert(conn, watermark, {"pairing": pairing, "flow": flow, "name": name, "value": scrub_data(value), "updated_at": utcnow()}, ["pairing", "flow", "name"], ["value", "updated_at"])
 
     def cached(self, pairing: str, scope: str, name: str, max_age: timedelta, load: Callable[[], Any]) -> Any:
         """A vendor's reference list (a carrier list, say) read at most once per `max_age` across
@@ -346,6 +358,7 @@ class Ledger:
         unknown = set(fields) - set(RUN_FIELDS)
         if unknown:
             raise ValueError(f"unknown run report fields: {sorted(unknown)}")
+        fields = scrub(fields)
         with self.engine.begin() as conn:
             upsert(conn, run_report, {"pairing": pairing, "flow": flow, "run_id": run_id, **fields}, ["pairing", "flow", "run_id"], list(fields))
 
@@ -364,6 +377,7 @@ class Ledger:
         for key in ("request_body", "response_body", "error"):
             if values.get(key) is not None and not isinstance(values[key], str):
                 values[key] = str(values[key])
+        values = scrub(values)  # the client redacted it with its own secrets; this adds every other
         values.setdefault("logged_at", utcnow())
         with self.engine.begin() as conn:
             relaxed_commit(conn)
@@ -387,6 +401,7 @@ class Ledger:
 
     # -- payouts and reports ----------------------------------------------------------------
     def record_payout_match(self, pairing: str, payout_ref: str, **fields: Any) -> None:
+        fields = scrub_data(fields)
         with self.engine.begin() as conn:
             upsert(conn, payout_match, {"pairing": pairing, "payout_ref": payout_ref, "matched_at": utcnow(), **fields}, ["pairing", "payout_ref"], [*fields, "matched_at"])
 
@@ -407,7 +422,7 @@ class Ledger:
 
     def store_report(self, pairing: str, flow: str, period: str, name: str, content_type: str, content: str) -> None:
         with self.engine.begin() as conn:
-            upsert(conn, report_file, {"pairing": pairing, "flow": flow, "period": period, "name": name, "content_type": content_type, "content": content, "created_at": utcnow()},
+            upsert(conn, report_file, {"pairing": pairing, "flow": flow, "period": period, "name": name, "content_type": content_type, "content": scrub_text(content), "created_at": utcnow()},
                    ["pairing", "flow", "period", "name"], ["content_type", "content", "created_at"])
 
     def store_file(self, pairing: str, flow: str, period: str, name: str, content_type: str, data: bytes) -> None:

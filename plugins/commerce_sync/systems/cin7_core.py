@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from commerce_sync.http import HttpClient, paginate_page_limit
-from commerce_sync.models import Order, Refund, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
+from commerce_sync.models import Order, Refund, SaleRef, Shipment, ShipmentLine, ShipTo, StockLevel, TranslationError
 from commerce_sync.money import parse_decimal, quantize
 from commerce_sync import ports
 from commerce_sync.ports import SaleInstructions
@@ -58,6 +58,29 @@ def _address(addr) -> dict[str, Any] | None:
         "Postcode": addr.postcode,
         "Country": addr.country,
     }
+
+
+def _ship_to(addr, name: str | None) -> dict[str, Any] | None:
+    """The sale's shipping address with the buyer as its Contact (the warehouse's ship-to name).
+    ShipToOther: a marketplace buyer's address is this sale's only; without it Cin7 would add
+    every buyer's address to the channel customer's address book."""
+    base = _address(addr)
+    return None if base is None else {**base, "Contact": name, "ShipToOther": True}
+
+
+def _ship_to_of(fulfilment: dict[str, Any]) -> ShipTo | None:
+    """Ship.ShippingAddress of a fulfilment (Sale Shipping Address Model), or None if unreadable."""
+    addr = (fulfilment.get("Ship") or {}).get("ShippingAddress") if isinstance(fulfilment.get("Ship"), dict) else None
+    if not isinstance(addr, dict):
+        return None
+
+    def text(key: str) -> str | None:
+        value = addr.get(key)
+        return str(value).strip() or None if value is not None else None
+
+    ship_to = ShipTo(name=text("Contact"), company=text("Company"), line1=text("Line1"), line2=text("Line2"), city=text("City"),
+                     state=text("State"), postcode=text("Postcode"), country=text("Country"))
+    return ship_to if ship_to.lines() else None
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
@@ -208,7 +231,7 @@ class Cin7CoreMaster:
             "Contact": customer.name,
             "Email": customer.email,
             "Phone": customer.phone,
-            "ShippingAddress": _address(customer.shipping_address),
+            "ShippingAddress": _ship_to(customer.shipping_address, customer.name),
             "BillingAddress": _address(customer.billing_address),
             "Location": how.location,
             "TaxRule": how.tax_rule,
@@ -281,6 +304,7 @@ def shipments_of_fulfilment(sale: SaleRef, fulfilment: dict[str, Any]) -> list[S
         per_sku = packed.setdefault(box, {})
         per_sku[sku] = per_sku.get(sku, Decimal("0")) + qty
     out: list[Shipment | TranslationError] = []
+    ship_to = _ship_to_of(fulfilment)
     for ship in _lines_of(fulfilment, "Ship"):
         if not isinstance(ship, dict) or not ship.get("IsShipped"):
             continue
@@ -310,6 +334,7 @@ def shipments_of_fulfilment(sale: SaleRef, fulfilment: dict[str, Any]) -> list[S
                     tracking_number=ship.get("TrackingNumber") or None,
                     shipped_at=parse_time(ship.get("ShipmentDate"), "ShipmentDate"),
                     lines=lines,
+                    shipping_address=ship_to,
                 )
             )
         except TranslationError as exc:
