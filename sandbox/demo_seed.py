@@ -25,7 +25,9 @@ CIN7_SEED = {
     "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")],
     "locations": ["Main Warehouse", "Sydney Store"],
     "tax_rules": ["GST on Income", "20% (VAT on Income)"],
-    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace"],
+    # a sale takes its customer's currency: each pairing's customers trade in its orders' currency
+    "customers": [{"Name": name, "Currency": "AUD"} for name in ("Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)")]
+    + [{"Name": "John Lewis Marketplace", "Currency": "GBP"}],
 }
 
 

@@ -99,6 +99,9 @@ def cmd_health(args) -> int:
             "open_quarantine": len(held),
             "oldest_open": str(min(q.first_seen for q in held)) if held else None,
         }
+    from commerce_sync.alerts import outbox_status
+
+    out["outbox"] = outbox_status(ledger)  # alert e-mails of every pairing: one SMTP server serves them all
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -110,6 +113,12 @@ def cmd_health(args) -> int:
             print(f"      ! {breach}")
         if h["drift"]:
             print("      drift: " + ", ".join(f"{k} {v}" for k, v in h["drift"].items()))
+    box = out["outbox"]
+    if box["undelivered"]:
+        print(f"  ! {box['undelivered']} alert e-mail(s) not delivered, the oldest for {box['oldest_undelivered_minutes']} minutes "
+              f"({box['oldest_subject']!r}); last error: {box['last_error']}")
+    else:
+        print("  alert e-mails: all delivered")
     return 0
 
 

@@ -56,7 +56,7 @@ def sandbox():
                 "products": CIN7_PRODUCTS,
                 "locations": ["Main Warehouse"],
                 "tax_rules": ["GST on Income"],
-                "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)"],
+                "customers": [{"Name": n, "Currency": "AUD"} for n in ("Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)")],
             },
             timeout=10,
         ).raise_for_status()
@@ -188,7 +188,8 @@ def john_lewis(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings
     try:
         requests.post(
             f"{c.url}/_sandbox/seed",
-            json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"], "customers": ["John Lewis Marketplace"]},
+            json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"],
+                  "customers": [{"Name": "John Lewis Marketplace", "Currency": "GBP"}]},
             timeout=10,
         ).raise_for_status()
         requests.post(f"{m.url}/_sandbox/carriers", json=JL_CARRIERS, timeout=10).raise_for_status()
