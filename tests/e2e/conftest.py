@@ -75,25 +75,46 @@ def mappings(tmp_path, monkeypatch):
     return target
 
 
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on a loopback port; `messages` fills as mail arrives. It can
+    be stopped and started again on the same port (an SMTP outage), keeping what it received."""
+
+    def __init__(self, port: int):
+        from aiosmtpd.handlers import Message
+
+        self.port = port
+        self.messages: list = []
+        messages = self.messages
+
+        class Collect(Message):
+            def handle_message(self, message):
+                messages.append(message)
+
+        self._handler = Collect()
+        self._controller = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        if self._controller is None:
+            # an aiosmtpd controller cannot start twice: a fresh one on the same port
+            self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+            self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
 @pytest.fixture
 def mailbox():
-    """A real SMTP server on a free loopback port; `messages` fills as mail arrives."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-
-    messages = []
-
-    class Collect(Message):
-        def handle_message(self, message):
-            messages.append(message)
-
     from tests.conftest import free_port
 
-    controller = Controller(Collect(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    controller.messages = messages
-    yield controller
-    controller.stop()
+    box = Mailbox(free_port())
+    box.start()
+    yield box
+    box.stop()
 
 
 @pytest.fixture

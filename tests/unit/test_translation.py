@@ -84,3 +84,22 @@ def test_cin7_sale_header_carries_reference_seller_tax_rule_and_location():
     assert header["SkipQuote"] is True
     assert "Castore AU" in header["Note"]
     assert header["AdditionalAttributes"] == {"AdditionalAttribute1": "Castore AU"}
+
+
+def test_marketplacer_prices_are_tax_inclusive_and_the_invoice_tax_beyond_its_lines_is_the_postages():
+    raw = with_relay_ids(marketplacer_invoice(42, [("CS-TEE-BLK-M", 2, 4500)], postage_cents=995))
+    raw["taxCents"] += 90  # the postage's GST: in the invoice's tax, on no line
+    order = CH.to_order(raw)
+    assert order.tax_inclusive is True
+    assert [(c.kind, c.amount, c.tax) for c in order.charges] == [("shipping", Decimal("9.95"), Decimal("0.90"))]
+    assert sum(line.tax for line in order.lines) + order.charges[0].tax == order.tax_total == Decimal("9.08")
+
+
+def test_cin7_books_each_sale_in_its_own_tax_mode():
+    order = CH.to_order(with_relay_ids(marketplacer_invoice(42, [("CS-CAP-NVY", 2, 2500)], postage_cents=0)))
+    exclusive = order.model_copy(update={"tax_inclusive": False})
+    how_in, how_ex = _how(tax_calculation="Inclusive"), _how(tax_calculation="Exclusive")
+    assert Cin7CoreMaster.sale_header(order, how_in)["TaxCalculation"] == "Inclusive"
+    assert Cin7CoreMaster.sale_header(exclusive, how_ex)["TaxCalculation"] == "Exclusive"
+    assert Cin7CoreMaster.sale_order("s", order, how_in)["Total"] == Decimal("50.00")  # the tax is inside
+    assert Cin7CoreMaster.sale_order("s", exclusive, how_ex)["Total"] == Decimal("54.55")  # 50.00 + 4.55 on top
