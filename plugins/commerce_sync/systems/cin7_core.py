@@ -26,9 +26,10 @@ PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minut
 LIST_LOOKBACK_LIMIT = timedelta(days=3)
 # OrderStatus values Cin7 shows while a sale has no order lines yet
 _NO_ORDER = {"", "NOT AVAILABLE", "NOTAVAILABLE", None}
-# A customer's currency is fixed once it trades; an hour's cache keeps the lookups off the
-# 60-calls-a-minute budget (one call per customer an hour, shared by every task through the ledger).
-CUSTOMER_CACHE_AGE = timedelta(hours=1)
+# A customer's currency rarely changes: read once per customer every 15 minutes, shared by every
+# task and run through the ledger (the 60-calls-a-minute budget is for sales), yet a correction
+# made in Cin7 shows within a quarter of an hour.
+CUSTOMER_CACHE_AGE = timedelta(minutes=15)
 
 
 def _refund_memo(refund_ref: str) -> str:
