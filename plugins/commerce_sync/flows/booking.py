@@ -72,12 +72,13 @@ def instructions(ctx: FlowContext, order: Order, maps: Maps) -> SaleInstructions
     )
 
 
-def check_bookable(ctx: FlowContext, orders: dict[str, Order], *, unreadable: dict[str, list[dict[str, str]]], replayed: set[str]):
+def check_bookable(ctx: FlowContext, orders: dict[str, Order], *, unreadable: dict[str, list[dict[str, str]]], replayed: set[str],
+                   maps: Maps | None = None):
     """The booking rules on a batch of orders: the orders gate with the pairing's mappings,
     currencies and the currency of each order's ERP customer. Returns the gate's result."""
     from commerce_sync.gates.orders import gate_orders  # GX is heavy: only the steps that gate pay for it
 
-    maps = load_mappings(ctx)
+    maps = load_mappings(ctx) if maps is None else maps
     policy = ctx.pairing.policies
     currencies: dict[str, str | None] = {}  # one ERP lookup per customer, whatever the batch size
 

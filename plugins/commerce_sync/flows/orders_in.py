@@ -52,44 +52,48 @@ def accept(ctx: FlowContext, run_id: str) -> dict[str, Any]:
             orders[record_key] = ctx.channel.to_order(raw)
         except TranslationError as exc:
             unreadable[record_key] = [{"check": "payload_readable", "detail": exc.reason}]
-    verdict = check_bookable(ctx, orders, unreadable=unreadable, replayed=held_before) if waiting else None
+    maps = load_mappings(ctx)
+    verdict = check_bookable(ctx, orders, unreadable=unreadable, replayed=held_before, maps=maps) if waiting else None
+    skus = set(maps.get("skus", {}))
     fresh_holds: list[tuple[str, Order | None, list[dict[str, str]]]] = []
     refusals: list[tuple[str, Order | None, list[dict[str, str]]]] = []
-    skus = set(load_mappings(ctx).get("skus", {}))
-    for record_key, raw in waiting.items():
-        order, reasons = orders.get(record_key), verdict.failed.get(record_key, []) if verdict else []
-        if order is not None and not reasons:
-            ctx.channel.accept_order(order, {line.line_ref: True for line in order.lines})
-            counts["accepted"] += 1
-            ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note="accepted")
-            continue
-        if order is not None and policy.partial and _only_unmapped(reasons) and any(line.sku in skus for line in order.lines):
-            ctx.channel.accept_order(order, {line.line_ref: line.sku in skus for line in order.lines})
-            counts["partly_accepted"] += 1
-            unmapped = sorted({line.sku for line in order.lines if line.sku not in skus})
-            ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note=f"accepted, refused {', '.join(unmapped)}")
-            continue
-        ctx.ledger.quarantine(key, ACCEPT_FLOW, record_key, raw, reasons, run_id)
-        if order is not None and policy.unbookable == "refuse":
-            # the channel's refusal takes no reason (OR21: a line id and accepted true/false):
-            # the reasons stay here, on the closed quarantine row, and in the e-mail
-            ctx.channel.accept_order(order, {line.line_ref: False for line in order.lines})
-            counts["refused"] += 1
-            row = ctx.ledger.quarantine_by_key(key, ACCEPT_FLOW, record_key)
-            ctx.ledger.discard_quarantine(row.id, "refused on the channel: " + "; ".join(f"{r['check']}: {r['detail']}" for r in reasons), by="commerce_sync")
-            refusals.append((record_key, order, reasons))
-            continue
-        counts["held"] += 1  # unreadable orders too: what cannot be read cannot be refused line by line
-        if record_key not in held_before:
-            fresh_holds.append((record_key, order, reasons))
-    for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW):
-        if q.record_key not in waiting:
-            # accepted by hand, refused, or expired on the channel: nothing left to decide here
-            ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, q.record_key, note="no longer awaiting acceptance on the channel")
-    if fresh_holds:
-        _alert_acceptance(ctx, policy, fresh_holds, refused=False)
-    if refusals:
-        _alert_acceptance(ctx, policy, refusals, refused=True)
+    try:
+        for record_key, raw in waiting.items():
+            order, reasons = orders.get(record_key), verdict.failed.get(record_key, []) if verdict else []
+            if order is not None and not reasons:
+                ctx.channel.accept_order(order, {line.line_ref: True for line in order.lines})
+                counts["accepted"] += 1
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note="accepted")
+                continue
+            if order is not None and policy.partial and _only_unmapped(reasons) and any(line.sku in skus for line in order.lines):
+                ctx.channel.accept_order(order, {line.line_ref: line.sku in skus for line in order.lines})
+                counts["partly_accepted"] += 1
+                unmapped = sorted({line.sku for line in order.lines if line.sku not in skus})
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note=f"accepted, refused {', '.join(unmapped)}")
+                continue
+            ctx.ledger.quarantine(key, ACCEPT_FLOW, record_key, raw, reasons, run_id)
+            if order is not None and policy.unbookable == "refuse":
+                # the channel's refusal takes no reason (OR21: a line id and accepted true/false):
+                # the reasons stay here, on the closed quarantine row, and in the e-mail
+                ctx.channel.accept_order(order, {line.line_ref: False for line in order.lines})
+                counts["refused"] += 1
+                row = ctx.ledger.quarantine_by_key(key, ACCEPT_FLOW, record_key)
+                ctx.ledger.discard_quarantine(row.id, "refused on the channel: " + "; ".join(f"{r['check']}: {r['detail']}" for r in reasons), by="commerce_sync")
+                refusals.append((record_key, order, reasons))
+                continue
+            counts["held"] += 1  # unreadable orders too: what cannot be read cannot be refused line by line
+            if record_key not in held_before:
+                fresh_holds.append((record_key, order, reasons))
+        for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW):
+            if q.record_key not in waiting:
+                # accepted by hand, refused, or expired on the channel: nothing left to decide here
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, q.record_key, note="no longer awaiting acceptance on the channel")
+    finally:
+        # even when a later order's call fails the step: a retry sees these holds as old news
+        if fresh_holds:
+            _alert_acceptance(ctx, policy, fresh_holds, refused=False)
+        if refusals:
+            _alert_acceptance(ctx, policy, refusals, refused=True)
     log.info("%s: acceptance %s", key, counts)
     return {**counts, **api_stats(ctx)}
 
@@ -180,8 +184,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     # booking the same order right now, and only one may create it
     claimed = ctx.ledger.claim(key, LINK_KIND, by_ref, run_id)
     linked = ctx.ledger.links(key, LINK_KIND, claimed)
-    counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0, "in_flight": len(by_ref) - len(claimed),
-              "tax_mode_differs": 0, "tax_mode_defaulted": 0}
+    counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0, "in_flight": len(by_ref) - len(claimed)}
     for ref in linked:
         counts["already_loaded"] += 1
         ctx.ledger.resolve_quarantine(key, FLOW, by_ref[ref][0], note=f"already loaded as {linked[ref]}")
@@ -197,7 +200,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
         how = instructions(ctx, order, maps)
         note = tax_mode_note(ctx.pairing, order)
         if note:
-            counts[f"tax_mode_{note}"] += 1
+            counts[f"tax_mode_{note}"] = counts.get(f"tax_mode_{note}", 0) + 1  # only when it happens: the run report shows it
             log.warning("%s: order %s %s; booked %s", key, ref,
                         "states no tax mode: the pairing's tax_calculation applies" if note == "defaulted"
                         else f"states {'tax-inclusive' if order.tax_inclusive else 'tax-exclusive'} prices, unlike the pairing's tax_calculation",
