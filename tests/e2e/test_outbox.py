@@ -73,14 +73,18 @@ def smtp_env(mailbox, pg_url, monkeypatch, airflow_db):
     return mailbox
 
 
-def test_runs_delivering_at_once_send_each_queued_alert_exactly_once(smtp_env, pg_url):
+def test_runs_delivering_at_once_send_each_queued_alert_exactly_once(smtp_env, pg_url, capsys):
     from commerce_sync.alerts import deliver_outbox, send_email
+    from commerce_sync.cli import main
 
     smtp_env.stop()
     for i in range(6):
         send_email(["ops@example.com"], f"alert {i}", f"<p>{i}</p>", {"report.csv": f"n\n{i}\n"} if i == 0 else None)
     ledger = Ledger.from_url(pg_url)
     assert [e["status"] for e in ledger.emails()] == ["queued"] * 6
+    capsys.readouterr()
+    assert main(["health", "--pairing", PAIRING]) == 0
+    assert "! 6 alert e-mail(s) not delivered, the oldest for 0 minutes ('alert 0'); last error: ConnectionRefusedError" in capsys.readouterr().out
     smtp_env.start()
 
     start = threading.Barrier(4)
