@@ -30,7 +30,7 @@ def make_orders(n_lines: int) -> dict[str, Order]:
             for j in range(2)
         ]
         total = sum((ln.line_total for ln in lines), Decimal("0"))
-        orders[f"k{i}"] = Order(channel="bench", channel_ref=str(i), channel_id=f"id{i}", placed_at=placed, currency="AUD", seller_ref="1", lines=lines, total=total)
+        orders[f"k{i}"] = Order(channel="bench", channel_ref=str(i), channel_id=f"id{i}", placed_at=placed, currency="AUD", seller_ref="1", lines=lines, total=total, tax_inclusive=True)
     return orders
 
 

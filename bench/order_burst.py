@@ -26,7 +26,7 @@ from harness import ROOT, Emulators, max_in_window, pg_ledger, setup_env, table,
 CIN7_SEED = {
     "products": [{"SKU": s, "Name": s} for s in ("CS-TEE-BLK-M", "CS-TEE-BLK-L", "CS-CAP-NVY")],
     "locations": ["Main Warehouse"], "tax_rules": ["GST on Income", "20% (VAT on Income)"],
-    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace"],
+    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", {"Name": "John Lewis Marketplace", "Currency": "GBP"}],
 }
 
 

@@ -8,6 +8,15 @@
 - Errors: the spec's Error Model, `[{"ErrorCode": 400, "Exception": "..."}]`.
 - A sale is created in two calls (POST /sale, POST /sale/order); until lines are posted the
   sale's OrderStatus is "NOT AVAILABLE", as in Cin7.
+- Currency: every customer has one (the Customer model's `Currency`), and a sale is in its
+  customer's currency (`CustomerCurrency`), whatever the request says, as in Cin7. The account's
+  base currency is AUD.
+- Tax: a sale's `TaxCalculation` (Inclusive or Exclusive) says how its prices read. Line Total =
+  Price x Quantity less Discount in both modes; the order's Tax = its lines' and charges' Tax;
+  Exclusive: TotalBeforeTax = lines + charges and Total = that + Tax; Inclusive: Total = lines +
+  charges and TotalBeforeTax = Total - Tax (the spec's model tables and its examples: an
+  exclusive opportunity of 900 + 600 with 150 tax totals 1650; an inclusive line of 2 carries 0.18
+  tax in its 2). A posted Total or Tax that differs is refused (400), as a line Total is.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, jso
 
 BASE = "/ExternalApi/v2"
 TWO_PLACES = Decimal("0.01")
+BASE_CURRENCY = "AUD"
+TAX_CALCULATIONS = ("Inclusive", "Exclusive")
 
 
 def _error(status: int, message: str) -> MoneyJSONResponse:
@@ -45,6 +56,30 @@ def _money(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _customer(seed: dict) -> dict:
+    """A customer as GET /customer shows it (the spec's Customer fields the emulator knows)."""
+    name = seed["Name"]
+    return {
+        "ID": seed.get("ID") or str(uuid.uuid5(uuid.NAMESPACE_OID, name)),
+        "Name": name,
+        "Status": seed.get("Status", "Active"),
+        "Currency": seed.get("Currency") or BASE_CURRENCY,
+        "PaymentTerm": "30 days",
+        "AccountReceivable": "610",
+        "RevenueAccount": "200",
+        "TaxRule": seed.get("TaxRule"),
+        "PriceTier": "Tier 1",
+        "Location": None,
+        "Discount": 0,
+        "Comments": None,
+        "CreditLimit": 0,
+        "IsOnCreditHold": False,
+        "LastModifiedOn": _cin7_time(now()),
+        "Addresses": [],
+        "Contacts": [],
+    }
+
+
 class Cin7Data:
     def __init__(self):
         self.lock = threading.RLock()
@@ -56,7 +91,7 @@ class Cin7Data:
             self.availability: dict[tuple[str, str], dict] = {}  # (SKU, Location) -> row, in seeding order
             self.locations: set[str] = set()
             self.tax_rules: set[str] = set()
-            self.customers: set[str] = set()
+            self.customers: dict[str, dict] = {}  # name -> customer (Customer model fields)
             self.sales: dict[str, dict] = {}
             self.order_seq = 0
             self.journals: list[dict] = []
@@ -115,7 +150,10 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 data.availability[(a["SKU"], a["Location"])] = dict(a)
             data.locations.update(body.get("locations", []))
             data.tax_rules.update(body.get("tax_rules", []))
-            data.customers.update(body.get("customers", []))
+            for c in body.get("customers", []):
+                # {"Name", "Currency"} or a bare name (the account's base currency)
+                c = {"Name": c} if isinstance(c, str) else dict(c)
+                data.customers[c["Name"]] = _customer(c)
         return {"products": len(data.products), "locations": sorted(data.locations)}
 
     @app.get("/_sandbox/sales")
@@ -210,9 +248,14 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
         customer = body.get("Customer")
         if not customer:
             return _error(400, "Customer is required")
+        calculation = body.get("TaxCalculation") or "Exclusive"
+        if calculation not in TAX_CALCULATIONS:
+            return _error(400, f"TaxCalculation must be Inclusive or Exclusive, not '{calculation}'")
         with data.lock:
             if data.customers and customer not in data.customers:
                 return _error(400, f"Customer '{customer}' not found")
+            # a sale is in its customer's currency: Cin7 reads every amount of it in that currency
+            currency = data.customers[customer]["Currency"] if customer in data.customers else BASE_CURRENCY
             location = body.get("Location")
             if data.locations and location not in data.locations:
                 return _error(400, f"Location '{location}' not found")
@@ -225,7 +268,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             sale = {
                 "ID": sale_id,
                 "Customer": customer,
-                "CustomerID": str(uuid.uuid5(uuid.NAMESPACE_OID, customer)),
+                "CustomerID": data.customers[customer]["ID"] if customer in data.customers else str(uuid.uuid5(uuid.NAMESPACE_OID, customer)),
                 "Contact": body.get("Contact"),
                 "Phone": body.get("Phone"),
                 "Email": body.get("Email"),
@@ -234,10 +277,10 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 "BillingAddress": body.get("BillingAddress"),
                 "ShippingAddress": body.get("ShippingAddress"),
                 "ShippingNotes": body.get("ShippingNotes"),
-                "BaseCurrency": "AUD",
-                "CustomerCurrency": body.get("CustomerCurrency") or "AUD",
+                "BaseCurrency": BASE_CURRENCY,
+                "CustomerCurrency": currency,
                 "TaxRule": tax_rule,
-                "TaxCalculation": body.get("TaxCalculation") or "Exclusive",
+                "TaxCalculation": calculation,
                 "Terms": "30 days",
                 "PriceTier": "Tier 1",
                 "ShipBy": None,
@@ -282,7 +325,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 return _error(400, f"Order status is {sale['Order']['Status']}: lines can only be posted to a DRAFT or NOT AVAILABLE order")
             if not sale.get("SkipQuote"):
                 return _error(400, "Quote status is not AUTHORISED")
-            lines, total = [], Decimal("0")
+            lines, total, tax = [], Decimal("0"), Decimal("0")
             for i, line in enumerate(body.get("Lines") or []):
                 sku = line.get("SKU")
                 product = data.products.get(sku)
@@ -299,13 +342,21 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                     return _error(400, f"Line {i + 1}: Total {line['Total']} does not match Price x Quantity less Discount ({expected})")
                 lines.append({**line, "ProductID": product["ID"], "Name": line.get("Name") or product["Name"], "Total": expected})
                 total += expected
+                tax += _money(line.get("Tax", 0))
             charges = []
             for charge in body.get("AdditionalCharges") or []:
                 amount = (_money(charge.get("Price", 0)) * _money(charge.get("Quantity", 1))).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
                 charges.append({**charge, "Total": amount})
                 total += amount
+                tax += _money(charge.get("Tax", 0))
+            if sale["TaxCalculation"] == "Exclusive":
+                before_tax, total = total, total + tax  # tax comes on top of exclusive prices
+            else:
+                before_tax = total - tax  # inclusive prices already hold their tax
+            if body.get("Tax") is not None and _money(body["Tax"]) != tax:
+                return _error(400, f"Tax {body['Tax']} does not match the lines' and charges' tax ({tax})")
             if body.get("Total") is not None and _money(body["Total"]) != total:
-                return _error(400, f"Total {body['Total']} does not match the lines and charges ({total})")
+                return _error(400, f"Total {body['Total']} does not match the lines and charges ({total}, tax {sale['TaxCalculation'].lower()})")
             status = body.get("Status") or "DRAFT"
             if status not in ("DRAFT", "AUTHORISED"):
                 return _error(400, "Status must be DRAFT or AUTHORISED")
@@ -316,8 +367,8 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 "Status": status,
                 "Lines": lines,
                 "AdditionalCharges": charges,
-                "TotalBeforeTax": total - _money(body.get("Tax", 0)),
-                "Tax": _money(body.get("Tax", 0)),
+                "TotalBeforeTax": before_tax,
+                "Tax": tax,
                 "Total": total,
             }
             sale["Order"] = order
@@ -465,6 +516,22 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
     def all_journals():
         with data.lock:
             return MoneyJSONResponse({"journals": list(data.journals)})
+
+    # -- customers ----------------------------------------------------------------------------
+    @app.get(f"{BASE}/customer")
+    def customers(request: Request):
+        """Filters ID and Name (Name matches the start of a name, ignoring case: our reading of
+        Cin7's search); deprecated customers only with IncludeDeprecated=true."""
+        q = request.query_params
+        with data.lock:
+            items = list(data.customers.values())
+        if q.get("ID"):
+            items = [c for c in items if c["ID"] == q["ID"]]
+        if q.get("Name"):
+            items = [c for c in items if c["Name"].lower().startswith(q["Name"].lower())]
+        if q.get("IncludeDeprecated", "false").lower() != "true":
+            items = [c for c in items if c["Status"] == "Active"]
+        return page_of(items, request, "CustomerList")
 
     # -- products and stock -------------------------------------------------------------------
     @app.get(f"{BASE}/product")

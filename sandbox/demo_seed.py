@@ -25,8 +25,10 @@ CIN7_SEED = {
     "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")],
     "locations": ["Main Warehouse", "Sydney Store"],
     "tax_rules": ["GST on Income", "20% (VAT on Income)"],
-    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace", "Storefront GBP",
-                  "Webshop UK (SFCC)", "Webshop EU (SFCC)", "Webshop US (SFCC)"],
+    # a sale takes its customer's currency: each pairing's customers trade in its orders' currency
+    "customers": [{"Name": name, "Currency": "AUD"} for name in ("Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)")]
+    + [{"Name": "John Lewis Marketplace", "Currency": "GBP"}, {"Name": "Storefront GBP", "Currency": "GBP"}]
+    + [{"Name": "Webshop UK (SFCC)", "Currency": "GBP"}, {"Name": "Webshop EU (SFCC)", "Currency": "EUR"}, {"Name": "Webshop US (SFCC)", "Currency": "USD"}],
 }
 
 

@@ -60,6 +60,10 @@ Assumed (not in the spec, or not knowable from it):
   its own description; OR11/OF21 `max` at most 100 is API-FACTS' "commonly 100" (unverified).
 - The 403 for a foreign `shop_id` (the spec only says the default shop is used without one).
 - A refused line keeps its amounts; the order's totals are not recomputed.
+- OR21's order line is `{id, accepted}` and nothing more (the spec's OR21_Request_OrderLines): a
+  refusal has no reason code, and a decision carrying any other field is refused with
+  VALIDATION_ERROR (the spec does not say whether Mirakl ignores unknown fields; refusing them
+  keeps a client from relying on one).
 - `/_sandbox/reset` also puts the config and the carrier list back to their defaults.
 """
 
@@ -544,6 +548,9 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
                 raise BadRequest(400, "ORDER_LINE_NULL_ELEMENT: the order lines list contains a null element")
             if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("accepted"), bool):
                 raise BadRequest(400, "VALIDATION_ERROR: each order line needs an id (string) and accepted (boolean)")
+            if set(d) - {"id", "accepted"}:
+                # the spec's OR21 line is an id and a decision, nothing else: a refusal carries no reason code
+                raise BadRequest(400, f"VALIDATION_ERROR: unknown field(s) {', '.join(sorted(set(d) - {'id', 'accepted'}))} in an order line decision")
         with data.lock:
             order = data.order(order_id)
             if order.get("order_state") != "WAITING_ACCEPTANCE":

@@ -132,11 +132,15 @@ def make_order(
     shipping_price: Decimal | str = "0",
     customer: dict[str, Any] | None = None,
     shipping_deadline: datetime | str | None = None,
+    tax_mode: str | None = "TAX_INCLUDED",
 ) -> dict[str, Any]:
     """A complete OR11 order in `state` (every line in the same state unless a line says `state`).
 
-    A line is {"offer_sku", "quantity", "price_unit", "tax"?: VAT amount of the line (prices
-    include it: TAX_INCLUDED), "tax_rate"?: 20, "shipping_price"?, "shipping_tax"?,
+    `tax_mode` is the order's `order_tax_mode`: with TAX_EXCLUDED every price given (price_unit,
+    shipping_price) is without tax and a line's `tax` comes on top; None leaves the field out.
+
+    A line is {"offer_sku", "quantity", "price_unit", "tax"?: VAT amount of the line (inside the
+    prices under TAX_INCLUDED, on top of them under TAX_EXCLUDED), "tax_rate"?: 20, "shipping_price"?, "shipping_tax"?,
     "commission_fee"?, "commission_vat"?, "state"?}; any other key is laid over the built line as
     is (to make a deliberately inconsistent one). `shipping_price` of the order goes on the first
     line when no line names its own. Every date (accepted, debited, shipped, last updated) is
@@ -220,7 +224,7 @@ def make_order(
         "created_date": at,
         "last_updated_date": at,
         "currency_iso_code": currency,
-        "order_tax_mode": "TAX_INCLUDED",
+        "order_tax_mode": tax_mode,
         "price": price,
         "shipping_price": shipping,
         "total_price": price + shipping,
@@ -248,6 +252,8 @@ def make_order(
         "payment_workflow": "PAY_ON_ACCEPTANCE",
         "order_additional_fields": [],
     }
+    if tax_mode is None:
+        del order["order_tax_mode"]
     if commercial_id is None:
         del order["commercial_id"]
         del order["references"]

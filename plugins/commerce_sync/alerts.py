@@ -1,23 +1,38 @@
 """E-mail to the people a pairing names, through the SMTP provider's hook (connection smtp_default).
 
+Sending is kept apart from the work: `send_email` records every message in the ledger's outbox
+first, then tries to deliver it. An SMTP server that is down leaves the message queued with the
+error and never fails the step that sent it (the work is done and must not be redone); the next
+run's report step (`deliver_outbox`) delivers what is queued, each message once: a sender claims a
+message in the ledger before sending, so two runs delivering at once never both send it.
+
 Reports go out with their files attached; secrets never enter a message (the hook reads them from
-the connection). Failure, deadline and threshold alerts build on this (see the alerting issue).
+the connection). Failure, deadline and threshold alerts build on this.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from decimal import Decimal
+import socket
 import tempfile
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
+# a sender that died mid-send holds its claim this long; then another run may take the message over
+CLAIM_STALE_AFTER = timedelta(minutes=15)
+# an alert still undelivered after this is itself an error in the run's log
+UNDELIVERED_ERROR_AFTER = timedelta(hours=1)
+
 
 def send_email(to: list[str], subject: str, html: str, attachments: dict[str, str] | None = None, conn_id: str = "smtp_default") -> None:
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
+    """Record the message in the outbox and try to deliver it now. Never raises: a message that
+    cannot go now stays queued (with the error) for the next run to deliver."""
     from commerce_sync.redact import scrub
 
     # a boundary: whatever the text quotes (a vendor's error echoing our key), the run's secrets
@@ -26,21 +41,104 @@ def send_email(to: list[str], subject: str, html: str, attachments: dict[str, st
     if not to:
         log.warning("no recipients for %r: nothing sent", subject)
         return
+    message = {"recipients": list(to), "subject": subject, "html": html, "attachments": attachments or None, "conn_id": conn_id}
+    sender = _sender_id()
+    try:
+        ledger = _ledger()
+        message["id"] = ledger.queue_email(list(to), subject, html, attachments, conn_id, claimed_by=sender)
+    except Exception:  # noqa: BLE001 - without the ledger, still try the SMTP server itself
+        log.exception("could not record %r in the outbox; sending it without a copy", subject)
+        try:
+            _smtp_send(message)
+        except Exception:  # noqa: BLE001
+            log.exception("ALERT LOST: %r could neither be recorded nor sent", subject)
+        return
+    _deliver(ledger, message, sender)
+
+
+def deliver_outbox(ledger=None, limit: int = 100) -> dict[str, Any]:
+    """Deliver queued messages, oldest first, each claimed before it is sent; stop at the first
+    failure (the server is likely down: the rest wait for the next run). Returns the outbox's
+    state for the run report, and logs at ERROR a message undelivered for over an hour."""
+    ledger = ledger or _ledger()
+    sender = _sender_id()
+    delivered = 0
+    try:
+        for msg_id in ledger.deliverable_emails(CLAIM_STALE_AFTER, limit):
+            message = ledger.claim_email(msg_id, sender, CLAIM_STALE_AFTER)
+            if message is None:
+                continue  # another run has it
+            if not _deliver(ledger, message, sender):
+                break
+            delivered += 1
+        state = outbox_status(ledger)
+    except Exception:  # noqa: BLE001 - the outbox is the alerts' business, never the run's
+        log.exception("could not deliver the outbox")
+        return {"delivered": delivered, "error": "outbox unreadable: see the log"}
+    if state["oldest_undelivered_minutes"] is not None and state["oldest_undelivered_minutes"] * 60 > UNDELIVERED_ERROR_AFTER.total_seconds():
+        log.error(
+            "%d alert e-mail(s) undelivered, the oldest for %d minutes (%r; last error: %s): check the SMTP connection; "
+            "they are kept in the ledger's outbox and go out once it answers",
+            state["undelivered"], state["oldest_undelivered_minutes"], state["oldest_subject"], state["last_error"],
+        )
+    return {"delivered": delivered, **state}
+
+
+def outbox_status(ledger=None) -> dict[str, Any]:
+    """Undelivered alerts: how many, how old the oldest is (minutes), and the last error."""
+    pending = (ledger or _ledger()).undelivered_emails()
+    if not pending:
+        return {"undelivered": 0, "oldest_undelivered_minutes": None, "oldest_subject": None, "last_error": None}
+    oldest = pending[0]
+    created = oldest["created_at"] if oldest["created_at"].tzinfo else oldest["created_at"].replace(tzinfo=timezone.utc)  # SQLite drops the zone
+    age = datetime.now(timezone.utc) - created
+    errors = [p["last_error"] for p in pending if p["last_error"]]
+    return {"undelivered": len(pending), "oldest_undelivered_minutes": int(age.total_seconds() // 60),
+            "oldest_subject": oldest["subject"], "last_error": errors[-1] if errors else None}
+
+
+def _deliver(ledger, message: dict[str, Any], sender: str) -> bool:
+    try:
+        _smtp_send(message)
+    except Exception as exc:  # noqa: BLE001 - whatever the SMTP side raises, the message stays queued
+        try:
+            ledger.email_failed(message["id"], sender, f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001
+            log.exception("could not mark %r as not delivered", message["subject"])
+        log.warning("could not send %r now (%s); it stays in the outbox and a later run delivers it", message["subject"], exc)
+        return False
+    ledger.email_sent(message["id"], sender)
+    log.info("sent %r to %d recipient(s)", message["subject"], len(message["recipients"]))
+    return True
+
+
+def _smtp_send(message: dict[str, Any]) -> None:
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
     with tempfile.TemporaryDirectory() as tmp:
         files = []
-        for name, content in (attachments or {}).items():
+        for name, content in (message.get("attachments") or {}).items():
             path = Path(tmp) / name
             path.write_text(content, encoding="utf-8")
             files.append(str(path))
-        with SmtpHook(smtp_conn_id=conn_id) as hook:
+        with SmtpHook(smtp_conn_id=message["conn_id"]) as hook:
             hook.send_email_smtp(
-                to=to,
-                subject=subject,
-                html_content=html,
+                to=message["recipients"],
+                subject=message["subject"],
+                html_content=message["html"],
                 files=files or None,
                 from_email=hook.from_email or os.environ.get("COMMERCE_SYNC_MAIL_FROM", "commerce-sync@localhost"),
             )
-    log.info("sent %r to %d recipient(s)", subject, len(to))
+
+
+def _ledger():
+    from commerce_sync.ledger import Ledger
+
+    return Ledger.from_url()
+
+
+def _sender_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 # What kind of failure this is decides what the person should do: wait and re-run, or fix data.

@@ -223,7 +223,10 @@ def _health(ledger: Ledger, pairing: Pairing) -> dict:
 
 def cmd_health(args) -> int:
     ledger = _ledger()
-    reports = [_health(ledger, pairing) for pairing in _pairings(args)]
+    from commerce_sync.alerts import outbox_status
+
+    box = outbox_status(ledger)  # alert e-mails of every pairing: one SMTP server serves them all
+    reports = [{**_health(ledger, pairing), "outbox": box} for pairing in _pairings(args)]
     if args.json:
         # one pairing named: its object; every pairing: a list of them
         print(json.dumps(reports[0] if args.pairing else reports, indent=2, default=str))
@@ -239,6 +242,11 @@ def cmd_health(args) -> int:
                 print(f"      ! {breach}")
             if h["drift"]:
                 print("      drift: " + ", ".join(f"{k} {v}" for k, v in h["drift"].items()))
+    if box["undelivered"]:
+        print(f"! {box['undelivered']} alert e-mail(s) not delivered, the oldest for {box['oldest_undelivered_minutes']} minutes "
+              f"({box['oldest_subject']!r}); last error: {box['last_error']}")
+    else:
+        print("alert e-mails: all delivered")
     return 0
 
 

@@ -26,6 +26,7 @@ from commerce_sync.ports import (
     ACCEPTANCE,
     AVAILABILITY,
     CREDIT_NOTES,
+    CUSTOMER_CURRENCY,
     FULFILMENTS,
     JOURNALS,
     ORDERS,
@@ -213,7 +214,7 @@ FLOW_STEPS: dict[str, list[Step]] = {
 # What each flow asks of the pairing's systems (ports' capability names). The factory refuses to
 # build a flow whose master or channel does not declare them (CAPABILITIES in its module).
 FLOW_NEEDS: dict[str, dict[str, frozenset[str]]] = {
-    "orders_in": {"master": frozenset({SALES}), "channel": frozenset({ORDERS})},
+    "orders_in": {"master": frozenset({SALES, CUSTOMER_CURRENCY}), "channel": frozenset({ORDERS})},
     "stock_out": {"master": frozenset({AVAILABILITY}), "channel": frozenset({STOCK})},
     "dispatch_back": {"master": frozenset({FULFILMENTS}), "channel": frozenset({SHIPMENTS})},
     "drift_monitor": {"master": frozenset({AVAILABILITY, FULFILMENTS, SALE_AMOUNTS}), "channel": frozenset({ORDERS, STOCK})},

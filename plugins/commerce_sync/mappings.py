@@ -26,6 +26,13 @@ __all__ = [
 class MappingSpec:
     key_column: str
     required_columns: tuple[str, ...]
+    # an optional column that narrows a row: the key is "<key>:<qualifier>" where it is filled
+    # (customers.csv: a currency's customer for one seller beside the currency's default)
+    qualifier: str | None = None
+
+    def key_of(self, values: dict[str, str]) -> str:
+        narrowed = values.get(self.qualifier or "") or ""
+        return f"{values[self.key_column]}:{narrowed}" if narrowed else values[self.key_column]
 
 
 MAPPING_KINDS: dict[str, MappingSpec] = {
@@ -34,6 +41,8 @@ MAPPING_KINDS: dict[str, MappingSpec] = {
     "carriers": MappingSpec("master_carrier", ("master_carrier", "channel_carrier")),
     "locations": MappingSpec("master_location", ("master_location", "include")),
     "tax_codes": MappingSpec("channel_tax_code", ("channel_tax_code", "master_tax_rule")),
+    # the ERP customer for orders in a currency (a sale takes its customer's currency)
+    "customers": MappingSpec("currency", ("currency", "master_customer"), qualifier="seller_ref"),
 }
 
 
@@ -86,11 +95,13 @@ def read_mapping_file(path: Path, kind: str) -> tuple[dict[str, dict[str, str]],
             if len(row) != len(header):
                 raise MappingFileError(f"{path} line {line}: {len(row)} fields where the header has {len(header)}")
             values = dict(zip(header, row, strict=True))
-            key = values[spec.key_column]
-            if not key.strip():
+            for col in (spec.key_column, spec.qualifier):
+                cell = values.get(col or "") or ""
+                if cell != cell.strip():
+                    raise MappingFileError(f"{path} line {line}: key {cell!r} has leading or trailing spaces")
+            if not values[spec.key_column].strip():
                 raise MappingFileError(f"{path} line {line}: blank key in column {spec.key_column}")
-            if key != key.strip():
-                raise MappingFileError(f"{path} line {line}: key {key!r} has leading or trailing spaces")
+            key = spec.key_of(values)
             for col in spec.required_columns:
                 if not values[col].strip():
                     raise MappingFileError(f"{path} line {line}: blank value in required column {col} (key {key!r})")

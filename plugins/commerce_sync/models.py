@@ -114,9 +114,12 @@ class Order(_Model):
     customer: Customer = Customer()
     lines: list[OrderLine]
     charges: list[Charge] = []
-    total: Amount
+    total: Amount  # in the order's own tax mode: with tax when tax_inclusive, without it when not
     tax_total: Amount = Decimal("0")
-    tax_inclusive: bool = True
+    # The order's tax mode as the channel states it: True = prices and total include tax, False =
+    # they exclude it (tax is added on top), None = the channel states no mode (the pairing's
+    # `tax_calculation` decides). Required: every adapter must say, never lean on a default.
+    tax_inclusive: bool | None
     note: str | None = None
     ship_by: AwareDatetime | None = None  # the channel's dispatch deadline while it still awaits dispatch
 
@@ -197,3 +200,13 @@ def order_line_sum(order: Order) -> Decimal:
 
 def order_charge_sum(order: Order) -> Decimal:
     return sum((c.amount for c in order.charges), Decimal("0"))
+
+
+def order_tax_sum(order: Order) -> Decimal:
+    """The tax the lines and charges carry (must equal the order's tax_total to be bookable)."""
+    return sum((line.tax for line in order.lines), Decimal("0")) + sum((c.tax for c in order.charges), Decimal("0"))
+
+
+def amount_due(order: Order, tax_inclusive: bool) -> Decimal:
+    """What the customer pays for the order, tax included, read in the mode it is booked in."""
+    return order.total if tax_inclusive else order.total + order.tax_total

@@ -10,7 +10,7 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,7 +49,8 @@ class SystemRef(_Cfg):
 class Policies(_Cfg):
     currencies: list[str]
     tax_rule: str
-    tax_calculation: str = "Inclusive"
+    # only where an order states no tax mode of its own: each sale is booked in its order's mode
+    tax_calculation: Literal["Inclusive", "Exclusive"] = "Inclusive"
     location: str
     customer: str
     sale_status: str = "AUTHORISED"
@@ -57,6 +58,10 @@ class Policies(_Cfg):
     min_records_for_share: int = 10  # ...but only in batches at least this big
     discount_description: str = "Discount"
     shipping_description: str = "Shipping"
+
+    @property
+    def tax_inclusive(self) -> bool:
+        return self.tax_calculation == "Inclusive"
 
 
 class Buffer(_Cfg):
@@ -111,6 +116,9 @@ class AcceptancePolicy(_Cfg):
     partial: bool = False  # accept the mapped lines and refuse the rest; False holds the whole order
     window_hours: int = 24  # the channel refuses an order left undecided this long (operator setting)
     recipients: str = "ops"  # a key of `recipients`: who hears of an order that cannot be accepted
+    # an order that would fail booking (the orders gate's rules): `hold` leaves it undecided on the
+    # channel and alerts (ops decide before the deadline); `refuse` refuses its lines at once
+    unbookable: Literal["hold", "refuse"] = "hold"
 
 
 class PackingSlipPolicy(_Cfg):

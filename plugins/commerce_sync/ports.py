@@ -60,7 +60,7 @@ class SaleInstructions:
     customer: str
     location: str
     tax_rule: str
-    tax_calculation: str
+    tax_calculation: str  # "Inclusive" or "Exclusive": this sale's own mode (the order's, else the pairing's)
     status: str
     sku_map: Mapping[str, str]  # channel SKU -> master SKU
     source_channel: str
@@ -68,6 +68,10 @@ class SaleInstructions:
     shipping_description: str = "Shipping"
     discount_description: str = "Discount"
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tax_inclusive(self) -> bool:
+        return self.tax_calculation.lower() == "inclusive"
 
 
 @runtime_checkable
@@ -164,3 +168,8 @@ class Master(Protocol):
 
     def complete_sale(self, sale: SaleRef, order: Order, how: SaleInstructions) -> SaleRef:
         """Finish a sale whose header exists but whose lines were never added (a crash between calls)."""
+
+    def customer_currency(self, customer: str) -> str | None:
+        """The currency the ERP books this customer's sales in (an ERP takes a sale's currency from
+        its customer); None when the ERP does not know the customer or keeps no currency per
+        customer. Read sparingly: cached by the adapter, never once per order."""

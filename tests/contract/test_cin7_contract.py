@@ -155,3 +155,26 @@ def test_emulator_fulfilment_and_journal_answers_fit_the_spec(cin7, money_and_st
         assert cin7_spec.validate(body, cin7_spec.response_schema(method, path), strict_types=False) == [], path
     ship = _api(cin7, "GET", "/sale/fulfilment", params={"SaleID": sale.master_id})["Fulfilments"][0]["Ship"]["Lines"][0]
     assert {"Boxes", "Carrier", "TrackingNumber", "IsShipped", "ShipmentDate"} <= set(ship)  # the spec's response names
+
+
+def test_customer_currency_lookup_is_in_the_spec_and_the_emulators_answer_fits_it(cin7):
+    requests.post(f"{cin7.url}/_sandbox/seed", json={"customers": [{"Name": "John Lewis Marketplace", "Currency": "GBP"}, "John Lewis Marketplace AU"]},
+                  timeout=10).raise_for_status()
+    sent, cached = [], {}
+
+    def cache(name, max_age, load):  # the ledger's reference cache, in miniature
+        if name not in cached:
+            cached[name] = load()
+        return cached[name]
+
+    master = Cin7CoreMaster(HttpClient(f"{cin7.url}/ExternalApi/v2", system="cin7_core", auth=HeaderAuth(AUTH), payload_log=sent.append), cache=cache)
+    assert master.customer_currency("John Lewis Marketplace") == "GBP"  # exact name, not the AUD one it also matches
+    assert master.customer_currency("John Lewis Marketplace") == "GBP"
+    assert master.customer_currency("Nobody") is None
+    assert Cin7CoreMaster(master.client, cache=cache).customer_currency("John Lewis Marketplace") == "GBP"  # another task: the shared cache
+    assert [e["url"].split("?")[0].split("/ExternalApi/v2")[1] for e in sent] == ["/customer", "/customer"]  # one call per customer
+    for entry in sent:
+        assert cin7_spec.validate_cin7_request(entry["method"], entry["url"]) == [], entry["url"]
+    body = _api(cin7, "GET", "/customer", params={"Name": "John Lewis", "Page": 1, "Limit": 10})
+    assert len(body["CustomerList"]) == 2
+    assert cin7_spec.validate(body, cin7_spec.response_schema("GET", "/customer"), strict_types=False) == []

@@ -76,7 +76,7 @@ def sandbox():
                 "products": CIN7_PRODUCTS,
                 "locations": ["Main Warehouse"],
                 "tax_rules": ["GST on Income"],
-                "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)"],
+                "customers": [{"Name": n, "Currency": "AUD"} for n in ("Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)")],
             },
             timeout=10,
         ).raise_for_status()
@@ -95,25 +95,46 @@ def mappings(tmp_path, monkeypatch):
     return target
 
 
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on a loopback port; `messages` fills as mail arrives. It can
+    be stopped and started again on the same port (an SMTP outage), keeping what it received."""
+
+    def __init__(self, port: int):
+        from aiosmtpd.handlers import Message
+
+        self.port = port
+        self.messages: list = []
+        messages = self.messages
+
+        class Collect(Message):
+            def handle_message(self, message):
+                messages.append(message)
+
+        self._handler = Collect()
+        self._controller = None
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        if self._controller is None:
+            # an aiosmtpd controller cannot start twice: a fresh one on the same port
+            self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+            self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
 @pytest.fixture
 def mailbox():
-    """A real SMTP server on a free loopback port; `messages` fills as mail arrives."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-
-    messages = []
-
-    class Collect(Message):
-        def handle_message(self, message):
-            messages.append(message)
-
     from tests.conftest import free_port
 
-    controller = Controller(Collect(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    controller.messages = messages
-    yield controller
-    controller.stop()
+    box = Mailbox(free_port())
+    box.start()
+    yield box
+    box.stop()
 
 
 @pytest.fixture
@@ -184,7 +205,7 @@ class JohnLewis(ChannelSandbox):
 
 
 @contextmanager
-def emulated_pairing(pairing: str, channel_app, customers: list[str], tax_rule: str, monkeypatch, mailbox, pg_url, conn_extra=None):
+def emulated_pairing(pairing: str, channel_app, customers: list, tax_rule: str, monkeypatch, mailbox, pg_url, conn_extra=None):
     """Cin7 and the channel's emulator on free ports, seeded; the pairing's connections pointed
     at them (`<pairing>__cin7` and the pairing's channel connection, whose extra is
     `conn_extra(channel URL)` when given), the ledger in PostgreSQL, alerts to the test's SMTP
@@ -236,13 +257,14 @@ def john_lewis(pg_url, mappings, mailbox, monkeypatch, airflow_db, fast_pairings
     from sandbox import mirakl
 
     app = mirakl.create_app(api_key="demo-mirakl-key", shop_id=2001)
-    with emulated_pairing("cin7_john_lewis", app, ["John Lewis Marketplace"], "20% (VAT on Income)", monkeypatch, mailbox, pg_url) as (cin7_url, url):
+    with emulated_pairing("cin7_john_lewis", app, [{"Name": "John Lewis Marketplace", "Currency": "GBP"}], "20% (VAT on Income)", monkeypatch, mailbox, pg_url) as (cin7_url, url):
         requests.post(f"{url}/_sandbox/carriers", json=JL_CARRIERS, timeout=10).raise_for_status()
         yield JohnLewis(cin7=cin7_url, url=url, mailbox=mailbox)
 
 
 # -- Salesforce Commerce Cloud ---------------------------------------------------------------------
-SFCC_CUSTOMERS = ["Webshop UK (SFCC)", "Webshop EU (SFCC)", "Webshop US (SFCC)"]
+SFCC_CUSTOMERS = [{"Name": "Webshop UK (SFCC)", "Currency": "GBP"}, {"Name": "Webshop EU (SFCC)", "Currency": "EUR"},
+                  {"Name": "Webshop US (SFCC)", "Currency": "USD"}]
 
 
 class Sfcc(ChannelSandbox):

@@ -74,7 +74,7 @@ def storefront(pg_url, mappings, mailbox, monkeypatch, airflow_db):
     t = start_server(commercetools.create_app(project_key=PROJECT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
     try:
         requests.post(f"{c.url}/_sandbox/seed", json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"],
-                                                      "customers": ["Storefront GBP"]}, timeout=10).raise_for_status()
+                                                      "customers": [{"Name": "Storefront GBP", "Currency": "GBP"}]}, timeout=10).raise_for_status()
         requests.post(f"{t.url}/_sandbox/channels", json=[{"key": SUPPLY, "roles": ["InventorySupply"]}], timeout=10).raise_for_status()
         extra = {"project_key": PROJECT, "auth_url": t.url, "scopes": ["manage_orders", "view_payments", "manage_products", "manage_channels"]}
         point_at(monkeypatch, pg_url, mailbox, {f"{PAIRING}__cin7": {"host": f"{c.url}/ExternalApi/v2"}, f"{PAIRING}__commercetools": {"host": t.url, "extra": extra}})

@@ -173,7 +173,7 @@ def _seed_cin7(world: World) -> None:
     world.post("cin7", "/_sandbox/seed", {
         "products": [{"SKU": s, "Name": s} for s in ("CS-TEE-BLK-M", "CS-TEE-BLK-L", "CS-CAP-NVY", "CS-SOCK-WHT")],
         "locations": ["Main Warehouse"], "tax_rules": ["GST on Income", "20% (VAT on Income)"],
-        "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", "John Lewis Marketplace"],
+        "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", {"Name": "John Lewis Marketplace", "Currency": "GBP"}],
     })
 
 

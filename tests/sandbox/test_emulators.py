@@ -66,6 +66,45 @@ def test_cin7_sale_is_two_calls_and_checks_skus_and_totals(c7):
     assert listed[0]["OrderStatus"] == "AUTHORISED"
 
 
+def _post_order(url, sale_id, lines, charges=(), **totals):
+    body = {"SaleID": sale_id, "Status": "AUTHORISED", "Lines": lines, "AdditionalCharges": list(charges), **totals}
+    return requests.post(f"{url}/ExternalApi/v2/sale/order", json=body, headers=CIN7_AUTH, timeout=5)
+
+
+@pytest.mark.parametrize(
+    "calculation, total, before_tax",
+    [("Exclusive", "107.95", "92.95"), ("Inclusive", "92.95", "77.95")],  # lines 88.00 + charge 4.95, tax 14.18 + 0.82
+)
+def test_cin7_does_its_tax_arithmetic_in_both_modes(c7, calculation, total, before_tax):
+    header = requests.post(f"{c7.url}/ExternalApi/v2/sale", json={"Customer": "C", "Location": "WH", "TaxRule": "GST", "ExternalID": calculation,
+                                                                  "SkipQuote": True, "TaxCalculation": calculation}, headers=CIN7_AUTH, timeout=5).json()
+    assert header["TaxCalculation"] == calculation
+    lines = [{"SKU": "SKU-1", "Quantity": 2, "Price": 44.00, "Discount": 0, "Tax": 14.18, "Total": 88.00}]
+    charges = [{"Description": "Delivery", "Price": 4.95, "Quantity": 1, "Tax": 0.82, "Total": 4.95}]
+    wrong = "92.95" if calculation == "Exclusive" else "107.95"  # the other mode's arithmetic
+    r = _post_order(c7.url, header["ID"], lines, charges, Tax=15.00, Total=float(wrong))
+    assert r.status_code == 400 and "Total" in r.json()[0]["Exception"]
+    r = _post_order(c7.url, header["ID"], lines, charges, Tax=14.00, Total=float(total))
+    assert r.status_code == 400 and "Tax" in r.json()[0]["Exception"]  # the tax is the lines' and charges'
+    r = _post_order(c7.url, header["ID"], lines, charges, Tax=15.00, Total=float(total))
+    assert r.status_code == 200, r.text
+    order = r.json()
+    assert (str(order["Total"]), str(order["TotalBeforeTax"]), str(order["Tax"])) == (total, before_tax, "15.0")
+
+
+def test_cin7_books_a_sale_in_its_customers_currency_and_lists_customers(c7):
+    requests.post(f"{c7.url}/_sandbox/seed", json={"customers": [{"Name": "UK Shop", "Currency": "GBP"}, "AU Shop"]}, timeout=5).raise_for_status()
+    sale = requests.post(f"{c7.url}/ExternalApi/v2/sale", json={"Customer": "UK Shop", "Location": "WH", "TaxRule": "GST", "CustomerCurrency": "AUD",
+                                                                "SkipQuote": True}, headers=CIN7_AUTH, timeout=5).json()
+    assert sale["CustomerCurrency"] == "GBP" and sale["BaseCurrency"] == "AUD"  # the customer's, whatever the request said
+    assert _sale(c7.url, "E2")["CustomerCurrency"] == "AUD"  # a bare name keeps the base currency
+    found = requests.get(f"{c7.url}/ExternalApi/v2/customer", params={"Name": "UK Shop"}, headers=CIN7_AUTH, timeout=5).json()
+    assert found["Total"] == 1 and [(c["Name"], c["Currency"]) for c in found["CustomerList"]] == [("UK Shop", "GBP")]
+    r = requests.post(f"{c7.url}/ExternalApi/v2/sale", json={"Customer": "C", "Location": "WH", "TaxRule": "GST", "TaxCalculation": "Gross"},
+                      headers=CIN7_AUTH, timeout=5)
+    assert r.status_code == 400 and "TaxCalculation" in r.json()[0]["Exception"]
+
+
 def test_cin7_rate_limit_answers_503_with_retry_after():
     server = start_server(cin7.create_app(account_id="acct", application_key="key", rate_limit_per_minute=3))
     try:

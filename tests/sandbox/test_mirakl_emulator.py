@@ -150,6 +150,10 @@ def test_accept_refuse_lines_then_the_debit_makes_the_order_shippable(jl):
 
 def test_refusing_every_line_refuses_the_order_and_auto_debit_skips_the_wait(jl):
     jl.sandbox("POST", "/orders", [make_order("R1-A", "R1", [CAP, SOCK], created=T0), make_order("D1-A", "D1", [CAP], created=T0)])
+    # OR21's line is an id and a decision: a refusal takes no reason code
+    with_reason = {"order_lines": [{"id": "R1-A-1", "accepted": False, "reason_code": "34"}, {"id": "R1-A-2", "accepted": False}]}
+    assert_error(jl.api("PUT", "/orders/R1-A/accept", json=with_reason), 400, "VALIDATION_ERROR")
+    assert jl.order("R1-A")["order_state"] == "WAITING_ACCEPTANCE"
     assert jl.accept("R1-A", {"R1-A-1": False, "R1-A-2": False}).status_code == 204
     assert jl.order("R1-A")["order_state"] == "REFUSED"
 

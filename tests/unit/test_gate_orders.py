@@ -55,7 +55,7 @@ def test_good_orders_pass_and_each_bad_one_is_named_with_its_reason():
     assert checks[keys[6]] == {"quantity_positive"}
     assert checks[keys[7]] == {"currency_allowed"}
     cent_reason = next(r for r in result.failed[keys[4]] if r["check"] == "order_total_adds_up")
-    assert "-1" in cent_reason["detail"]  # one cent short, in minor units
+    assert "by -0.01 AUD" in cent_reason["detail"]  # one cent over, in the channel's money
 
 
 def test_sku_with_trailing_space_is_not_trimmed_into_a_match():

@@ -75,3 +75,14 @@ def test_a_bad_file_in_a_folder_applies_nothing_of_itself(tmp_path, ledger_url):
         sync_pairing_mappings(ledger, "p", folder)
     assert ledger.mapping("p", "skus") == {}
     ledger.dispose()
+
+
+def test_customers_per_currency_are_keyed_by_currency_and_seller(tmp_path):
+    rows, _ = read_mapping_file(_csv(tmp_path, "currency,master_customer,seller_ref\nGBP,UK Shop,\nGBP,Castore UK,1\nNZD,NZ Shop,\n", "customers.csv"), "customers")
+    assert {k: v["master_customer"] for k, v in rows.items()} == {"GBP": "UK Shop", "GBP:1": "Castore UK", "NZD": "NZ Shop"}
+    with pytest.raises(MappingFileError, match="line 3: duplicate key 'GBP:1'"):
+        read_mapping_file(_csv(tmp_path, "currency,master_customer,seller_ref\nGBP,A,1\nGBP,B,1\n", "customers.csv"), "customers")
+    with pytest.raises(MappingFileError, match="leading or trailing spaces"):
+        read_mapping_file(_csv(tmp_path, "currency,master_customer,seller_ref\nGBP,A, 1\n", "customers.csv"), "customers")
+    rows, _ = read_mapping_file(_csv(tmp_path, "currency,master_customer\nGBP,UK Shop\n", "customers.csv"), "customers")  # seller_ref is optional
+    assert rows == {"GBP": {"currency": "GBP", "master_customer": "UK Shop"}}

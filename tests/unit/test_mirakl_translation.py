@@ -115,3 +115,23 @@ def test_any_payload_translates_or_raises_the_typed_error(raw):
         CH.to_order(raw)
     except TranslationError as exc:
         assert exc.reason
+
+
+@pytest.mark.parametrize("mode, inclusive", [("TAX_INCLUDED", True), ("TAX_EXCLUDED", False), (None, None)])
+def test_the_orders_own_tax_mode_is_carried_and_an_absent_one_is_said_to_be_absent(mode, inclusive):
+    raw = raw_order([("A", 2, "37.50", "15.00", "4.13", "0.82")])
+    if mode is None:
+        del raw["order_tax_mode"]  # required by OR11: an order without one states no mode, and says so
+    else:
+        raw["order_tax_mode"] = mode
+    order = CH.to_order(raw)
+    assert order.tax_inclusive is inclusive
+    # the prices pass through in the order's own mode, never converted
+    assert order.total == Decimal("79.13") and order.tax_total == Decimal("15.82")
+
+
+def test_an_unknown_tax_mode_is_unreadable():
+    raw = raw_order([("A", 1, "10.00", "1.67", "0", "0")])
+    raw["order_tax_mode"] = "TAX_MAYBE"
+    with pytest.raises(TranslationError, match="TAX_MAYBE"):
+        CH.to_order(raw)

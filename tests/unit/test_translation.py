@@ -106,3 +106,22 @@ def test_the_ship_to_goes_to_cin7_with_the_buyer_and_comes_back_with_each_box():
     assert "shipping_address" in shipment.model_dump(mode="json")  # a key the ledger seals
     fulfilment["Ship"].pop("ShippingAddress")
     assert shipments_of_fulfilment(SaleRef(master_id="S1", external_id="MKP-42"), fulfilment)[0].shipping_address is None
+
+
+def test_marketplacer_prices_are_tax_inclusive_and_the_invoice_tax_beyond_its_lines_is_the_postages():
+    raw = with_relay_ids(marketplacer_invoice(42, [("CS-TEE-BLK-M", 2, 4500)], postage_cents=995))
+    raw["taxCents"] += 90  # the postage's GST: in the invoice's tax, on no line
+    order = CH.to_order(raw)
+    assert order.tax_inclusive is True
+    assert [(c.kind, c.amount, c.tax) for c in order.charges] == [("shipping", Decimal("9.95"), Decimal("0.90"))]
+    assert sum(line.tax for line in order.lines) + order.charges[0].tax == order.tax_total == Decimal("9.08")
+
+
+def test_cin7_books_each_sale_in_its_own_tax_mode():
+    order = CH.to_order(with_relay_ids(marketplacer_invoice(42, [("CS-CAP-NVY", 2, 2500)], postage_cents=0)))
+    exclusive = order.model_copy(update={"tax_inclusive": False})
+    how_in, how_ex = _how(tax_calculation="Inclusive"), _how(tax_calculation="Exclusive")
+    assert Cin7CoreMaster.sale_header(order, how_in)["TaxCalculation"] == "Inclusive"
+    assert Cin7CoreMaster.sale_header(exclusive, how_ex)["TaxCalculation"] == "Exclusive"
+    assert Cin7CoreMaster.sale_order("s", order, how_in)["Total"] == Decimal("50.00")  # the tax is inside
+    assert Cin7CoreMaster.sale_order("s", exclusive, how_ex)["Total"] == Decimal("54.55")  # 50.00 + 4.55 on top

@@ -94,18 +94,21 @@ def orders(draw):
         charges.append(Charge(kind="discount", description="Voucher", amount=-draw(money)))
     total = sum((line.line_total for line in lines), Decimal("0")) + sum((c.amount for c in charges), Decimal("0"))
     return Order(channel="x", channel_ref=draw(st.text(min_size=1, max_size=60)), channel_id="x", placed_at=datetime(2026, 11, 1, tzinfo=timezone.utc),
-                 currency="GBP", lines=lines, charges=charges, total=total, tax_total=draw(money))
+                 currency="GBP", lines=lines, charges=charges, total=total, tax_total=draw(money), tax_inclusive=draw(st.booleans()))
 
 
 @SETTINGS
 @given(orders())
 def test_cin7_sale_conserves_money_tax_and_keeps_names_whole(order):
-    how = SaleInstructions(external_id=order.channel_ref, customer="C", location="L", tax_rule="T", tax_calculation="Inclusive", status="AUTHORISED",
+    how = SaleInstructions(external_id=order.channel_ref, customer="C", location="L", tax_rule="T",
+                           tax_calculation="Inclusive" if order.tax_inclusive else "Exclusive", status="AUTHORISED",
                            sku_map={line.sku: f"M-{line.sku}" for line in order.lines}, source_channel="X")
     body = Cin7CoreMaster.sale_order("sale-1", order, how)
     lines_total = sum((line["Total"] for line in body["Lines"]), Decimal("0"))
     charges_total = sum((c["Total"] for c in body["AdditionalCharges"]), Decimal("0"))
-    assert lines_total + charges_total == body["Total"] == order.total  # lines + charges - discounts = total, exactly
+    assert lines_total + charges_total == order.total  # lines + charges - discounts = total, exactly
+    # Cin7's arithmetic: an exclusive sale's Total adds its tax; an inclusive one's holds it
+    assert body["Total"] == (order.total if order.tax_inclusive else order.total + order.tax_total)
     assert body["Tax"] == order.tax_total
     assert [line["SKU"] for line in body["Lines"]] == [f"M-{line.sku}" for line in order.lines]
     assert [line["Name"] for line in body["Lines"]] == [line.name for line in order.lines]  # never truncated

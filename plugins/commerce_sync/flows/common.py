@@ -50,7 +50,8 @@ def apply_gate(ctx: FlowContext, flow: str, run_id: str, result, payloads: dict[
 
 
 def finish_run(ctx: FlowContext, flow: str, run_id: str, **steps: dict) -> dict[str, Any]:
-    """Close the run report: each step's counts (key lists left out) and the open quarantine."""
+    """Close the run report: each step's counts (key lists left out), the open quarantine, and
+    the alert outbox (what is queued goes out now; what stays undelivered is reported)."""
     from commerce_sync.alerts import alert_thresholds, threshold_breaches
 
     details: dict[str, Any] = {name: {k: v for k, v in (counts or {}).items() if k != "valid_keys"} for name, counts in steps.items()}
@@ -60,9 +61,18 @@ def finish_run(ctx: FlowContext, flow: str, run_id: str, **steps: dict) -> dict[
     calls = sum((c or {}).get("api_calls", 0) for c in steps.values())
     throttled = sum((c or {}).get("throttled", 0) for c in steps.values())
     details["breaches"] = threshold_breaches(ctx.pairing.alerts, flow, open_rows, (steps.get("extract") or {}).get("extracted"), now, calls, throttled)
-    ctx.ledger.record_run(ctx.pairing.key, flow, run_id, finished_at=now, details=details)
     alert_thresholds(ctx.pairing, flow, run_id, details["breaches"])
+    details["outbox"] = flush_outbox(ctx)
+    ctx.ledger.record_run(ctx.pairing.key, flow, run_id, finished_at=now, details=details)
     return details
+
+
+def flush_outbox(ctx: FlowContext) -> dict[str, Any]:
+    """Every flow's report step delivers the alerts earlier runs could not send (each once), and
+    says in its run report how many still wait and for how long."""
+    from commerce_sync.alerts import deliver_outbox
+
+    return deliver_outbox(ctx.ledger)
 
 
 def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:
@@ -77,7 +87,7 @@ def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:
     synced = sync_pairing_mappings(ctx.ledger, ctx.pairing.key, folder) if folder.is_dir() else {}
     # a kind just synced from its file now holds exactly the file's rows in the ledger
     return {kind: synced[kind].rows if kind in synced else ctx.ledger.mapping(ctx.pairing.key, kind)
-            for kind in ("skus", "sellers", "carriers", "locations")}
+            for kind in ("skus", "sellers", "carriers", "locations", "customers")}
 
 
 def api_stats(ctx: FlowContext) -> dict[str, int]:

@@ -14,8 +14,10 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from commerce_sync.flows.booking import tax_inclusive
+from commerce_sync.flows.common import flush_outbox
 from commerce_sync.flows.stock_out import read_stock_rows, sellable_of
-from commerce_sync.models import TranslationError
+from commerce_sync.models import TranslationError, amount_due
 from commerce_sync.money import quantize
 from commerce_sync.runtime import FlowContext
 
@@ -59,7 +61,9 @@ def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, 
                           "detail": f"to be dispatched by {order.ship_by:%Y-%m-%d %H:%M} UTC, not yet confirmed to the channel"})
         if order.channel_ref in linked:
             booked = ctx.master.sale_amounts(linked[order.channel_ref])
-            for what, ours, theirs in (("total", order.total, booked["total"]), ("tax", order.tax_total, booked["tax"])):
+            # the ERP's total includes tax whatever the mode; an exclusive order's total does not
+            due = amount_due(order, tax_inclusive(ctx.pairing, order))
+            for what, ours, theirs in (("total", due, booked["total"]), ("tax", order.tax_total, booked["tax"])):
                 diff = quantize(theirs - ours, order.currency)
                 if abs(diff) > drift.money_tolerance:
                     found.append({"type": f"{what}_mismatch", "key": order.channel_ref, "detail": f"channel {what} {ours}, Cin7 {theirs} ({diff:+} {order.currency})"})
@@ -113,5 +117,6 @@ def report(ctx: FlowContext, run_id: str, checked: dict[str, Any]) -> dict[str, 
                 f"<table border='1' cellpadding='4'><tr><th>type</th><th>order / SKU</th><th>detail</th></tr>{rows}</table>"
                 f"<p><a href='{escape(run_link(ctx.pairing.dag_id(FLOW), run_id))}'>Open the run</a>. docs/operations.md, 'Drift', says what each means.</p>")
         send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {key}: drift found ({len(findings)})", html)
-    ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc))
+    details = {"counts": checked["counts"], "outbox": flush_outbox(ctx)}
+    ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
     return {"findings": len(findings), "counts": checked["counts"]}

@@ -11,10 +11,10 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from commerce_sync.flows.booking import check_bookable, instructions, tax_mode_note
 from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_orders
 from commerce_sync.http import ClientError
 from commerce_sync.models import Order, TranslationError
-from commerce_sync.ports import SaleInstructions
 from commerce_sync.runtime import FlowContext
 
 FLOW = "orders_in"
@@ -27,72 +27,114 @@ log = logging.getLogger(__name__)
 
 
 def accept(ctx: FlowContext, run_id: str) -> dict[str, Any]:
-    """Accept, before the channel's deadline, the waiting orders whose lines all map to the ERP.
+    """Accept, before the channel's deadline, the waiting orders that can be booked.
 
-    Only channels whose pairing has an `acceptance:` section take this step (Mirakl: OR21). An
-    order with an unmapped line is held in quarantine (flow order_acceptance) and ops are told,
-    with the time left; the next run accepts it once the mapping is fixed. Accepting is not
-    booking: the order reaches the ERP through extract/load once the customer has paid.
+    Only channels whose pairing has an `acceptance:` section take this step (Mirakl: OR21).
+    Accepting commits the shop to ship, so a waiting order must pass the very booking rules the
+    orders gate applies later (`booking.check_bookable`: currency, customer order number, SKU
+    mapping, seller, customer's currency, totals, quantities, prices). One that fails is never
+    accepted: with `unbookable: hold` (the default) it waits in quarantine (flow
+    order_acceptance) and ops are told, with the accept-by time, and the next run accepts it once
+    the cause is fixed; with `unbookable: refuse` its lines are refused on the channel at once.
+    Accepting is not booking: the order reaches the ERP through extract/load once paid.
     """
     policy = ctx.pairing.acceptance
     if policy is None:
         return {"awaiting": 0}
     key = ctx.pairing.key
-    skus = set(load_mappings(ctx).get("skus", {}))
     held_before = {q.record_key for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW)}
     waiting = {ctx.channel.record_key(raw): raw for raw in ctx.channel.orders_awaiting_acceptance()}
-    counts = {"awaiting": len(waiting), "accepted": 0, "partly_accepted": 0, "held": 0}
-    fresh_holds: list[tuple[str, Order | None, list[dict[str, str]]]] = []
+    counts = {"awaiting": len(waiting), "accepted": 0, "partly_accepted": 0, "held": 0, "refused": 0}
+    orders: dict[str, Order] = {}
+    unreadable: dict[str, list[dict[str, str]]] = {}
     for record_key, raw in waiting.items():
         try:
-            order = ctx.channel.to_order(raw)
+            orders[record_key] = ctx.channel.to_order(raw)
         except TranslationError as exc:
-            reasons = [{"check": "payload_readable", "detail": exc.reason}]
-            order = None
-        else:
-            unmapped = sorted({line.sku for line in order.lines if line.sku not in skus})
-            reasons = [{"check": "sku_mapped", "detail": f"SKU {sku!r} is not mapped to a Cin7 SKU; add it to skus.csv"} for sku in unmapped]
-            if not reasons or (policy.partial and len(unmapped) < len({line.sku for line in order.lines})):
-                ctx.channel.accept_order(order, {line.line_ref: line.sku in skus for line in order.lines})
-                counts["partly_accepted" if reasons else "accepted"] += 1
-                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note="accepted" + (f", refused {', '.join(unmapped)}" if reasons else ""))
+            unreadable[record_key] = [{"check": "payload_readable", "detail": exc.reason}]
+    maps = load_mappings(ctx)
+    verdict = check_bookable(ctx, orders, unreadable=unreadable, replayed=held_before, maps=maps) if waiting else None
+    skus = set(maps.get("skus", {}))
+    fresh_holds: list[tuple[str, Order | None, list[dict[str, str]]]] = []
+    refusals: list[tuple[str, Order | None, list[dict[str, str]]]] = []
+    try:
+        for record_key, raw in waiting.items():
+            order, reasons = orders.get(record_key), verdict.failed.get(record_key, []) if verdict else []
+            if order is not None and not reasons:
+                ctx.channel.accept_order(order, {line.line_ref: True for line in order.lines})
+                counts["accepted"] += 1
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note="accepted")
                 continue
-        counts["held"] += 1
-        ctx.ledger.quarantine(key, ACCEPT_FLOW, record_key, raw, reasons, run_id)
-        if record_key not in held_before:
-            fresh_holds.append((record_key, order, reasons))
-    for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW):
-        if q.record_key not in waiting:
-            # accepted by hand, refused, or expired on the channel: nothing left to decide here
-            ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, q.record_key, note="no longer awaiting acceptance on the channel")
-    if fresh_holds:
-        _alert_unaccepted(ctx, policy, fresh_holds)
+            if order is not None and policy.partial and _only_unmapped(reasons) and any(line.sku in skus for line in order.lines):
+                ctx.channel.accept_order(order, {line.line_ref: line.sku in skus for line in order.lines})
+                counts["partly_accepted"] += 1
+                unmapped = sorted({line.sku for line in order.lines if line.sku not in skus})
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, record_key, note=f"accepted, refused {', '.join(unmapped)}")
+                continue
+            ctx.ledger.quarantine(key, ACCEPT_FLOW, record_key, raw, reasons, run_id)
+            if order is not None and policy.unbookable == "refuse":
+                # the channel's refusal takes no reason (OR21: a line id and accepted true/false):
+                # the reasons stay here, on the closed quarantine row, and in the e-mail
+                ctx.channel.accept_order(order, {line.line_ref: False for line in order.lines})
+                counts["refused"] += 1
+                row = ctx.ledger.quarantine_by_key(key, ACCEPT_FLOW, record_key)
+                ctx.ledger.discard_quarantine(row.id, "refused on the channel: " + "; ".join(f"{r['check']}: {r['detail']}" for r in reasons), by="commerce_sync")
+                refusals.append((record_key, order, reasons))
+                continue
+            counts["held"] += 1  # unreadable orders too: what cannot be read cannot be refused line by line
+            if record_key not in held_before:
+                fresh_holds.append((record_key, order, reasons))
+        for q in ctx.ledger.open_quarantine(key, ACCEPT_FLOW):
+            if q.record_key not in waiting:
+                # accepted by hand, refused, or expired on the channel: nothing left to decide here
+                ctx.ledger.resolve_quarantine(key, ACCEPT_FLOW, q.record_key, note="no longer awaiting acceptance on the channel")
+    finally:
+        # even when a later order's call fails the step: a retry sees these holds as old news
+        if fresh_holds:
+            _alert_acceptance(ctx, policy, fresh_holds, refused=False)
+        if refusals:
+            _alert_acceptance(ctx, policy, refusals, refused=True)
     log.info("%s: acceptance %s", key, counts)
     return {**counts, **api_stats(ctx)}
 
 
-def _alert_unaccepted(ctx: FlowContext, policy, held: list[tuple[str, Order | None, list[dict[str, str]]]]) -> None:
-    """Ops hear at once, with each order's acceptance deadline: after it the channel refuses it."""
+def _only_unmapped(reasons: list[dict[str, str]]) -> bool:
+    return bool(reasons) and all(r["check"] in ("sku_mapped", "sku_near_match") for r in reasons)
+
+
+def _alert_acceptance(ctx: FlowContext, policy, orders: list[tuple[str, Order | None, list[dict[str, str]]]], *, refused: bool) -> None:
+    """Ops hear at once, with each order's acceptance deadline (after it the channel refuses the
+    order itself) or, under `unbookable: refuse`, with what was refused and why."""
     from html import escape
 
     from commerce_sync.alerts import send_email
 
     label = ctx.pairing.channel.label or ctx.channel.name
     rows = "".join(
-        f"<tr><td>{escape(key)}</td><td>{escape(str(order.channel_ref if order else ''))}</td>"
+        f"<tr><td>{escape(key)}</td><td>{escape(str(order.channel_ref or '') if order else '')}</td>"
         f"<td>{escape(f'{order.placed_at + timedelta(hours=policy.window_hours):%Y-%m-%d %H:%M} UTC' if order else 'unknown')}</td>"
-        f"<td>{escape('; '.join(r['detail'] for r in reasons))}</td></tr>"
-        for key, order, reasons in held
+        f"<td>{escape('; '.join(r['check'] + ': ' + r['detail'] for r in reasons))}</td></tr>"
+        for key, order, reasons in orders
     )
-    html = (
-        f"<p>{len(held)} {escape(label)} order(s) cannot be accepted and wait in quarantine (flow {ACCEPT_FLOW}). "
-        f"{escape(label)} refuses an order left undecided for {policy.window_hours} hours.</p>"
-        f"<table border='1' cellpadding='4'><tr><th>order</th><th>customer order</th><th>accept by</th><th>why</th></tr>{rows}</table>"
-        "<p>Map the SKUs (skus.csv or <code>python -m commerce_sync mappings import</code>); the next run accepts them. "
-        "See docs/operations.md.</p>"
-    )
+    table = f"<table border='1' cellpadding='4'><tr><th>order</th><th>customer order</th><th>accept by</th><th>why</th></tr>{rows}</table>"
+    if refused:
+        html = (
+            f"<p>{len(orders)} {escape(label)} order(s) could not be booked and were refused on {escape(label)} "
+            f"(the pairing's <code>acceptance.unbookable: refuse</code>).</p>{table}"
+            "<p>They are closed in quarantine (flow order_acceptance) with these reasons. See docs/operations.md.</p>"
+        )
+        subject = f"[Commerce Sync] {ctx.pairing.key}: {len(orders)} order(s) refused, could not be booked"
+    else:
+        html = (
+            f"<p>{len(orders)} {escape(label)} order(s) cannot be booked, so they were not accepted, and wait in quarantine "
+            f"(flow {ACCEPT_FLOW}). {escape(label)} refuses an order left undecided for {policy.window_hours} hours.</p>{table}"
+            "<p>Fix the cause (map the SKU in skus.csv or with <code>python -m commerce_sync mappings import</code>, name the "
+            "customer for the currency in customers.csv, ...) and the next run accepts them; or decide them in the channel's "
+            "back office. See docs/operations.md.</p>"
+        )
+        subject = f"[Commerce Sync] {ctx.pairing.key}: {len(orders)} order(s) to accept by hand or map"
     recipients = ctx.pairing.recipients.get(policy.recipients) or ctx.pairing.recipients.get("ops", [])
-    send_email(recipients, f"[Commerce Sync] {ctx.pairing.key}: {len(held)} order(s) to accept by hand or map", html)
+    send_email(recipients, subject, html)
 
 
 def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) -> dict[str, Any]:
@@ -121,42 +163,11 @@ def replay(ctx: FlowContext, run_id: str) -> dict[str, Any]:
 
 def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
     """Validate the staged batch; quarantine failing orders; return the keys fit to load."""
-    from commerce_sync.gates.orders import gate_orders  # GX is heavy: only the gate task pays for it
-
     key = ctx.pairing.key
-    policy = ctx.pairing.policies
     payloads, orders, unreadable = staged_orders(ctx, FLOW, run_id)
-    maps = load_mappings(ctx)
-    result = gate_orders(
-        orders,
-        unreadable=unreadable,
-        mapped_skus=set(maps.get("skus", {})),
-        mapped_sellers=set(maps.get("sellers", {})),
-        currencies=policy.currencies,
-        max_bad_share=policy.max_bad_share,
-        min_records_for_share=policy.min_records_for_share,
-        replayed={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
-    )
+    result = check_bookable(ctx, orders, unreadable=unreadable, replayed={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)})
     log.info("%s: gate passed %d, quarantined %d", key, len(result.passed), len(result.failed))
     return apply_gate(ctx, FLOW, run_id, result, payloads)
-
-
-def instructions(ctx: FlowContext, order: Order, maps: dict[str, dict[str, dict]]) -> SaleInstructions:
-    p = ctx.pairing
-    seller = maps.get("sellers", {}).get(order.seller_ref or "", {})
-    return SaleInstructions(
-        external_id=p.external_id(order.channel_ref),
-        customer=seller.get("master_customer") or p.policies.customer,
-        location=p.policies.location,
-        tax_rule=p.policies.tax_rule,
-        tax_calculation=p.policies.tax_calculation,
-        status=p.policies.sale_status,
-        sku_map={k: v["master_sku"] for k, v in maps.get("skus", {}).items()},
-        source_channel=p.channel.label or ctx.channel.name.capitalize(),
-        seller_label=seller.get("seller_name") or order.seller_name,
-        shipping_description=p.policies.shipping_description,
-        discount_description=p.policies.discount_description,
-    )
 
 
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +198,13 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
 
     for ref, (record_key, order) in todo.items():
         how = instructions(ctx, order, maps)
+        note = tax_mode_note(ctx.pairing, order)
+        if note:
+            counts[f"tax_mode_{note}"] = counts.get(f"tax_mode_{note}", 0) + 1  # only when it happens: the run report shows it
+            log.warning("%s: order %s %s; booked %s", key, ref,
+                        "states no tax mode: the pairing's tax_calculation applies" if note == "defaulted"
+                        else f"states {'tax-inclusive' if order.tax_inclusive else 'tax-exclusive'} prices, unlike the pairing's tax_calculation",
+                        how.tax_calculation)
         try:
             sale = existing.get(how.external_id)
             if sale is None:

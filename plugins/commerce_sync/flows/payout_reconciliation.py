@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from commerce_sync.errors import ClientError
+from commerce_sync.flows.common import flush_outbox
 from commerce_sync.models import PayoutLine, TranslationError
 from commerce_sync.money import quantize
 from commerce_sync.runtime import FlowContext
@@ -165,5 +166,5 @@ def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconcil
     ctx.ledger.store_report(key, FLOW, period, "exceptions.html", "text/html", html)
     subject = f"[Commerce Sync] {key} payouts {period}: {len(exceptions)} exception(s)"
     send_email(ctx.pairing.recipients.get(policy.report_recipients, []), subject, html, {"exceptions.csv": csv_text})
-    ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=summary)
+    ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details={**summary, "outbox": flush_outbox(ctx)})
     return summary

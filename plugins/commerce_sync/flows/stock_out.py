@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from commerce_sync.flows.common import load_mappings
+from commerce_sync.flows.common import flush_outbox, load_mappings
 from commerce_sync.models import Listing, TranslationError
 from commerce_sync.runtime import FlowContext
 from commerce_sync.stock import buffer_for, sellable, total_available
@@ -143,6 +143,7 @@ def push(ctx: FlowContext, run_id: str, gated: dict | None = None, *, full: bool
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, pushed: dict) -> dict[str, Any]:
-    details = {"extract": extracted, "gate": gated, "push": pushed, "open_quarantine": len(ctx.ledger.open_quarantine(ctx.pairing.key, FLOW))}
+    details = {"extract": extracted, "gate": gated, "push": pushed, "open_quarantine": len(ctx.ledger.open_quarantine(ctx.pairing.key, FLOW)),
+               "outbox": flush_outbox(ctx)}
     ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
     return details

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,9 @@ class Check:
     detail: str
     expectation: Any  # a gxe.Expectation
     batch_level: bool = False
+    # the sentence for one failing row, from that row's values (plain Python, never numpy's):
+    # how a check shows money in the channel's currency rather than as a frame's minor units
+    explain: Callable[[Mapping[str, Any]], str] | None = None
 
 
 @dataclass
@@ -114,9 +118,12 @@ def run_gate(
                 batch_failures.append({"check": check.name, "detail": check.detail})
                 continue
             for hit in res.result.get("unexpected_index_list") or []:
-                row = frame.iloc[int(hit[ROW_ID])]
-                value = hit.get(res.expectation_config.kwargs.get("column"))
-                reason = {"check": check.name, "detail": _detail(check.detail, value)}
+                row = {k: plain(v) for k, v in frame.iloc[int(plain(hit[ROW_ID]))].items()}
+                if check.explain is not None:
+                    detail = check.explain(row)
+                else:
+                    detail = _detail(check.detail, plain(hit.get(res.expectation_config.kwargs.get("column"))))
+                reason = {"check": check.name, "detail": detail}
                 reasons = failed.setdefault(row[RECORD_KEY], [])
                 if reason not in reasons:
                     reasons.append(reason)
@@ -139,10 +146,28 @@ def run_gate(
     return GateResult(passed=passed, failed=failed, checks_run=len(checks))
 
 
+def plain(value: Any) -> Any:
+    """A frame's value as plain Python: numpy scalars unwrapped, pandas' missing markers None."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes, Decimal)):
+        value = value.item()  # np.int64(-1) -> -1: a reason shows numbers, not a library's types
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
 def _detail(detail: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None:
         return f"{detail} (value is missing)"
-    return f"{detail} (got {value!r})"
+    if isinstance(value, bool):
+        return detail  # a flag column: the sentence already says what is wrong
+    if isinstance(value, str):
+        return f"{detail} (got '{value}')"
+    return f"{detail} (got {value})"
 
 
 def _first_reasons(failed: dict[str, list[dict[str, str]]], n: int = 3) -> str:

@@ -8,9 +8,9 @@ import pandas as pd
 
 from commerce_sync.gates.engine import RECORD_KEY, ROW_ID, Check, GateResult, expect, run_gate
 from commerce_sync.models import Refund
-from commerce_sync.money import minor_units, quantize
+from commerce_sync.money import from_minor, minor_units, quantize
 
-COLUMNS = [RECORD_KEY, "order_linked", "sku", "quantity", "amount_minor"]
+COLUMNS = [RECORD_KEY, "order_linked", "sku", "quantity", "amount_minor", "currency"]
 
 
 def refunds_frame(refunds: dict[str, Refund], linked_orders: set[str]) -> pd.DataFrame:
@@ -18,7 +18,8 @@ def refunds_frame(refunds: dict[str, Refund], linked_orders: set[str]) -> pd.Dat
     for key, refund in refunds.items():
         for line in refund.lines:
             minor = int(quantize(line.amount, refund.currency).scaleb(minor_units(refund.currency)))
-            rows.append({RECORD_KEY: key, "order_linked": refund.order_channel_ref in linked_orders, "sku": line.sku, "quantity": line.quantity, "amount_minor": minor})
+            rows.append({RECORD_KEY: key, "order_linked": refund.order_channel_ref in linked_orders, "sku": line.sku, "quantity": line.quantity, "amount_minor": minor,
+                         "currency": refund.currency})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["quantity"] = frame["quantity"].astype("int64")
     frame["amount_minor"] = frame["amount_minor"].astype("int64")
@@ -35,7 +36,8 @@ def gate_refunds(refunds: dict[str, Refund], *, linked_orders: set[str], unreada
         Check("sku_mapped", "a refunded SKU is not mapped to a Cin7 SKU", expect.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(mapped_skus))),
         Check("sku_present", "a refunded line names no SKU", expect.ExpectColumnValuesToNotBeNull(column="sku")),
         Check("quantity_not_negative", "a refunded quantity is negative", expect.ExpectColumnValuesToBeBetween(column="quantity", min_value=0)),
-        Check("amount_positive", "a refunded amount is not positive (minor units)", expect.ExpectColumnValuesToBeBetween(column="amount_minor", min_value=1)),
+        Check("amount_positive", "a refunded amount is not positive", expect.ExpectColumnValuesToBeBetween(column="amount_minor", min_value=1),
+              explain=lambda r: f"a refunded amount is not positive ({from_minor(int(r['amount_minor']), r['currency'])} {r['currency']})"),
     ]
     return run_gate("refunds", refunds_frame(refunds, linked_orders), checks, max_bad_share=max_bad_share,
                     min_records_for_share=min_records_for_share, pre_failed=unreadable, known_bad=known_bad)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from commerce_sync.gates.engine import RECORD_KEY, ROW_ID, Check, GateResult, expect, run_gate
 
-COLUMNS = [RECORD_KEY, "master_sku", "available_whole", "available_units"]
+COLUMNS = [RECORD_KEY, "master_sku", "available_whole", "available_units", "available"]
 
 
 def stock_frame(rows: list[dict]) -> pd.DataFrame:
@@ -22,6 +22,7 @@ def stock_frame(rows: list[dict]) -> pd.DataFrame:
                 "master_sku": row.get("master_sku"),
                 "available_whole": available == available.to_integral_value(),
                 "available_units": int(available),  # truncated toward zero: the sign survives for the check
+                "available": str(available),  # as the ERP reported it, for the reason's sentence
             }
         )
     frame = pd.DataFrame(data, columns=COLUMNS)
@@ -37,9 +38,11 @@ def stock_checks() -> list[Check]:
         Check("listing_mapped", "this channel listing has no Cin7 SKU in skus.csv: it is given no stock until it is mapped",
               expect.ExpectColumnValuesToNotBeNull(column="master_sku")),
         Check("available_whole", "Cin7 reports a fractional quantity available; stock is sent in whole units only",
-              expect.ExpectColumnValuesToBeInSet(column="available_whole", value_set=[True])),
-        Check("available_not_negative", "Cin7 reports negative availability (units); check the stock record in Cin7",
-              expect.ExpectColumnValuesToBeBetween(column="available_units", min_value=0)),
+              expect.ExpectColumnValuesToBeInSet(column="available_whole", value_set=[True]),
+              explain=lambda r: f"Cin7 reports {r['available']} available, a fraction; stock is sent in whole units only"),
+        Check("available_not_negative", "Cin7 reports negative availability; check the stock record in Cin7",
+              expect.ExpectColumnValuesToBeBetween(column="available_units", min_value=0),
+              explain=lambda r: f"Cin7 reports {r['available']} available, less than nothing; check the stock record in Cin7"),
     ]
 
 

@@ -259,6 +259,28 @@ personal_data_access = Table(
     _ts("accessed_at"),
 )
 
+# Every alert e-mail, recorded before it is sent and kept until delivered: an SMTP server that is
+# down never fails (nor repeats) the work; a later run's report step delivers what is queued.
+# status: queued (waiting, last_error says why) | sending (claimed_by a process) | sent.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipients", JSON, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("attachments", JSON, nullable=True),  # {file name: text}
+    Column("conn_id", String(250), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(100), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    _ts("created_at"),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+)
+
+Index("ix_outbox_status", outbox.c.status, outbox.c.created_at)
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)

@@ -30,6 +30,7 @@ from commerce_sync.ledger.schema import (
     api_call_slot,
     mapping,
     order_link,
+    outbox,
     payload_log,
     payout_match,
     personal_data_access,
@@ -446,6 +447,64 @@ class Ledger:
             q = q.where(t.c.period == period)
         with self.engine.connect() as conn:
             return {r.name: r.content for r in conn.execute(q)}
+
+    # -- the outbox: alert e-mails until delivered ---------------------------------------------
+    def queue_email(self, recipients: list[str], subject: str, html: str, attachments: dict[str, str] | None, conn_id: str, claimed_by: str) -> int:
+        """Record a message, already claimed by its sender (it tries at once; nobody else may)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                outbox.insert().values(recipients=list(recipients), subject=subject, html=html, attachments=attachments or None, conn_id=conn_id,
+                                       status="sending", attempts=0, claimed_by=claimed_by, claimed_at=now, created_at=now)
+            ).inserted_primary_key[0]
+
+    def deliverable_emails(self, stale_after: timedelta, limit: int = 100) -> list[int]:
+        """Queued messages, oldest first, and those whose sender died mid-send (claim gone stale)."""
+        t = outbox
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(t.c.id).where((t.c.status == "queued") | ((t.c.status == "sending") & (t.c.claimed_at < utcnow() - stale_after)))
+                .order_by(t.c.created_at, t.c.id).limit(limit)
+            ).scalars())
+
+    def claim_email(self, id: int, claimed_by: str, stale_after: timedelta) -> dict[str, Any] | None:
+        """Take one message for sending; None if another process holds it or it is gone. The
+        conditional update is the lock: of two runs delivering at once, one gets each message."""
+        t = outbox
+        now = utcnow()
+        with self.engine.begin() as conn:
+            took = conn.execute(
+                update(t).where(t.c.id == id)
+                .where((t.c.status == "queued") | ((t.c.status == "sending") & (t.c.claimed_at < now - stale_after)))
+                .values(status="sending", claimed_by=claimed_by, claimed_at=now)
+            ).rowcount
+            if not took:
+                return None
+            return dict(conn.execute(select(t).where(t.c.id == id)).first()._mapping)
+
+    def email_sent(self, id: int, claimed_by: str) -> None:
+        t = outbox
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == id, t.c.claimed_by == claimed_by)
+                         .values(status="sent", sent_at=utcnow(), attempts=t.c.attempts + 1, last_error=None, claimed_by=None))
+
+    def email_failed(self, id: int, claimed_by: str, error: str) -> None:
+        t = outbox
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == id, t.c.claimed_by == claimed_by)
+                         .values(status="queued", attempts=t.c.attempts + 1, last_error=error[:1000], claimed_by=None, claimed_at=None))
+
+    def undelivered_emails(self) -> list[dict[str, Any]]:
+        """Every message not yet delivered, oldest first (for health and the run report)."""
+        t = outbox
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.id, t.c.subject, t.c.status, t.c.attempts, t.c.last_error, t.c.created_at)
+                                .where(t.c.status != "sent").order_by(t.c.created_at, t.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def emails(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(outbox).order_by(outbox.c.id))]
 
     # -- mappings ---------------------------------------------------------------------------
     def mapping(self, pairing: str, kind: str) -> dict[str, dict]:

@@ -19,7 +19,7 @@ from commerce_sync.models import Order, Refund, SaleRef, Shipment, ShipmentLine,
 from commerce_sync.money import parse_decimal, quantize
 from commerce_sync import ports
 from commerce_sync.ports import SaleInstructions
-from commerce_sync.systems.common import describe_validation_error, parse_time
+from commerce_sync.systems.common import describe_problem, describe_validation_error, parse_time
 
 NEW_TASK = "00000000-0000-0000-0000-000000000000"  # Cin7: an empty TaskID asks for a new task
 PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minute budget
@@ -27,6 +27,10 @@ PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minut
 LIST_LOOKBACK_LIMIT = timedelta(days=3)
 # OrderStatus values Cin7 shows while a sale has no order lines yet
 _NO_ORDER = {"", "NOT AVAILABLE", "NOTAVAILABLE", None}
+# A customer's currency rarely changes: read once per customer every 15 minutes, shared by every
+# task and run through the ledger (the 60-calls-a-minute budget is for sales), yet a correction
+# made in Cin7 shows within a quarter of an hour.
+CUSTOMER_CACHE_AGE = timedelta(minutes=15)
 
 
 def _refund_memo(refund_ref: str) -> str:
@@ -84,15 +88,34 @@ def _ship_to_of(fulfilment: dict[str, Any]) -> ShipTo | None:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.JOURNALS, ports.CREDIT_NOTES})
+CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.JOURNALS, ports.CREDIT_NOTES,
+                          ports.CUSTOMER_CURRENCY})
 
 class Cin7CoreMaster:
     name = "cin7_core"
 
-    def __init__(self, client: HttpClient, page_size: int = PAGE_LIMIT, read_workers: int = 2):
+    def __init__(self, client: HttpClient, page_size: int = PAGE_LIMIT, read_workers: int = 2, cache=None):
         self.client = client
         self.page_size = page_size  # smaller only in tests that need several pages
         self.read_workers = read_workers  # availability pages in flight at once (the limiter still gates each)
+        self.cache = cache  # the ledger's reference cache (shared by tasks and runs), if the pairing has one
+        self._currencies: dict[str, str | None] = {}
+
+    # -- customers ----------------------------------------------------------------------------
+    def customer_currency(self, customer: str) -> str | None:
+        """GET /customer?Name=: Cin7 books a sale in its customer's currency. The Name filter may
+        match more than one customer: only an exact name counts."""
+        if customer not in self._currencies:
+
+            def load() -> str | None:
+                body = self.client.get("/customer", params={"Name": customer, "Page": 1, "Limit": 100}) or {}
+                for item in body.get("CustomerList") or []:
+                    if item.get("Name") == customer:
+                        return item.get("Currency") or None
+                return None
+
+            self._currencies[customer] = self.cache(f"customer_currency:{customer}", CUSTOMER_CACHE_AGE, load) if self.cache else load()
+        return self._currencies[customer]
 
     # -- reading sales ------------------------------------------------------------------------
     def find_sales(self, external_ids: Iterable[str], created_since: datetime) -> dict[str, SaleRef]:
@@ -235,7 +258,8 @@ class Cin7CoreMaster:
             "BillingAddress": _address(customer.billing_address),
             "Location": how.location,
             "TaxRule": how.tax_rule,
-            "TaxCalculation": how.tax_calculation,
+            # per sale, in the order's own mode: Cin7 reads every price of the sale in it
+            "TaxCalculation": "Inclusive" if how.tax_inclusive else "Exclusive",
             "ExternalID": how.external_id,
             "SkipQuote": True,
             "SourceChannel": how.source_channel,
@@ -274,6 +298,8 @@ class Cin7CoreMaster:
             # one negative charge keeps every cent exact instead of rounding a percentage.
             charges.append(_charge(how.discount_description, -discounts, how.tax_rule))
         total = sum((l["Total"] for l in lines), Decimal("0")) + sum((c["Total"] for c in charges), Decimal("0"))
+        if not how.tax_inclusive:
+            total += order.tax_total  # Cin7's arithmetic: an exclusive sale's Total is its lines and charges plus tax
         return {
             "SaleID": sale_id,
             "Status": how.status,
@@ -299,7 +325,7 @@ def shipments_of_fulfilment(sale: SaleRef, fulfilment: dict[str, Any]) -> list[S
                 raise ValueError(f"SKU {sku!r} is not a SKU")
         except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
             # one bad pack line spoils its box, never the whole sale's dispatch
-            unreadable[box] = f"pack line {i} of box {box or '?'} is unreadable: {type(exc).__name__}: {exc}"[:300]
+            unreadable[box] = f"pack line {i} of box {box or '?'} is unreadable: {describe_problem(exc)}"[:300]
             continue
         per_sku = packed.setdefault(box, {})
         per_sku[sku] = per_sku.get(sku, Decimal("0")) + qty
@@ -370,4 +396,4 @@ def auth_for(conn) -> dict[str, str]:
 
 def build(client: HttpClient, ref, cache=None) -> Cin7CoreMaster:
     options = ref.options or {}
-    return Cin7CoreMaster(client, page_size=int(options.get("page_size", PAGE_LIMIT)), read_workers=int(options.get("read_workers", 2)))
+    return Cin7CoreMaster(client, page_size=int(options.get("page_size", PAGE_LIMIT)), read_workers=int(options.get("read_workers", 2)), cache=cache)

@@ -49,15 +49,42 @@ def parse_time(value: object, field: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def shown(value: object) -> str:
+    """A value as a person reads it in a reason: text quoted, numbers plain (never `Decimal('1')`
+    or a library's type name), nothing at all as `missing`."""
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, (bool, int, float, Decimal)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value[:5]) + (", ..." if len(value) > 5 else "") + "]"
+    if isinstance(value, dict):
+        return "an object with " + (", ".join(str(k) for k in list(value)[:5]) or "no fields")
+    return str(value)
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line an operator can read: which field, what was wrong, what value came in."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        got = repr(err.get("input"))
+        got = shown(err.get("input"))
         # short: the reason lands in the quarantine table and in e-mails
         parts.append(f"{loc}: {err.get('msg')} (got {got[:60]})")
     return "; ".join(parts)
+
+
+def describe_problem(exc: BaseException) -> str:
+    """A reading failure as a sentence, not a Python exception's name."""
+    if isinstance(exc, KeyError):
+        return f"field {shown(exc.args[0] if exc.args else None)} is missing"
+    if isinstance(exc, (TypeError, AttributeError)):
+        return f"a field has the wrong shape ({exc})"
+    if isinstance(exc, ArithmeticError):
+        return "a number could not be read"
+    return str(exc)
 
 
 @contextmanager
@@ -73,4 +100,4 @@ def translating(record_key: str) -> Iterator[None]:
         raise TranslationError(describe_validation_error(exc), record_key=record_key) from exc
     except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
         # AttributeError: a list or string where the API documents an object (schema drift)
-        raise TranslationError(f"{type(exc).__name__}: {exc}", record_key=record_key) from exc
+        raise TranslationError(describe_problem(exc), record_key=record_key) from exc

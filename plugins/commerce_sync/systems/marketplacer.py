@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from commerce_sync.errors import ClientError
@@ -175,13 +176,18 @@ class MarketplacerChannel:
             if not lines:
                 raise TranslationError("invoice has no line items", record_key=key)
             charges = []
+            tax_total = money(raw.get("taxCents") or 0, "taxCents")
+            # the invoice's tax beyond its lines' is the postage's GST (or, without postage, the
+            # invoice discount's): carried on that charge so the ERP books the invoice's tax exactly
+            rest_of_tax = tax_total - sum((line.tax for line in lines), Decimal("0"))
             postage = money(raw.get("postageCents") or 0, "postageCents")
             if postage:
-                charges.append(Charge(kind="shipping", description="Postage", amount=postage))
+                charges.append(Charge(kind="shipping", description="Postage", amount=postage, tax=rest_of_tax))
+                rest_of_tax = Decimal("0")
             discount = money(raw.get("discountCents") or 0, "discountCents")
             if discount:
                 # invoice-level discount, already negative
-                charges.append(Charge(kind="discount", description="Invoice discount", amount=discount))
+                charges.append(Charge(kind="discount", description="Invoice discount", amount=discount, tax=rest_of_tax))
             seller = raw.get("seller") or {}
             address = raw.get("shippingAddress") or {}
             legacy = raw.get("legacyId")
@@ -208,8 +214,8 @@ class MarketplacerChannel:
                 lines=lines,
                 charges=charges,
                 total=money(raw.get("totalCents"), "totalCents"),
-                tax_total=money(raw.get("taxCents") or 0, "taxCents"),
-                tax_inclusive=True,
+                tax_total=tax_total,
+                tax_inclusive=True,  # Marketplacer prices, postage and totals include GST
             )
 
     def orders_awaiting_acceptance(self) -> Iterator[dict[str, Any]]:

@@ -80,6 +80,21 @@ def _tax_sum(taxes: Any, field: str) -> Decimal:
     return sum((_dec(t.get("amount"), f"{field}[{i}].amount") for i, t in enumerate(taxes or [])), Decimal("0"))
 
 
+# order_tax_mode: TAX_EXCLUDED = every price field (unit price, price, shipping price, total
+# price) is without tax and the taxes come on top; TAX_INCLUDED = they include it.
+TAX_MODES = {"TAX_INCLUDED": True, "TAX_EXCLUDED": False}
+
+
+def _tax_inclusive(mode: Any) -> bool | None:
+    """The order's own tax mode. OR11 requires the field; an order without one states no mode
+    (None: the pairing's default applies, and the run says so); an unknown value is unreadable."""
+    if mode is None:
+        return None
+    if mode not in TAX_MODES:
+        raise TranslationError(f"order_tax_mode {mode!r} is neither TAX_INCLUDED nor TAX_EXCLUDED")
+    return TAX_MODES[mode]
+
+
 def _address(addr: Mapping[str, Any] | None) -> Address | None:
     if not addr:
         return None
@@ -198,7 +213,7 @@ class MiraklChannel:
                 # passed through as John Lewis sent it: never recomputed from lines
                 total=_dec(raw.get("total_price"), "total_price"),
                 tax_total=line_tax + shipping_tax,
-                tax_inclusive=raw.get("order_tax_mode", "TAX_INCLUDED") == "TAX_INCLUDED",
+                tax_inclusive=_tax_inclusive(raw.get("order_tax_mode")),
                 # a deadline only while Mirakl still awaits the dispatch (SHIPPING): met once shipped
                 ship_by=parse_time(raw["shipping_deadline"], "shipping_deadline") if raw.get("shipping_deadline") and raw.get("order_state") == READY_FOR_ERP else None,
             )
