@@ -325,7 +325,10 @@ def _errors():
     """Failures an operator can act on, each shown as its one-line message."""
     from sqlalchemy.exc import OperationalError
 
-    return (CliError, SealKeyError, PairingError, MappingFileError, OperationalError)
+    from commerce_sync.errors import HttpError
+
+    # an API that is down or refuses (replay): nothing was booked twice; the held records stay held
+    return (CliError, SealKeyError, PairingError, MappingFileError, OperationalError, HttpError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,4 +392,9 @@ def _one_line(exc: Exception) -> str:
 
     if isinstance(exc, OperationalError):
         return f"cannot reach the ledger: {str(exc.orig).strip().splitlines()[0]}"
+    from commerce_sync.errors import HttpError
+
+    if isinstance(exc, HttpError):
+        first = " ".join(str(exc).split())
+        return f"{first} (the records stay in quarantine; nothing was booked twice: run it again when the API answers)"
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__

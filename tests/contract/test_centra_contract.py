@@ -112,7 +112,8 @@ def test_everything_the_adapter_sends_is_one_of_its_documents_and_validates(cent
     order = Order(channel="marketplacer", channel_ref="1", channel_id="i1", placed_at=now, currency="AUD",
                   customer=Customer(name="Alex Buyer", email="alex@example.com", shipping_address=Address(country="AU")),
                   lines=[OrderLine(line_ref="l", sku="MKP-TEE", quantity=2, unit_price=Decimal("45.00"), line_total=Decimal("90.00"), tax=Decimal("8.18"))],
-                  charges=[Charge(kind="shipping", description="Postage", amount=Decimal("9.95"))], total=Decimal("99.95"), tax_total=Decimal("8.18"))
+                  charges=[Charge(kind="shipping", description="Postage", amount=Decimal("9.95"))], total=Decimal("99.95"), tax_total=Decimal("8.18"),
+                  tax_inclusive=True)
     how = SaleInstructions(external_id="MKP-1", customer="Marketplacer AUD", location="-", tax_rule="-", tax_calculation="Inclusive", status="-",
                            sku_map={"MKP-TEE": "7350000000011"}, source_channel="Marketplacer")
     assert master.find_sales(["MKP-1"], now) == {}

@@ -83,7 +83,7 @@ def test_an_invoice_becomes_an_order_api_body_whose_totals_are_the_invoices(invo
 def test_a_charge_centra_has_no_place_for_is_refused_not_dropped():
     order = Order(channel="c", channel_ref="1", channel_id="1", placed_at=NOW, currency="AUD", customer=Customer(email="a@b.c"),
                   lines=[OrderLine(line_ref="1", sku="S", quantity=1, unit_price=Decimal("5"), line_total=Decimal("5"))],
-                  charges=[Charge(kind="fee", description="Gift wrap", amount=Decimal("2"))], total=Decimal("7"))
+                  charges=[Charge(kind="fee", description="Gift wrap", amount=Decimal("2"))], total=Decimal("7"), tax_inclusive=True)
     with pytest.raises(ValueError, match="fee"):
         order_body(order, _how({"S": "s"}), {"s": "CT-S"}, default_country="AU")
 

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography.fernet import Fernet
 
 from commerce_sync import airflow_settings
@@ -74,23 +75,34 @@ def test_the_docs_show_every_command():
 @pytest.fixture
 def held(ledger_url, tmp_path, monkeypatch):
     """A ledger with sealed quarantined orders of both pairings, run reports and a packing slip;
-    the pairings' connections lead nowhere (nothing documented may call out)."""
+    the ERP connections lead to a Cin7 emulator (`replay` gates the held orders again, which asks
+    Cin7 its customers' currencies), every other connection leads nowhere."""
     monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", ledger_url)
     mappings = tmp_path / "mappings"
     import shutil
 
     shutil.copytree(ROOT / "include" / "mappings", mappings)
     monkeypatch.setenv("COMMERCE_SYNC_MAPPINGS_DIR", str(mappings))
+    from sandbox import cin7
+    from sandbox.server import start_server
+
+    erp = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
+    customers = [{"Name": "Marketplacer", "Currency": "AUD"}, {"Name": "John Lewis Marketplace", "Currency": "GBP"}]
+    requests.post(f"{erp.url}/_sandbox/seed", json={"customers": customers}, timeout=10).raise_for_status()
     closed = f"http://127.0.0.1:{_closed_port()}"
-    for name, value in airflow_settings.env(overrides={c["conn_id"]: {"host": closed} for c in airflow_settings.read()["connections"]}).items():
+    hosts = {c["conn_id"]: {"host": f"{erp.url}/ExternalApi/v2" if c["conn_id"].endswith("__cin7") else closed} for c in airflow_settings.read()["connections"]}
+    for name, value in airflow_settings.env(overrides=hosts).items():
         monkeypatch.setenv(name, value)
     ledger = Ledger.from_url(ledger_url)
     ids = seed(ledger)
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    yield ledger, ids
-    ledger.dispose()
+    try:
+        yield ledger, ids, erp
+    finally:
+        ledger.dispose()
+        erp.stop()
 
 
 def _closed_port() -> int:
@@ -133,7 +145,7 @@ def _ready(args: str, ledger: Ledger, ids: dict[str, int]) -> list[str]:
 
 
 def test_every_documented_command_runs_as_written(held, capsys):
-    ledger, ids = held
+    ledger, ids, _ = held
     for where, args in documented():
         argv = _ready(args, ledger, ids)
         code = main(argv)
@@ -152,6 +164,16 @@ def test_every_documented_command_runs_as_written(held, capsys):
             assert f"finished {WHEN:%Y-%m-%d %H:%M:%S} UTC" in out
     reveals = [a for _, a in documented() if "--reveal" in a]
     assert len(ledger.accesses()) == len(reveals)
+
+
+def test_replay_with_the_erp_down_is_one_line_and_the_orders_stay_held(held, capsys):
+    ledger, _, erp = held
+    erp.stop()
+    before = {(q.pairing, q.record_key) for q in ledger.open_quarantine(None)}
+    assert main(["replay", "--pairing", "cin7_john_lewis"]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and "cannot connect" in err and "stay in quarantine" in err and "Traceback" not in err
+    assert {(q.pairing, q.record_key) for q in ledger.open_quarantine(None)} == before
 
 
 @pytest.fixture
@@ -202,7 +224,7 @@ def test_the_demo_commands_run_in_a_shell_after_sourcing_its_env(demo_env, monke
 
 
 def test_a_wrong_or_missing_key_and_an_unknown_pairing_are_one_line(held, capsys, monkeypatch):
-    ledger, ids = held
+    ledger, ids, _ = held
     for command in (["quarantine", "list"], ["quarantine", "show", str(ids["show"])], ["replay"]):
         with monkeypatch.context() as env:
             env.setenv("COMMERCE_SYNC_SEAL_KEY", Fernet.generate_key().decode())
