@@ -167,6 +167,11 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("load", after=("gate",), pool="master"),
         Step("report", after=("extract", "gate", "load")),
     ],
+    "settlement_reconciliation": [
+        Step("extract", extra=_window_kwargs),  # reads the pairing's file store: no API account, no pool
+        Step("reconcile", after=("extract",), pool="master"),
+        Step("report", after=("extract", "reconcile")),
+    ],
     "stock_out": [
         Step("extract", pool="master"),
         Step("gate", after=("extract",)),
