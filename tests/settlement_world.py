@@ -28,6 +28,14 @@ class SettlementWorld:
     drop: Path
     ledger_url: str
     mailbox: object
+    pairings: Path
+
+    def configure(self, **settlement) -> None:
+        """Change the test pairing's `settlement:` section (another format, another folder...)."""
+        path = self.pairings / f"{PAIRING}.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["settlement"].update(settlement)
+        path.write_text(yaml.safe_dump(data))
 
     def seed(self, month: Month) -> None:
         requests.post(f"{self.cin7}/_sandbox/sales", json={"sales": month.sales}, timeout=120).raise_for_status()
@@ -93,7 +101,7 @@ def settlement_world(tmp_path, pg_url, mailbox, monkeypatch, airflow_db):
         smtp = airflow_settings.env(overrides={"smtp_default": {"host": "127.0.0.1", "port": mailbox.port}})["AIRFLOW_CONN_SMTP_DEFAULT"]
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp)
         RateLimiter._shared.clear()
-        yield SettlementWorld(cin7=server.url, drop=drop, ledger_url=pg_url, mailbox=mailbox)
+        yield SettlementWorld(cin7=server.url, drop=drop, ledger_url=pg_url, mailbox=mailbox, pairings=pairings)
     finally:
         server.stop()
         shutil.rmtree(tmp_path / "drop", ignore_errors=True)

@@ -178,13 +178,13 @@ class _RowReader:
             raise ValueError(f"{column}: {value!r} is not a currency code")
         return value.upper()
 
-    def line(self, row: dict[str, str], line_no: int) -> SettlementLine:
+    def line(self, row: dict[str, str], line_no: int, default_batch: str | None) -> SettlementLine:
         provider_type = self.text(row, self.cols.type) or ""
         rate = self.text(row, self.cols.exchange_rate)
         # every field is checked above as the model would check it (currencies, finite amounts,
         # zoned dates): skipping its validation halves the parse of a 100,000-row month
         return SettlementLine.model_construct(
-            batch=self.batch(row) or "",
+            batch=self.batch(row) or default_batch or "",
             line_no=line_no,
             kind=self.fmt.types.get(provider_type, "unknown"),
             provider_type=provider_type,
@@ -205,9 +205,10 @@ class _RowReader:
         return "-".join(parts) if all(parts) else None
 
 
-def parse(fmt: SettlementFormat, data: bytes) -> list[SettlementLine | RowProblem]:
+def parse(fmt: SettlementFormat, data: bytes, default_batch: str | None = None) -> list[SettlementLine | RowProblem]:
     """Every data row of a settlement file, in order. Raises FormatError when the file is not in
-    this format (not text, or a required column missing)."""
+    this format (not text, or a required column missing). A row whose batch columns are empty
+    belongs to `default_batch` (the file's name: a file is one batch for Adyen), if given."""
     try:
         text = data.decode(fmt.encoding)
     except UnicodeDecodeError as exc:
@@ -226,13 +227,13 @@ def parse(fmt: SettlementFormat, data: bytes) -> list[SettlementLine | RowProble
         try:
             if None in raw:
                 raise ValueError(f"{len(raw[None])} value(s) more than the header has columns")
-            line = rows.line(raw, line_no)
+            line = rows.line(raw, line_no, default_batch)
             if not line.batch:
                 raise ValueError(f"no batch: {' / '.join(fmt.columns.batch)} empty")
             out.append(line)
         except (ValueError, ValidationError, ArithmeticError) as exc:
             reason = str(exc) if not isinstance(exc, ValidationError) else "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            out.append(RowProblem(line_no, rows.batch(raw) if None not in raw else None, reason[:300],
+            out.append(RowProblem(line_no, rows.batch(raw) or default_batch, reason[:300],
                                   {k: v for k, v in raw.items() if isinstance(k, str)}))
     return out

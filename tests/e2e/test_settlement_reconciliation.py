@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from sandbox.settlement_builders import month
-from tests.settlement_world import FLOW, PAIRING, run_dag, settlement_world, window  # noqa: F401 - fixture
+from sandbox.settlement_builders import SKU, Month, month
+from tests.settlement_world import FLOW, PAIRING, ROOT, run_dag, settlement_world, window  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.pg]
 ACCOUNTS = {"commission": "6150", "markup": "6151", "scheme_fees": "6152", "interchange": "6153", "other": "6159"}
@@ -29,7 +29,7 @@ def _journal_lines(journal: dict) -> dict[str, Decimal]:
 
 def test_a_month_every_row_matched_or_reported_fees_journaled_once_per_batch(settlement_world):
     world = settlement_world
-    m = month(start=MONTH_START, prefix="WEB-", batches=6, payments=400)
+    m = month(start=MONTH_START, prefix="WEB-", batches=6, payments=350)
     assert m.rows > 2_000
     kinds = Counter(row.split(",")[7] for data in m.files.values() for row in data.decode().splitlines()[1:])
     assert {"Settled", "Refunded", "Chargeback", "Fee", "MerchantPayout"} <= set(kinds)
@@ -122,3 +122,41 @@ def test_a_file_dropped_twice_is_read_once_and_a_changed_file_is_reported(settle
     assert Counter(f["status"] for f in ledger.settlement_files(PAIRING)) == versions
     assert world.outcomes() == first
     ledger.dispose()
+
+
+def test_a_second_provider_is_a_format_file_stripe_reconciles_through_the_same_flow(settlement_world):
+    """Stripe's itemized payout, with no code of its own: the pairing names another format file."""
+    world = settlement_world
+    world.configure(format="stripe_payout_itemized", fee_accounts={"processing": "6160", "other": "6159"}, journal_reference="STRIPE-{batch}-{currency}")
+    sample = ROOT / "include" / "settlement_formats" / "samples" / "stripe_payout_itemized.csv"
+    (world.drop / "payout_po_1SAMPLEpayout01.csv").write_bytes(sample.read_bytes())
+    world.seed(Month(sales=[
+        {"ExternalID": "WEB-200001", "CustomerCurrency": "GBP", "Lines": [{"SKU": SKU, "Quantity": 1, "Price": "120.00"}], "Invoiced": True},
+        {"ExternalID": "WEB-200002", "CustomerCurrency": "GBP", "Lines": [{"SKU": SKU, "Quantity": 1, "Price": "45.50"}], "Invoiced": True},
+        {"ExternalID": "WEB-200003", "CustomerCurrency": "EUR", "Lines": [{"SKU": SKU, "Quantity": 1, "Price": "100.00"}], "Invoiced": False},
+    ]))
+    start, end = window()
+    assert run_dag(start, end, 1).state == "success"
+
+    outcomes = world.outcomes()
+    name = "payout_po_1SAMPLEpayout01.csv"
+    assert outcomes == {(name, 2): ("matched", None), (name, 3): ("matched", None), (name, 4): ("matched", None), (name, 5): ("matched", None),
+                        (name, 6): ("exception", "chargeback"), (name, 7): ("matched", None), (name, 8): ("matched", None)}
+    journal, = world.journals()
+    assert journal["Lines"][0]["Reference"] == "STRIPE-po_1SAMPLEpayout01-GBP"
+    assert _journal_lines(journal) == {"6160": Decimal("19.27"), "6159": Decimal("2.00")}  # Stripe's fees 1.88 + 0.84 + 1.55 + 15.00; the Radar fee row
+    made = [n for s in world.sales() for n in s.get("_credit_notes", [])]
+    assert [(n["Memo"], n["Total"]) for n in made] == [("Refund txn_1SAMPLE0004 - refunded by the payment provider", 20)]
+
+
+def test_the_demo_sample_shipped_in_the_repository_reconciles(settlement_world):
+    from sandbox.settlement_demo import DEMO_FILE, sample, seed
+
+    world = settlement_world
+    world.configure(location=str(DEMO_FILE.parent))  # the repository's own folder, read as the demo reads it
+    seed(world.cin7, "WEB-")
+    start, end = window()
+    assert run_dag(start, end, 1).state == "success"
+    expected = {(DEMO_FILE.name, line): outcome for (_, line), outcome in sample("WEB-").expected.items()}
+    assert world.outcomes() == expected
+    assert {reason for _, reason in expected.values()} >= {None, "chargeback", "no_sale", "amount_differs", "currency_differs", "other_entry", "unknown_type"}

@@ -144,7 +144,7 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
             record("duplicate", f"the same content as {read_content[checksum]}, read before: not read again")
             continue
         try:
-            parsed = parse(fmt, data)
+            parsed = parse(fmt, data, default_batch=stored.name)
         except FormatError as exc:
             counts["files_unreadable"] += 1
             record("unreadable", str(exc))
@@ -346,20 +346,22 @@ def _match_refunds(ctx, policy, batch: _Batch, sales, ext, run_id: str, counts: 
 
 
 def _credit_note_for(ctx, policy, row, sale: SaleRef, refund_ref: str, amount: Decimal) -> tuple[str | None, str, str]:
-    """(credit note, what happened, how) or (None, "", why not). The ERP first: a credit note this refund made before
-    (an answer lost, a crash) is found, not made twice; then one of the same amount that no other
-    refund has taken (the refunds flow credits channel refunds); only a sale with no free credit
-    note at all gets a new one."""
+    """(credit note, what happened, how) or (None, "", why not). The ERP first: a credit note of
+    the refund's amount that no other refund has taken (the refunds flow credits channel
+    refunds; a crashed try of this one made it) is this refund's; one the ERP records as made for
+    this refund is too; only a sale with no free credit note at all gets a new one. One read of
+    the sale's credit notes in the common case: a month's thousands of refunds cost the ERP
+    budget one call each, plus one per credit note made."""
     notes = ctx.master.credit_notes(sale.master_id)
     if notes:
-        mine = ctx.master.find_credit_note(sale.master_id, refund_ref)
-        if mine is not None:
-            return mine, "found", "made for this refund by an earlier try, found in the ERP"
         taken = ctx.ledger.links_by_master(ctx.pairing.key, REFUND, [n.master_id for n in notes])
         free = [n for n in notes if n.master_id not in taken]
         same = [n for n in free if n.total == amount]
         if same:
-            return same[0].master_id, "matched", "matched to an existing credit note of the same amount"
+            return same[0].master_id, "matched", "matched to a credit note of the same amount"
+        mine = ctx.master.find_credit_note(sale.master_id, refund_ref)
+        if mine is not None:  # made for this refund, then changed in the ERP: it is still this refund's
+            return mine, "found", "made for this refund before (its amount since changed in the ERP)"
         if free:
             return None, "", f"refund {refund_ref} of {amount}: the sale's credit notes not matched to another refund are {', '.join(str(n.total) for n in free)}"
     refund = Refund(
