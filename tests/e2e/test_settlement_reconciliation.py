@@ -83,6 +83,15 @@ def test_a_month_every_row_matched_or_reported_fees_journaled_once_per_batch(set
     assert not [c for c in world.calls()[calls_before:] if c["method"] == "POST"]
     runs = ledger.runs(PAIRING, FLOW, limit=1)
     assert runs[0]["details"]["files already read (skipped)"] == len(m.files)
+
+    # an order booked in Cin7 after its payment (it waited in a quarantine): the next run matches it
+    (name, line), _ = next((k, v) for k, v in sorted(m.expected.items()) if v == ("exception", "no_sale"))
+    late = list(csv.DictReader(io.StringIO(m.files[name].decode())))[line - 2]
+    world.seed(Month(sales=[{"ExternalID": f"WEB-{late['Merchant Reference']}", "CustomerCurrency": "GBP", "Invoiced": True,
+                             "Lines": [{"SKU": SKU, "Quantity": 1, "Price": late["Gross Credit (GC)"]}]}]))
+    assert run_dag(end, end + timedelta(days=1), 3).state == "success"
+    assert world.outcomes() == {**outcomes, (name, line): ("matched", None)}
+    assert Counter(j["Lines"][0]["Reference"] for j in world.journals()) == refs  # its batch's journal was posted when it was read
     ledger.dispose()
 
 

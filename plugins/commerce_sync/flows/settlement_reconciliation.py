@@ -35,6 +35,9 @@ REFUND = "settlement_refund"  # link: the provider's refund reference -> the cre
 ZERO = Decimal("0")
 ORDER_KINDS = ("settled", "refunded", "chargeback", "chargeback_reversed", "refund_reversed")
 UPDATE_FIELDS = ("status", "reason", "detail", "master_id", "master_total", "period", "run_id")
+# exceptions looked at again by every run: the sale may arrive after its payment (an order held
+# in the orders_in quarantine, booked later); once it is there the row is matched
+RETRIED = ("no_sale", "refund_no_sale")
 
 # The exception report's columns and what each type means (finance's words; docs/operations.md says more)
 COLUMNS = ["type", "file", "batch", "line", "provider_type", "order", "reference", "erp_record", "gross_currency", "gross", "erp_total",
@@ -213,16 +216,17 @@ def reconcile(ctx: FlowContext, run_id: str, extracted: dict) -> dict[str, Any]:
     fmt = _format(policy)
     period = extracted["period"]
     rows = ctx.ledger.settlement_lines(key, status="new")
+    retry = ctx.ledger.settlement_lines(key, status="exception", reasons=RETRIED)
     counts: Counter = Counter()
-    if not rows:
+    if not rows and not retry:
         return {"rows": 0}
     batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         batches[row["batch"] or "?"].append(row)
 
-    refs = {r["merchant_ref"] for r in rows if r["kind"] in ORDER_KINDS and r["merchant_ref"]}
+    refs = {r["merchant_ref"] for r in rows + retry if r["kind"] in ORDER_KINDS and r["merchant_ref"]}
     ext = {ref: ctx.pairing.external_id(ref) for ref in refs}
-    for row in rows:
+    for row in rows + retry:
         row["booked_at"] = _aware(row["booked_at"])
     dated = [r["booked_at"] for r in rows if r["kind"] in ("settled", "refunded") and r["booked_at"] is not None]
     since = min(dated, default=datetime.now(timezone.utc)) - timedelta(days=policy.sale_lookback_days)
@@ -249,9 +253,26 @@ def reconcile(ctx: FlowContext, run_id: str, extracted: dict) -> dict[str, Any]:
             counts[status] += 1
             if reason:
                 counts[f"exception:{reason}"] += 1
+    if retry:
+        _retry(ctx, policy, retry, sales, ext, settled_before, period, run_id, counts)
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["matched"], failed=counts["exception"])
     log.info("%s: settlement rows %s", key, dict(counts))
     return {"rows": len(rows), **counts}
+
+
+def _retry(ctx, policy, rows, sales, ext, settled_before, period: str, run_id: str, counts: Counter) -> None:
+    """Payments and refunds whose sale was missing, looked at again: their batches were booked
+    (journal, balance) when they were first read; only the match is left to make."""
+    batch = _Batch("earlier batches", rows)
+    _match_settled(ctx, policy, batch, sales, ext, settled_before)
+    if not _match_refunds(ctx, policy, batch, sales, ext, run_id, counts):
+        return
+    now_matched = [i for i, o in batch.outcome.items() if o[0] == "matched"]
+    batch.outcome = {i: ("matched", None, f"matched on a later run: {batch.outcome[i][2] or 'the sale arrived after its payment'}", *batch.outcome[i][3:])
+                     for i in now_matched}
+    batch.rows = [r for r in rows if r["id"] in batch.outcome]  # the others stay as reported, in their own period
+    ctx.ledger.update_settlement_lines(batch.updates(period, run_id))
+    counts["matched_on_retry"] += len(now_matched)
 
 
 def _hold(batch: _Batch, why: str) -> None:

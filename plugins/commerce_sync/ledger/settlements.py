@@ -51,12 +51,14 @@ class SettlementLedger:
             conn.execute(update(t).where(t.c.id == file_id).values(lines=len(rows)))
         return file_id
 
-    def settlement_lines(self, pairing: str, *, status: str | None = None, period: str | None = None,
+    def settlement_lines(self, pairing: str, *, status: str | None = None, period: str | None = None, reasons: Iterable[str] | None = None,
                          merchant_refs: Iterable[str] | None = None) -> list[dict[str, Any]]:
         t = settlement_line
         q = select(t).where(t.c.pairing == pairing)
         if status is not None:
             q = q.where(t.c.status == status)
+        if reasons is not None:
+            q = q.where(t.c.reason.in_(list(reasons)))
         if period is not None:
             q = q.where(t.c.period == period)
         with self.engine.connect() as conn:
