@@ -47,13 +47,13 @@ def free_port() -> int:
 
 
 class Emulators:
-    def __init__(self, cin7_rate_limit: int):
-        self.ports = {k: free_port() for k in ("cin7", "marketplacer", "mirakl")}
+    def __init__(self, cin7_rate_limit: int, only: tuple[str, ...] = ("cin7", "marketplacer", "mirakl")):
+        self.ports = {k: free_port() for k in only}
         # one process per emulator: they are separate servers, and must not share one GIL
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "sandbox", "--only", name, "--cin7-port", str(self.ports["cin7"]), "--marketplacer-port", str(self.ports["marketplacer"]),
-                 "--mirakl-port", str(self.ports["mirakl"]), "--cin7-rate-limit", str(cin7_rate_limit)],
+                [sys.executable, "-m", "sandbox", "--only", name, *(a for k, p in self.ports.items() for a in (f"--{k}-port", str(p))),
+                 "--cin7-rate-limit", str(cin7_rate_limit)],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             for name in self.ports

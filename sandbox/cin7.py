@@ -52,6 +52,18 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def _created_at(sale: dict) -> datetime:
+    if "_created_at" not in sale:  # parsed once: a month of sales is filtered on every page read
+        sale["_created_at"] = _parse_time(sale["_created"])
+    return sale["_created_at"]
+
+
+def _invoice_status(sale: dict) -> str:
+    if not sale.get("_invoice"):
+        return "NOT INVOICED"
+    return "INVOICED / CREDITED" if sale.get("_credit_notes") else "INVOICED"
+
+
 def _money(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
@@ -156,6 +168,50 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 data.customers[c["Name"]] = _customer(c)
         return {"products": len(data.products), "locations": sorted(data.locations)}
 
+    @app.post("/_sandbox/sales")
+    async def seed_sales(request: Request):
+        """Sales already in Cin7, in bulk (a month of them for settlement tests): {"sales": [{
+        "ExternalID", "Customer", "CustomerCurrency", "Lines": [{"SKU", "Quantity", "Price"}],
+        "Tax"?, "SaleOrderDate"?, "Invoiced"?: true, "CreditNotes"?: [{"Memo", "Total"}]}]}.
+        Stored as POST /sale + /sale/order (AUTHORISED) and, when asked, /_sandbox/invoice and
+        credit notes would leave them."""
+        body = await json_body(request) or {}
+        stamp = _cin7_time(now())
+        with data.lock:
+            for given in body.get("sales", []):
+                data.order_seq += 1
+                sale_id = str(uuid.uuid4())
+                lines = []
+                for line in given.get("Lines") or []:
+                    qty, price = _money(line.get("Quantity", 1)), _money(line["Price"])
+                    lines.append({"SKU": line["SKU"], "ProductID": data.products.get(line["SKU"], {}).get("ID"), "Name": data.products.get(line["SKU"], {}).get("Name"),
+                                  "Quantity": qty, "Price": price, "Discount": Decimal("0"), "Tax": Decimal("0"), "TaxRule": given.get("TaxRule"),
+                                  "Total": (qty * price).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)})
+                total = sum((l["Total"] for l in lines), Decimal("0"))
+                number = f"SO-{data.order_seq:05d}"
+                created = given.get("SaleOrderDate") or stamp
+                sale = {
+                    "ID": sale_id, "Customer": given.get("Customer") or "Web customer", "CustomerID": str(uuid.uuid5(uuid.NAMESPACE_OID, given.get("Customer") or "Web customer")),
+                    "Contact": None, "Phone": None, "Email": None, "DefaultAccount": "4000", "SkipQuote": True, "BillingAddress": None, "ShippingAddress": None,
+                    "ShippingNotes": None, "BaseCurrency": "AUD", "CustomerCurrency": given.get("CustomerCurrency") or "AUD", "TaxRule": given.get("TaxRule"),
+                    "TaxCalculation": "Inclusive", "Terms": "30 days", "PriceTier": "Tier 1", "ShipBy": None, "Location": given.get("Location"),
+                    "LocationID": str(uuid.uuid5(uuid.NAMESPACE_OID, given.get("Location") or "default")), "SaleOrderDate": created, "LastModifiedOn": stamp,
+                    "Note": None, "CustomerReference": given.get("ExternalID"), "COGSAmount": Decimal("0"), "Status": "ORDERED", "Carrier": None,
+                    "ExternalID": given.get("ExternalID"), "SalesRepresentative": None, "ServiceOnly": False, "SourceChannel": given.get("SourceChannel"),
+                    "Type": "Simple Sale", "AdditionalAttributes": None, "OrderNumber": number, "_created": created,
+                    "Order": {"SaleID": sale_id, "SaleOrderNumber": number, "Memo": None, "Status": "AUTHORISED", "Lines": lines, "AdditionalCharges": [],
+                              "TotalBeforeTax": total - _money(given.get("Tax", 0)), "Tax": _money(given.get("Tax", 0)), "Total": total},
+                }
+                if given.get("Invoiced"):
+                    sale["_invoice"] = {"Status": "AUTHORISED", "InvoiceNumber": f"INV-{number[3:]}"}
+                for i, note in enumerate(given.get("CreditNotes") or []):
+                    sale.setdefault("_credit_notes", []).append({
+                        "TaskID": str(uuid.uuid4()), "CreditNoteNumber": f"CR-S{data.order_seq:05d}-{i + 1}", "CreditNoteInvoiceNumber": (sale.get("_invoice") or {}).get("InvoiceNumber"),
+                        "Memo": note.get("Memo"), "Status": "AUTHORISED", "CreditNoteDate": stamp, "Lines": [], "AdditionalCharges": [], "Refunds": [], "Restock": [],
+                        "TotalBeforeTax": _money(note["Total"]), "Tax": Decimal("0"), "Total": _money(note["Total"])})
+                data.sales[sale_id] = sale
+        return {"sales": len(data.sales)}
+
     @app.get("/_sandbox/sales")
     def all_sales():
         with data.lock:
@@ -196,13 +252,13 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             "CombinedPickingStatus": "NOT PICKED",
             "CombinedPackingStatus": "NOT PACKED",
             "CombinedShippingStatus": sale.get("_shipping", "NOT SHIPPED"),
-            "CombinedInvoiceStatus": "NOT INVOICED",
+            "CombinedInvoiceStatus": _invoice_status(sale),
             "CombinedPaymentStatus": "UNPAID",
             "CombinedTrackingNumbers": None,
             "CreditNoteNumber": None,
             "CreditNoteStatus": "NOT AVAILABLE",
             "FulFilmentStatus": "NOT FULFILLED",
-            "InvoiceAmount": order.get("Total", Decimal("0")),
+            "InvoiceAmount": order.get("Total", Decimal("0")) if sale.get("_invoice") else Decimal("0"),  # as the spec's examples: 0 until invoiced
             "InvoiceDate": None,
             "InvoiceDueDate": None,
             "InvoiceNumber": None,
@@ -223,7 +279,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 sales = [s for s in sales if s.get("ExternalID") == q["ExternalID"]]
             if q.get("CreatedSince"):
                 since = _parse_time(q["CreatedSince"])
-                sales = [s for s in sales if _parse_time(s["_created"]) >= since]
+                sales = [s for s in sales if _created_at(s) >= since]
             if q.get("UpdatedSince"):
                 since = _parse_time(q["UpdatedSince"])
                 sales = [s for s in sales if _parse_time(s["LastModifiedOn"]) >= since]
@@ -232,7 +288,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
         if q.get("Search"):
             term = q["Search"].lower()
             sales = [s for s in sales if term in (s["Customer"] + s["OrderNumber"] + (s.get("ExternalID") or "")).lower()]
-        return page_of([list_item(s) for s in sales], request, "SaleList")
+        return page_of(sales, request, "SaleList", build=list_item)  # only the page's rows are built
 
     @app.get(f"{BASE}/sale")
     def get_sale(ID: str):

@@ -202,6 +202,11 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("load", after=("gate",), pool="master"),
         Step("report", after=("extract", "gate", "load")),
     ],
+    "settlement_reconciliation": [
+        Step("extract", extra=_window_kwargs),  # reads the pairing's file store: no API account, no pool
+        Step("reconcile", after=("extract",), pool="master"),
+        Step("report", after=("extract", "reconcile")),
+    ],
     "stock_out": [
         Step("extract", pool="master"),
         Step("gate", after=("extract",)),
@@ -220,6 +225,8 @@ FLOW_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "drift_monitor": {"master": frozenset({AVAILABILITY, FULFILMENTS, SALE_AMOUNTS}), "channel": frozenset({ORDERS, STOCK})},
     "payout_reconciliation": {"master": frozenset({SALE_AMOUNTS, JOURNALS}), "channel": frozenset({PAYOUTS})},
     "refunds": {"master": frozenset({CREDIT_NOTES}), "channel": frozenset({REFUNDS})},
+    # reads the payment provider's files, not the channel: the master books fees and refunds
+    "settlement_reconciliation": {"master": frozenset({SALE_AMOUNTS, JOURNALS, CREDIT_NOTES}), "channel": frozenset()},
 }
 
 

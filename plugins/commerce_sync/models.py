@@ -192,6 +192,43 @@ class SaleRef(_Model):
     order_number: str | None = None
     status: str | None = None
     has_lines: bool = True
+    total: Amount | None = None  # the booked total, where the lookup read it (settlement matching)
+    currency: Currency | None = None  # the sale's currency, where the lookup read it
+
+
+class CreditNoteRef(_Model):
+    """A credit note the ERP holds on a sale."""
+
+    master_id: str
+    total: Amount
+    memo: str | None = None
+
+
+SETTLEMENT_KINDS = ("settled", "refunded", "chargeback", "chargeback_reversed", "refund_reversed", "fee", "payout", "adjustment")
+
+
+class SettlementLine(_Model):
+    """One row of a payment provider's settlement report, whatever the provider.
+
+    Signs are the merchant's: money to the merchant is positive (a settled payment), money taken
+    back negative (a refund, a chargeback, the payout to the bank). `fees` are the costs withheld
+    on the row in the net currency, positive when charged.
+    """
+
+    batch: str
+    line_no: int  # in its file, the header being line 1
+    kind: str  # one of SETTLEMENT_KINDS, or "unknown" for a type the format does not list
+    provider_type: str
+    merchant_ref: str | None = None  # the shop's order number
+    psp_ref: str | None = None
+    modification_ref: str | None = None  # the capture's or refund's own reference
+    booked_at: AwareDatetime | None = None
+    gross_currency: Currency | None = None
+    gross: Amount = Decimal("0")
+    exchange_rate: Amount | None = None  # gross to net currency, as the provider applied it
+    net_currency: Currency | None = None
+    net: Amount = Decimal("0")
+    fees: dict[str, Amount] = {}
 
 
 def order_line_sum(order: Order) -> Decimal:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-FLOWS = ("orders_in", "stock_out", "dispatch_back", "payout_reconciliation", "refunds", "drift_monitor")
+FLOWS = ("orders_in", "stock_out", "dispatch_back", "payout_reconciliation", "refunds", "drift_monitor", "settlement_reconciliation")
 
 
 def project_root() -> Path:
@@ -91,6 +91,22 @@ class PayoutPolicy(_Cfg):
     report_recipients: str = "finance"  # a key of `recipients`
 
 
+class SettlementPolicy(_Cfg):
+    """A payment provider's settlement files, and where their money is booked in the ERP."""
+
+    location: str  # an ObjectStoragePath URL (file://, s3://, gs://, sftp://...) or a folder relative to the project
+    connection: str | None = None  # the Airflow connection holding the store's credentials (none for a local folder)
+    format: str  # include/settlement_formats/<format>.yaml: the provider's column layout
+    pattern: str | None = None  # file names to read; default: the format's file_pattern
+    clearing_account: str  # the provider receivable (clearing), credited with the fees it withheld
+    fee_accounts: dict[str, str]  # fee name (the format's `fees`, and `other` for batch fee rows) -> ERP account
+    refund_sku: str  # the ERP service item a provider refund the ERP lacks is credited on (no restock)
+    journal_reference: str = "PSP-{batch}-{currency}"  # the fee journal's reference (unique per batch and currency)
+    tolerance: Decimal = Decimal("0.00")  # difference allowed per match and per batch balance
+    sale_lookback_days: int = 30  # sales are looked up in bulk from this long before the earliest payment
+    report_recipients: str = "finance"  # a key of `recipients`
+
+
 class AlertPolicy(_Cfg):
     """When a finished run should still make someone look (e-mailed to `recipients.ops`)."""
 
@@ -156,6 +172,7 @@ class Pairing(_Cfg):
     drift: DriftPolicy = DriftPolicy()
     acceptance: AcceptancePolicy | None = None
     packing_slips: PackingSlipPolicy | None = None
+    settlement: SettlementPolicy | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]
@@ -179,6 +196,8 @@ def parse_pairing(key: str, data: dict[str, Any], source: str = "") -> Pairing:
     unknown = set(pairing.flows) - set(FLOWS)
     if unknown:
         raise PairingError(f"{source or key}: unknown flows {sorted(unknown)}; known: {list(FLOWS)}")
+    if "settlement_reconciliation" in pairing.flows and pairing.settlement is None:
+        raise PairingError(f"{source or key}: settlement_reconciliation needs a `settlement:` section (files, format, accounts)")
     return pairing
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError
+from commerce_sync.models import CreditNoteRef, Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError
 
 RawRecord = dict[str, Any]
 
@@ -149,6 +149,14 @@ class Master(Protocol):
 
     def sale_amounts(self, sale_id: str) -> dict[str, Decimal]:
         """The sale's booked total and tax: {"total": ..., "tax": ...}."""
+
+    def sale_totals(self, external_ids: Iterable[str], created_since: datetime) -> dict[str, SaleRef]:
+        """Sales holding these external ids, keyed by external id, each with its booked `total`
+        and `currency` (settlement matching: thousands at once, read in bulk where the ERP can).
+        `created_since` is where a bulk read starts; an id not found there is still looked up."""
+
+    def credit_notes(self, sale_id: str) -> list[CreditNoteRef]:
+        """The credit notes the ERP holds on a sale, with their totals."""
 
     def find_journal(self, reference: str) -> str | None:
         """The journal already posted under `reference`, if any."""

@@ -65,17 +65,24 @@ def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     return out.getvalue()
 
 
-def to_html(title: str, rows: list[dict], summary: dict[str, object]) -> str:
+def to_html(title: str, rows: list[dict], summary: dict[str, object], columns: list[str] = COLUMNS, notes: dict[str, str] | None = None,
+            limit_per_type: int | None = None, none_text: str = "No exceptions: every payout matched its sale to the cent.") -> str:
+    """`columns` after the first ("type", which groups the rows); `notes` say what each type means;
+    `limit_per_type` keeps an e-mail readable (the CSV holds every row)."""
+    notes = EXCEPTION_HELP if notes is None else notes
     parts = [f"<h2>{escape(title)}</h2>", "<ul>"]
     parts += [f"<li>{escape(str(k))}: <b>{escape(str(v))}</b></li>" for k, v in summary.items()]
     parts.append("</ul>")
     if not rows:
-        parts.append("<p>No exceptions: every payout matched its sale to the cent.</p>")
+        parts.append(f"<p>{escape(none_text)}</p>")
         return "\n".join(parts)
     for kind in dict.fromkeys(r["type"] for r in rows):
-        parts.append(f"<h3>{escape(kind)}</h3><p>{escape(EXCEPTION_HELP.get(kind, ''))}</p>")
-        parts.append("<table border='1' cellpadding='4'><tr>" + "".join(f"<th>{escape(c)}</th>" for c in COLUMNS[1:]) + "</tr>")
-        for row in (r for r in rows if r["type"] == kind):
-            parts.append("<tr>" + "".join(f"<td>{escape('' if row.get(c) is None else str(row.get(c)))}</td>" for c in COLUMNS[1:]) + "</tr>")
+        of_kind = [r for r in rows if r["type"] == kind]
+        parts.append(f"<h3>{escape(kind)} ({len(of_kind)})</h3><p>{escape(notes.get(kind, ''))}</p>")
+        parts.append("<table border='1' cellpadding='4'><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns[1:]) + "</tr>")
+        for row in of_kind[:limit_per_type]:
+            parts.append("<tr>" + "".join(f"<td>{escape('' if row.get(c) is None else str(row.get(c)))}</td>" for c in columns[1:]) + "</tr>")
         parts.append("</table>")
+        if limit_per_type is not None and len(of_kind) > limit_per_type:
+            parts.append(f"<p>... and {len(of_kind) - limit_per_type} more in the attached CSV.</p>")
     return "\n".join(parts)

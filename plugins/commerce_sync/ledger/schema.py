@@ -281,11 +281,65 @@ outbox = Table(
 )
 
 Index("ix_outbox_status", outbox.c.status, outbox.c.created_at)
+# Payment-provider settlement files, each version read once (name and SHA-256), and their rows
+# with what reconciliation made of each (settlement_reconciliation).
+settlement_file = Table(
+    "settlement_file",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("checksum", String(64), nullable=False),  # SHA-256 of the content, hex
+    Column("size", Integer),
+    Column("modified", String(100)),  # as the store reported it
+    Column("status", String(20), nullable=False),  # read | changed | duplicate | unreadable
+    Column("lines", Integer),
+    Column("detail", Text),
+    Column("period", String(100)),
+    Column("run_id", String(250)),
+    _ts("recorded_at"),
+    UniqueConstraint("pairing", "name", "checksum", name="uq_settlement_file"),
+)
+
+settlement_line = Table(
+    "settlement_line",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("file_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("batch", String(250)),
+    Column("kind", String(30), nullable=False),
+    Column("provider_type", String(80)),
+    Column("merchant_ref", String(250)),
+    Column("psp_ref", String(100)),
+    Column("modification_ref", String(250)),
+    Column("booked_at", DateTime(timezone=True)),
+    Column("gross_currency", String(3)),
+    Column("gross", String(40)),  # money as exact decimal text: SQLite has no exact numeric
+    Column("exchange_rate", String(40)),
+    Column("net_currency", String(3)),
+    Column("net", String(40)),
+    Column("fees", JSON),  # {fee name: decimal text}
+    Column("status", String(20), nullable=False),  # new | matched | exception
+    Column("reason", String(40)),  # the exception's type
+    Column("detail", Text),
+    Column("master_id", String(250)),  # the ERP sale, credit note or journal the row was matched to
+    Column("master_total", String(40)),
+    Column("period", String(100)),  # the report period that reconciled it
+    Column("run_id", String(250)),
+    _ts("updated_at"),
+    UniqueConstraint("pairing", "file_id", "line_no", name="uq_settlement_line"),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
 Index("ix_payload_log_time", payload_log.c.logged_at)
 Index("ix_api_call_slot", api_call_slot.c.account, api_call_slot.c.slot)
 Index("ix_personal_data_access", personal_data_access.c.pairing, personal_data_access.c.accessed_at)
+Index("ix_settlement_line_status", settlement_line.c.pairing, settlement_line.c.status)
+Index("ix_settlement_line_ref", settlement_line.c.pairing, settlement_line.c.merchant_ref)
+Index("ix_settlement_line_period", settlement_line.c.pairing, settlement_line.c.period)
 
 RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from commerce_sync.ledger.bulk import upsert_rows
 from commerce_sync.redact import register_secrets, scrub, scrub_data, scrub_text
 from commerce_sync.ledger.db import get_engine, ledger_url, migrate
+from commerce_sync.ledger.settlements import SettlementLedger
 from commerce_sync.ledger.schema import (
     RUN_FIELDS,
     api_budget,
@@ -101,7 +102,7 @@ def _chunks(items: list, size: int = IN_CHUNK):
         yield items[i : i + size]
 
 
-class Ledger:
+class Ledger(SettlementLedger):
     def __init__(self, engine: Engine):
         self.engine = engine
 
