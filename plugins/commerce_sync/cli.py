@@ -79,6 +79,7 @@ def cmd_mappings_import(args) -> int:
 
 
 def cmd_health(args) -> int:
+    from commerce_sync.housekeeping.sizes import format_sizes, ledger_sizes
     from commerce_sync.pairing import get_pairing
 
     pairing = get_pairing(args.pairing)
@@ -99,6 +100,7 @@ def cmd_health(args) -> int:
             "open_quarantine": len(held),
             "oldest_open": str(min(q.first_seen for q in held)) if held else None,
         }
+    out["ledger"] = ledger_sizes(ledger.engine)  # the whole ledger, shared by every pairing
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -110,6 +112,7 @@ def cmd_health(args) -> int:
             print(f"      ! {breach}")
         if h["drift"]:
             print("      drift: " + ", ".join(f"{k} {v}" for k, v in h["drift"].items()))
+    print("\n".join(format_sizes(out["ledger"])))
     return 0
 
 
@@ -179,5 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("name", nargs="?")
     f.add_argument("-o", "--output", type=Path)
     f.set_defaults(func=cmd_files)
+    from commerce_sync.housekeeping.cli import add_commands as add_housekeeping_commands
+
+    add_housekeeping_commands(sub)  # erase --email, housekeeping
     args = parser.parse_args(argv)
     return args.func(args)

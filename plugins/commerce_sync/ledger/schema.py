@@ -244,10 +244,28 @@ api_call_slot = Table(
     Column("slot", Float, nullable=False),
 )
 
+# One row per erasure of buyers' personal data (on request or by retention): that it was done,
+# when, by whom and how many rows of each table it touched; never what (no address, no hash).
+erasure_log = Table(
+    "erasure_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),  # request | retention
+    Column("requested_by", String(100)),
+    _ts("done_at"),
+    Column("rows", JSON),  # {"quarantine": 1, "payload_log": 4, ...}
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
 Index("ix_payload_log_time", payload_log.c.logged_at)
 Index("ix_api_call_slot", api_call_slot.c.account, api_call_slot.c.slot)
+# housekeeping (0010): old rows found by time, a quarantined order found by its link
+Index("ix_staged_time", staged_record.c.staged_at)
+Index("ix_quarantine_resolved", quarantine.c.resolved_at)
+Index("ix_run_report_started", run_report.c.started_at)
+Index("ix_report_file_time", report_file.c.created_at)
+Index("ix_order_link_channel_id", order_link.c.pairing, order_link.c.kind, order_link.c.channel_id)
 
 RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]
