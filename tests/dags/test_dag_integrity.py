@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ("orders_in", "stock_out", "dispatch_back", "refunds", "payout_reconciliation", "drift_monitor")
-EXPECTED = {f"{pairing}__{flow}" for pairing in ("cin7_marketplacer", "cin7_john_lewis") for flow in FLOWS}
+EXPECTED = {f"{pairing}__{flow}" for pairing in ("cin7_marketplacer", "cin7_john_lewis") for flow in FLOWS} | {"commerce_sync__housekeeping"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,8 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
         "d = b.dags['cin7_marketplacer__orders_in']\n"
         "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
         " 'pandas': 'pandas' in sys.modules, 'gx': 'great_expectations' in sys.modules,"
-        " 'deadlines': [a.name for a in (d.deadline or [])]}))\n"
+        " 'deadlines': [a.name for a in (d.deadline or [])],"
+        " 'housekeeping': [a.name for a in (b.dags['commerce_sync__housekeeping'].deadline or [])]}))\n"
     )
     env = {**os.environ, "COMMERCE_SYNC_DEADLINES": "on"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -60,6 +61,7 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
     assert result["pandas"] is False, "a DAG file pulled pandas in at parse time"
     assert result["gx"] is False, "a DAG file pulled Great Expectations in at parse time"
     assert result["deadlines"] == ["cin7_marketplacer__orders_in__deadline"]
+    assert result["housekeeping"] == ["commerce_sync__housekeeping__deadline"]  # one per deployment, like every flow
 
 
 def test_both_pairings_run_the_same_steps(dagbag):
