@@ -94,6 +94,12 @@ class Address:
         text = func.lower(cast(column, Text)) if not isinstance(column.type, String) else func.lower(column)
         return or_(*(text.contains(f, autoescape=True) for f in self.forms))
 
+    def sql_bytes(self, column) -> Any:
+        """PostgreSQL: the bytes read as text in the server (printable bytes as they are), so a
+        scan of every stored file never crosses the wire."""
+        text = func.lower(func.encode(column, "escape"))
+        return or_(*(text.contains(f, autoescape=True) for f in self.forms))
+
     def in_text(self, text: str) -> bool:
         return self.pattern.search(text) is not None
 
@@ -267,6 +273,9 @@ def _plain_tables(engine: Engine, who: Address, batching: Batching, touched: dic
                     touched.setdefault(name, set()).add(ident if len(ident) > 1 else ident[0])
         for c in binaries:
             with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    doomed += [tuple(row) for row in conn.execute(select(*pk).where(c.is_not(None), who.sql_bytes(c)))]
+                    continue
                 result = conn.execution_options(yield_per=100).execute(select(*pk, c).where(c.is_not(None)))
                 doomed += [tuple(row[: len(pk)]) for row in result if who.in_bytes(row[-1])]
         for chunk in _chunks(list(dict.fromkeys(doomed))):

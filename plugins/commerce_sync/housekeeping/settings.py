@@ -36,7 +36,7 @@ class Retention(_Cfg):
     quarantine_resolved_days: float = 400  # replayed rows: a year of month ends for audit
     run_report_days: float = 400
     report_days: float = 400  # stored text reports (payout exception reports)
-    stored_files_days: float = 90  # stored binary files (packing slips)
+    stored_files_days: float = 30  # stored binary files (packing slips): printed at dispatch
     outbox_days: float = 30  # delivered alerts, when the ledger has an outbox
 
 
