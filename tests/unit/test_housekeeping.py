@@ -336,3 +336,15 @@ def test_health_shows_the_size_and_oldest_row_of_every_table(ledger, clock, monk
     assert main(["health", "--pairing", P]) == 0
     out = capsys.readouterr().out
     assert "Ledger:" in out and f"oldest {old:%Y-%m-%d}" in out
+
+
+def test_a_record_no_current_key_opens_is_reported_not_guessed(ledger, monkeypatch, tmp_path):
+    from cryptography.fernet import Fernet
+
+    from commerce_sync.housekeeping.erasure import erase_address
+
+    ledger.stage(P, "orders_in", "r1", [("inv-1", {"buyer": {"email": "old@example.com"}, "sku": "A"})])
+    monkeypatch.setenv("COMMERCE_SYNC_SEAL_KEY", Fernet.generate_key().decode())  # the old key retired, not kept for rotation
+    counts = erase_address(ledger.engine, "old@example.com", "dpo", settings())
+    assert counts == {"sealed_unreadable": 1}
+    assert "__sealed__" in _raw_payload(ledger, staged_record, "inv-1")  # left as it was: unreadable to anyone

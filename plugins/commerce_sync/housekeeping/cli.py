@@ -15,11 +15,12 @@ def cmd_erase(args) -> int:
     from commerce_sync.housekeeping.erasure import erase_address
     from commerce_sync.housekeeping.settings import load_settings
     from commerce_sync.ledger import Ledger
+    from commerce_sync.ledger.sealing import SealKeyMissing
 
     ledger = Ledger.from_url()
     try:
         counts = erase_address(ledger.engine, args.email, args.by, load_settings())
-    except ValueError as exc:
+    except (ValueError, SealKeyMissing) as exc:  # not an address; or no key to find the buyer's sealed records with
         print(str(exc), file=sys.stderr)
         return 2
     if args.json:
@@ -31,6 +32,8 @@ def cmd_erase(args) -> int:
     print("Erased the buyer's personal data (the erasure is recorded in erasure_log, without the address):")
     for table, n in sorted(counts.items()):
         print(f"  {table:<18} {n} row(s)")
+    if counts.get("sealed_unreadable"):
+        print("  ! some sealed records no current key opens (sealed with a retired key): nobody can read them; they were left as they are")
     if counts.get("left_in_keys"):
         print("  ! the address is part of a record's key somewhere: left there; see the log and tell engineering")
     return 0

@@ -168,14 +168,17 @@ def _sealed_tables(engine: Engine, who: Address, batching: Batching, by: str, no
     """Records holding the address lose every sealed value; then so does every other record of
     the same (pairing, record key): the same order staged by another run or held by another
     flow. Returns those (pairing, record key)s."""
+    from cryptography.fernet import InvalidToken
+
     keys: set[tuple[str, str]] = set()
 
     def changes(table: str, row, matched: bool) -> dict | None:
         if not matched:
             try:
                 matched = who.in_value(unseal(row.payload))
-            except Exception:  # noqa: BLE001 - a token sealed with a key no longer held cannot be anyone's readable data
-                log.warning("erase: %s row %s has a token no current key opens; left sealed", "record", row[0])
+            except InvalidToken:  # sealed with a key no longer held: nobody can read it, nor say whose it is
+                log.warning("erase: %s row %s has a token no current key opens; left sealed", table, row[0])
+                touched.setdefault("sealed_unreadable", set()).add((table, row[0]))
                 return None
         if not matched:
             return None
@@ -293,7 +296,7 @@ def erase_address(engine: Engine, address: str, by: str, settings) -> dict[str, 
     keys = _sealed_tables(engine, who, batching, by, utcnow(), touched)
     deleted = {"report_file": _buyers_files(engine, keys, batching) if keys else 0}
     left = _plain_tables(engine, who, batching, touched, deleted)
-    counts = {t: len(touched.get(t, ())) + deleted.get(t, 0) for t in {*touched, *deleted}}
+    counts = {t: len(touched.get(t, ())) + deleted.get(t, 0) for t in {*touched, *deleted}}  # sealed_unreadable: rows no key opens
     counts = {k: v for k, v in counts.items() if v}
     if left:
         counts["left_in_keys"] = left
