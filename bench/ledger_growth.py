@@ -243,6 +243,8 @@ def main() -> None:
             now = datetime.now(timezone.utc)
             per_order: dict[str, dict] = {}
             for pairing, carrier in ((MKP, "Australia Post"), (JL, "DPD")):
+                for flow in ("orders_in", "dispatch_back"):  # one-offs first (mapping files synced, reference lists cached)
+                    run_flow(pairing, flow, f"warm-{pairing}-{flow}", now - timedelta(days=2), now - timedelta(days=2))
                 before = sizes(engine)
                 ids = orders(emu, pairing, args.orders, now - timedelta(minutes=30))
                 run_flow(pairing, "orders_in", f"orders-{pairing}", now - timedelta(hours=1), now + timedelta(minutes=5))

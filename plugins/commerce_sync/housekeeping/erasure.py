@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -132,8 +132,6 @@ def _record(engine: Engine, kind: str, by: str | None, rows: dict[str, int]) -> 
 # -- by retention -----------------------------------------------------------------------------------
 def erase_expired(engine: Engine, settings, now: datetime | None = None) -> dict[str, int]:
     """Sealed values of records whose purpose is over (see the module's docstring); rows per table."""
-    from datetime import timedelta
-
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.personal_data.erase_after_days)
     batching = Batching.of(settings)
