@@ -162,8 +162,9 @@ def run_link(dag_id: str, run_id: str) -> str:
     return f"{base.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
 
 
-def task_failed(pairing_key: str, flow: str, context) -> None:
-    """on_failure_callback: after the last retry, tell the pairing's ops what failed and what to do."""
+def task_failed(pairing_key: str, flow: str, context, recipients: list[str] | None = None) -> None:
+    """on_failure_callback: after the last retry, tell the pairing's ops (or `recipients`, for a
+    DAG of no pairing) what failed and what to do."""
     from html import escape
 
     from commerce_sync.pairing import get_pairing
@@ -184,7 +185,7 @@ def task_failed(pairing_key: str, flow: str, context) -> None:
         f"<p><a href='{escape(link)}'>Open the run in Airflow</a>. docs/operations.md, 'A run failed', says what to check.</p>"
     )
     try:
-        send_email(get_pairing(pairing_key).recipients.get("ops", []), subject, html)
+        send_email(recipients if recipients is not None else get_pairing(pairing_key).recipients.get("ops", []), subject, html)
     except Exception:  # noqa: BLE001 - an alert that cannot be sent must not hide the failure itself
         log.exception("could not send the failure alert for %s", dag_id)
 

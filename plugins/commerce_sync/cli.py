@@ -224,9 +224,13 @@ def _health(ledger: Ledger, pairing: Pairing) -> dict:
 def cmd_health(args) -> int:
     ledger = _ledger()
     from commerce_sync.alerts import outbox_status
+    from commerce_sync.housekeeping.sizes import format_sizes, ledger_sizes
 
-    box = outbox_status(ledger)  # alert e-mails of every pairing: one SMTP server serves them all
-    reports = [{**_health(ledger, pairing), "outbox": box} for pairing in _pairings(args)]
+    # the whole ledger's: alert e-mails of every pairing (one SMTP server serves them all), and
+    # the size and oldest row of each table
+    box = outbox_status(ledger)
+    sizes = ledger_sizes(ledger.engine)
+    reports = [{**_health(ledger, pairing), "outbox": box, "ledger": sizes} for pairing in _pairings(args)]
     if args.json:
         # one pairing named: its object; every pairing: a list of them
         print(json.dumps(reports[0] if args.pairing else reports, indent=2, default=str))
@@ -247,6 +251,7 @@ def cmd_health(args) -> int:
               f"({box['oldest_subject']!r}); last error: {box['last_error']}")
     else:
         print("alert e-mails: all delivered")
+    print("\n".join(format_sizes(sizes)))
     return 0
 
 
@@ -374,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("name", nargs="?")
     f.add_argument("-o", "--output", type=Path)
     f.set_defaults(func=cmd_files)
+    from commerce_sync.housekeeping.cli import add_commands as add_housekeeping_commands
+
+    add_housekeeping_commands(sub)  # erase --email, housekeeping
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -309,6 +309,53 @@ def build_dag(pairing: Pairing, flow: str) -> DAG:
     return dag
 
 
+# One per deployment, not per pairing: the ledger is shared. Steps are commerce_sync.housekeeping.<name>(run_id, *upstream).
+HOUSEKEEPING_STEPS = [Step("prune"), Step("erase", after=("prune",)), Step("report", after=("prune", "erase"))]
+
+
+def _housekeeping_task(step: Step):
+    @task(task_id=step.name)
+    def run_step(*upstream, run_id=None):
+        from commerce_sync import housekeeping
+
+        return getattr(housekeeping, step.name)(run_id, *upstream)
+
+    return run_step
+
+
+def build_housekeeping_dag() -> DAG:
+    """Retention and erasure over the whole ledger (include/housekeeping.yaml), with a deadline
+    and failure alerts like every flow: the settings carry the key and recipients a pairing would."""
+    from functools import partial
+
+    from commerce_sync.alerts import task_failed
+    from commerce_sync.housekeeping.settings import FLOW, load_settings
+
+    settings = load_settings()
+    cfg = settings.dag
+    kwargs: dict[str, Any] = {}
+    deadline = _deadline(settings, FLOW, cfg)
+    if deadline is not None:
+        kwargs["deadline"] = deadline
+    args = {**_task_args(settings, FLOW, cfg), "on_failure_callback": partial(task_failed, settings.key, FLOW, recipients=settings.recipients.get("ops", []))}
+    with DAG(
+        dag_id=settings.dag_id(),
+        description="Ledger housekeeping: retention, erasure of buyers' personal data",
+        schedule=CronDataIntervalTimetable(cfg.schedule, timezone="UTC") if cfg.schedule else None,
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=cfg.catchup,
+        max_active_runs=1,
+        default_args=args,
+        tags=["commerce_sync", FLOW],
+        doc_md="**Ledger housekeeping** (one per deployment): README, 'Housekeeping'; docs/operations.md.",
+        **kwargs,
+    ) as dag:
+        results: dict[str, Any] = {}
+        for step in HOUSEKEEPING_STEPS:
+            results[step.name] = _housekeeping_task(step)(*(results[name] for name in step.after))
+    return dag
+
+
 def build_all() -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for pairing in load_pairings().values():
@@ -316,4 +363,6 @@ def build_all() -> dict[str, DAG]:
             if flow in FLOW_STEPS:
                 dag = build_dag(pairing, flow)
                 dags[dag.dag_id] = dag
+    housekeeping = build_housekeeping_dag()
+    dags[housekeeping.dag_id] = housekeeping
     return dags

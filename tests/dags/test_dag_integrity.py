@@ -17,6 +17,7 @@ EXPECTED |= {f"centra_marketplacer__{flow}" for flow in ("orders_in", "stock_out
 # settlement report those flows will read (the pairing file says so)
 SFCC_FLOWS = ("orders_in", "stock_out", "dispatch_back", "drift_monitor")
 EXPECTED |= {f"cin7_sfcc__{flow}" for flow in SFCC_FLOWS}
+EXPECTED |= {"commerce_sync__housekeeping"}  # one per deployment, not per pairing
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
         "d = b.dags['cin7_marketplacer__orders_in']\n"
         "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()},"
         " 'pandas': 'pandas' in sys.modules, 'gx': 'great_expectations' in sys.modules,"
-        " 'deadlines': [a.name for a in (d.deadline or [])]}))\n"
+        " 'deadlines': [a.name for a in (d.deadline or [])],"
+        " 'housekeeping': [a.name for a in (b.dags['commerce_sync__housekeeping'].deadline or [])]}))\n"
     )
     env = {**os.environ, "COMMERCE_SYNC_DEADLINES": "on"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -66,6 +68,7 @@ def test_parsing_imports_neither_pandas_nor_great_expectations_and_has_a_deadlin
     assert result["pandas"] is False, "a DAG file pulled pandas in at parse time"
     assert result["gx"] is False, "a DAG file pulled Great Expectations in at parse time"
     assert result["deadlines"] == ["cin7_marketplacer__orders_in__deadline"]
+    assert result["housekeeping"] == ["commerce_sync__housekeeping__deadline"]  # one per deployment, like every flow
 
 
 def test_the_deadline_counts_from_when_the_run_became_due_and_survives_serialization(tmp_path):

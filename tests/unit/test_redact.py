@@ -160,3 +160,23 @@ def test_a_bounded_redaction_walks_only_what_the_log_keeps():
     assert all(r["Email"] == "***" for r in rows[:-1])  # what is kept is redacted as ever
     assert "example.org" not in _json.dumps(out)
     assert redact(page, max_chars=None)["ProductAvailabilityList"][999]["Email"] == "***"  # unbounded: every row
+
+
+def test_addresses_are_scrubbed_however_they_are_written():
+    """The payload log keeps redacted text: an address in another script, percent-encoded (a URL
+    path), HTML- or JSON-escaped (a body kept as text) is masked too. Before: all kept whole."""
+    written = [
+        "jöran.ström@exämple.se",
+        "alex.buyer%40example.com",
+        "alex.buyer&#64;example.com",
+        "alex.buyer&#x40;example.com",
+        "alex.buyer\\u0040example.com",
+        "ALEX.BUYER@EXAMPLE.COM",
+    ]
+    for address in written:
+        out = redact(f"customer {address} wrote")
+        assert out == f"customer {MASK} wrote", (address, out)
+    assert redact_url("https://shop.example/api/customers/alex.buyer%40example.com/orders") == f"https://shop.example/api/customers/{MASK}/orders"
+    for business in ("price 12.50@3.00 each", "v1.2@3", "2026-11-22T10:00:00", "CS-TEE-BLK-M"):
+        assert redact(business) == business
+

@@ -330,6 +330,16 @@ settlement_line = Table(
     Column("run_id", String(250)),
     _ts("updated_at"),
     UniqueConstraint("pairing", "file_id", "line_no", name="uq_settlement_line"),
+# One row per erasure of buyers' personal data (on request or by retention): that it was done,
+# when, by whom and how many rows of each table it touched; never what (no address, no hash).
+erasure_log = Table(
+    "erasure_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),  # request | retention
+    Column("requested_by", String(100)),
+    _ts("done_at"),
+    Column("rows", JSON),  # {"quarantine": 1, "payload_log": 4, ...}
 )
 
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
@@ -341,5 +351,11 @@ Index("ix_personal_data_access", personal_data_access.c.pairing, personal_data_a
 Index("ix_settlement_line_status", settlement_line.c.pairing, settlement_line.c.status)
 Index("ix_settlement_line_ref", settlement_line.c.pairing, settlement_line.c.merchant_ref)
 Index("ix_settlement_line_period", settlement_line.c.pairing, settlement_line.c.period)
+# housekeeping (0010): old rows found by time, a quarantined order found by its link
+Index("ix_staged_time", staged_record.c.staged_at)
+Index("ix_quarantine_resolved", quarantine.c.resolved_at)
+Index("ix_run_report_started", run_report.c.started_at)
+Index("ix_report_file_time", report_file.c.created_at)
+Index("ix_order_link_channel_id", order_link.c.pairing, order_link.c.kind, order_link.c.channel_id)
 
 RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]
