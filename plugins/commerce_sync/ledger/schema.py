@@ -330,6 +330,8 @@ settlement_line = Table(
     Column("run_id", String(250)),
     _ts("updated_at"),
     UniqueConstraint("pairing", "file_id", "line_no", name="uq_settlement_line"),
+)
+
 # One row per erasure of buyers' personal data (on request or by retention): that it was done,
 # when, by whom and how many rows of each table it touched; never what (no address, no hash).
 erasure_log = Table(
