@@ -168,13 +168,15 @@ def _sealed_tables(engine: Engine, who: Address, batching: Batching, by: str, no
     flow. Returns those (pairing, record key)s."""
     from cryptography.fernet import InvalidToken
 
+    from commerce_sync.ledger.sealing import SealKeyWrong
+
     keys: set[tuple[str, str]] = set()
 
     def changes(table: str, row, matched: bool) -> dict | None:
         if not matched:
             try:
                 matched = who.in_value(unseal(row.payload))
-            except InvalidToken:  # sealed with a key no longer held: nobody can read it, nor say whose it is
+            except (InvalidToken, SealKeyWrong):  # sealed with a key no longer held: nobody can read it, nor say whose it is
                 log.warning("erase: %s row %s has a token no current key opens; left sealed", table, row[0])
                 touched.setdefault("sealed_unreadable", set()).add((table, row[0]))
                 return None

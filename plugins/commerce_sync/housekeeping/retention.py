@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import MetaData, Table, and_, exists, inspect
+from sqlalchemy import Table, and_, exists
 from sqlalchemy.engine import Engine
 
 from commerce_sync.housekeeping.batches import Batching, delete_in_batches
 from commerce_sync.ledger.schema import (
     api_budget,
     api_call_slot,
+    outbox,
     payload_log,
     quarantine,
     report_file,
@@ -30,8 +31,6 @@ from commerce_sync.ledger.schema import (
 )
 
 KEPT = ("order_link", "payout_match", "watermark", "stock_snapshot", "mapping", "mapping_history", "erasure_log")
-OUTBOX = "outbox"  # another part of the ledger (undelivered alerts) may add it: pruned only if present
-OUTBOX_DELIVERED = ("delivered_at", "sent_at")  # the column that says an alert went out
 
 
 def days(n: float) -> timedelta:
@@ -51,12 +50,8 @@ def _staged(r, now: datetime) -> Iterator[tuple[str, Table, object]]:
 
 
 def _outbox(engine: Engine, r, now: datetime) -> Iterator[tuple[str, Table, object]]:
-    if OUTBOX not in inspect(engine).get_table_names():
-        return
-    table = Table(OUTBOX, MetaData(), autoload_with=engine)
-    column = next((table.c[c] for c in OUTBOX_DELIVERED if c in table.c), None)
-    if column is not None and table.primary_key.columns:
-        yield OUTBOX, table, column < now - days(r.outbox_days)  # an undelivered alert (NULL) is never pruned
+    # only what went out: an undelivered alert (sent_at NULL) is never pruned, however old
+    yield "outbox", outbox, and_(outbox.c.status == "sent", outbox.c.sent_at < now - days(r.outbox_days))
 
 
 def rules(engine: Engine, settings, now: datetime) -> Iterator[tuple[str, Table, object]]:
