@@ -34,6 +34,9 @@ MAPPING_KINDS: dict[str, MappingSpec] = {
     "carriers": MappingSpec("master_carrier", ("master_carrier", "channel_carrier")),
     "locations": MappingSpec("master_location", ("master_location", "include")),
     "tax_codes": MappingSpec("channel_tax_code", ("channel_tax_code", "master_tax_rule")),
+    # catalogue_out: the master's category -> the channel's, and a channel attribute <- the master's
+    "categories": MappingSpec("master_category", ("master_category", "channel_category")),
+    "attributes": MappingSpec("channel_attribute", ("channel_attribute", "master_attribute")),
 }
 
 
