@@ -78,6 +78,13 @@ class Cin7Data:
             self.order_seq = 0
             self.journals: list[dict] = []
 
+    def put_products(self, rows: list[dict]) -> list[dict]:
+        """Create or change products by SKU (product_record)."""
+        with self.lock:
+            for p in rows:
+                self.products[p["SKU"]] = product_record(p, self.products.get(p["SKU"]))
+            return [self.products[p["SKU"]] for p in rows]
+
 
 def create_app(account_id: str = "demo-account", application_key: str = "demo-key", rate_limit_per_minute: int = 60) -> FastAPI:
     app = FastAPI(title="Cin7 Core sandbox", openapi_url=None, docs_url=None, redoc_url=None)
@@ -125,8 +132,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
     async def seed(request: Request):
         body = await json_body(request) or {}
         with data.lock:
-            for p in body.get("products", []):
-                data.products[p["SKU"]] = product_record(p, data.products.get(p["SKU"]))
+            data.put_products(body.get("products", []))
             for a in body.get("availability", []):
                 data.availability[(a["SKU"], a["Location"])] = dict(a)
             data.locations.update(body.get("locations", []))
@@ -508,10 +514,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
     async def change_products(request: Request):
         """Products created or changed in Cin7 (by SKU; `Status: Deprecated` takes one out of use)."""
         body = await json_body(request) or {}
-        with data.lock:
-            for p in body.get("products", []):
-                data.products[p["SKU"]] = product_record(p, data.products.get(p["SKU"]))
-            return MoneyJSONResponse({"products": [data.products[p["SKU"]] for p in body.get("products", [])]})
+        return MoneyJSONResponse({"products": data.put_products(body.get("products", []))})
 
     @app.get(f"{BASE}/ref/productavailability")
     def availability(request: Request):

@@ -174,6 +174,28 @@ def test_a_product_create_whose_answer_was_lost_is_made_once(storefront, pg_url)
     assert len(beanies) == 1 and len([c for c in sf.calls("POST") if c["path"].endswith("/products")]) == 5  # four at first, one for the beanie
 
 
+def test_the_daily_whole_read_heals_the_sku_table_and_sends_the_channel_only_what_changed_or_never_arrived(storefront, pg_url):
+    sf = storefront
+    sf.seed("product-types", [APPAREL])
+    assert run_flow(CT, FLOW, "first", *window()) == "success"
+    ledger = Ledger.from_url(pg_url)
+    try:
+        ledger.record_master_skus(CT, [{"sku": "GONE-1", "product_ref": "deleted-in-cin7", "active": True, "modified_at": None}], "older-run")
+        # as if the last run had read up to an hour from now: every product is older than the watermark
+        ledger.set_watermark(CT, FLOW, catalogue_out.WATERMARK, (now() + timedelta(hours=1)).isoformat())
+    finally:
+        ledger.dispose()
+    sf.in_cin7("products", {"products": [{"SKU": "CS-NEW-FULL", "Name": "Made since"}]})  # newer than the watermark? no: but never on the channel
+    with FlowContext.for_pairing(CT) as ctx:
+        counts = catalogue_out.extract(ctx, "daily", full=True)
+        skus = ctx.ledger.master_skus(CT)
+    assert counts["full"] and counts["skus"] == 5 and counts["forgotten"] == 1 and "GONE-1" not in skus
+    assert counts["extracted"] == 1  # the four already on the channel and unchanged are not sent again
+    with FlowContext.for_pairing(CT) as ctx:
+        staged = {r.record_key for r in ctx.ledger.staged(CT, FLOW, "daily")} - {catalogue_out.BATCH_KEY}
+        assert [ctx.master.to_catalogue_product(r.payload).items[0].sku for r in ctx.ledger.staged(CT, FLOW, "daily") if r.record_key in staged] == ["CS-NEW-FULL"]
+
+
 # -- cin7_sfcc: check only -----------------------------------------------------------------------
 def test_sfcc_gets_the_check_only_and_a_sku_orderable_without_a_cin7_sku_is_reported_before_it_sells(sfcc, pg_url):
     from tests.e2e.conftest import CIN7_PRODUCTS
@@ -281,3 +303,22 @@ def test_a_product_missing_a_required_category_attribute_is_held_with_one_email_
     tee = adverts(w)["Tee"]
     assert tee["price"] == "49.00" and {v["price"] for v in tee["variants"]["nodes"]} == {"49.00"}
     assert len([a for a in requests.get(f"{w['marketplacer']}/_sandbox/adverts", timeout=10).json()["adverts"] if a["title"] == "Tee"]) == 1
+
+
+def test_an_advert_whose_answer_was_lost_is_made_once(centra_world):
+    w = centra_world
+    key = "centra_marketplacer"
+    requests.post(f"{w['marketplacer']}/_sandbox/faults", json={"reset_connection": {"operation": "advertUpsert", "when": "after_commit", "count": 1}},
+                  timeout=10).raise_for_status()
+    with FlowContext.for_pairing(key) as ctx:
+        catalogue_out.extract(ctx, "lost")
+        gated = catalogue_out.gate(ctx, "lost")
+        with pytest.raises(TransientError) as err:
+            catalogue_out.load(ctx, "lost", gated)
+        assert err.value.maybe_committed  # a mutation is not sent again blindly
+    with FlowContext.for_pairing(key) as ctx:  # the task's retry, in a fresh process
+        counts = catalogue_out.load(ctx, "lost", gated)
+    assert counts["recovered"] == 1 and counts["created"] + counts["recovered"] == 2 and counts["refused"] == 0
+    assert run_flow(key, FLOW, "later", *window()) == "success"
+    titles = [a["title"] for a in requests.get(f"{w['marketplacer']}/_sandbox/adverts", timeout=10).json()["adverts"]]
+    assert sorted(titles) == ["Cap", "Tee"]  # each once

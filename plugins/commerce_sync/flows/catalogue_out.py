@@ -16,6 +16,7 @@ What the channel can do is what it declares: a channel that can write products
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -68,6 +69,7 @@ def extract(ctx: FlowContext, run_id: str, *, full: bool = False) -> dict[str, A
     full = full or mark is None or ctx.ledger.get_watermark(key, FLOW, FULL_READ) is None
     since = None if full else datetime.fromisoformat(mark) - timedelta(minutes=ctx.pairing.flow(FLOW).overlap_minutes)
     fetched: dict[str, Any] = {}
+    modified: dict[str, tuple[str, datetime]] = {}  # record key -> (product ref, modified at)
     skus: list[dict[str, Any]] = []
     high = datetime.fromisoformat(mark) if mark else None
     unreadable: dict[str, str] = {}
@@ -79,16 +81,24 @@ def extract(ctx: FlowContext, run_id: str, *, full: bool = False) -> dict[str, A
         except TranslationError as exc:
             unreadable[record_key] = exc.reason  # the gate holds it with the reason (or, for a check-only channel, the lines below)
             continue
+        modified[record_key] = (product.product_ref, product.modified_at)
         skus += [{"sku": item.sku, "product_ref": product.product_ref, "active": product.active, "modified_at": product.modified_at} for item in product.items]
         high = product.modified_at if high is None or product.modified_at > high else high
     ctx.ledger.record_master_skus(key, skus, run_id)
     forgotten = 0
-    if full and not unreadable:
-        # a whole read: what it did not find is gone from the master (an unreadable product's SKUs
-        # are kept until a read finds it whole, rather than reported as orphans meanwhile)
-        forgotten = ctx.ledger.forget_master_skus(key, except_run=run_id)
+    if full:
+        if not unreadable:
+            # a whole read: what it did not find is gone from the master (while a product cannot be
+            # read, the SKUs it had keep their rows rather than be reported as orphans)
+            forgotten = ctx.ledger.forget_master_skus(key, except_run=run_id)
         ctx.ledger.set_watermark(key, FLOW, FULL_READ, _iso(datetime.now(timezone.utc)))
     writes = _offers(ctx, CATALOGUE_WRITE)
+    if writes and full and mark is not None:
+        # the daily whole read heals the SKU table; to the channel it sends only what changed since
+        # the watermark or never reached it, not the whole catalogue again
+        cut = datetime.fromisoformat(mark) - timedelta(minutes=ctx.pairing.flow(FLOW).overlap_minutes)
+        linked = ctx.ledger.links(key, LINK_KIND, [ref for ref, _ in modified.values()])
+        fetched = {k: raw for k, raw in fetched.items() if k not in modified or modified[k][1] >= cut or modified[k][0] not in linked}
     held_before = sorted(q.record_key for q in ctx.ledger.open_quarantine(key, FLOW))  # not news when held again
     replay = held_records(ctx, FLOW, exclude=fetched) if writes else {}
     if not writes:  # nothing is written, so nothing is gated; what could not be read is still held, with its reason
@@ -140,20 +150,24 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
     return apply_gate(ctx, FLOW, run_id, result, payloads)
 
 
-def instructions(ctx: FlowContext, product: CatalogueProduct, maps: dict[str, dict[str, dict]]) -> ListingInstructions:
-    """The pairing's file and mappings, for one product: which fields, which channel SKUs, which
-    channel category and attribute values."""
+def instructions_for(ctx: FlowContext, maps: dict[str, dict[str, dict]]) -> Callable[[CatalogueProduct], ListingInstructions]:
+    """The pairing's file and mappings as a function of one product: which fields, which channel
+    SKUs, which channel category and attribute values (the mappings are indexed once a run)."""
     policy = _policy(ctx)
     sku_map: dict[str, str] = {}
     for channel_sku, row in maps.get("skus", {}).items():
         sku_map.setdefault(row["master_sku"], channel_sku)  # two channel SKUs on one master SKU: the first
-    category = (maps.get("categories", {}).get(product.category or "") or {}).get("channel_category")
+    categories = {k: row.get("channel_category") for k, row in maps.get("categories", {}).items()}
     wanted = {channel: row["master_attribute"] for channel, row in maps.get("attributes", {}).items()}
-    builtin = {"name": product.name, "category": product.category}
-    attributes = {channel: value for channel, master in wanted.items() if (value := product.attributes.get(master) or builtin.get(master))}
-    per_item = {item.sku: {channel: item.attributes[master] for channel, master in wanted.items() if item.attributes.get(master)} for item in product.items}
-    return ListingInstructions(fields=tuple(policy.fields), sku_map=sku_map, publish=policy.publish, category=category,
-                               attributes=attributes, item_attributes=per_item, price_list=policy.price_list)
+
+    def how(product: CatalogueProduct) -> ListingInstructions:
+        builtin = {"name": product.name, "category": product.category}
+        attributes = {channel: value for channel, master in wanted.items() if (value := product.attributes.get(master) or builtin.get(master))}
+        per_item = {item.sku: {channel: item.attributes[master] for channel, master in wanted.items() if item.attributes.get(master)} for item in product.items}
+        return ListingInstructions(fields=tuple(policy.fields), sku_map=sku_map, publish=policy.publish, category=categories.get(product.category or ""),
+                                   attributes=attributes, item_attributes=per_item, price_list=policy.price_list)
+
+    return how
 
 
 def _refusal(ctx: FlowContext, exc: ClientError) -> list[dict[str, str]]:
@@ -173,7 +187,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     counts = {"created": 0, "recovered": 0, "updated": 0, "unchanged": 0, "discontinued": 0, "refused": 0, "in_flight": 0}
     if batch.get("writes"):
         payloads, products, _ = _products(ctx, run_id, only=set(gated["valid_keys"]))
-        maps = _maps(ctx)
+        how_for = instructions_for(ctx, _maps(ctx))
         by_ref = {p.product_ref: (k, p) for k, p in products.items()}
         claimed = ctx.ledger.claim(key, LINK_KIND, by_ref, run_id)  # one run writes a product at a time
         counts["in_flight"] = len(by_ref) - len(claimed)
@@ -184,7 +198,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
                 counts["discontinued"] += 1  # nothing new is made of what the master no longer sells
                 ctx.ledger.resolve_quarantine(key, FLOW, record_key, note="discontinued in the master: not created")
                 continue
-            how = instructions(ctx, product, maps)
+            how = how_for(product)
             try:
                 listing = linked.get(ref)
                 if listing is None and (listing := ctx.channel.find_listing(product, how)) is not None:
