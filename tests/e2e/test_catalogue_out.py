@@ -28,7 +28,7 @@ from commerce_sync.flows import catalogue_out
 from commerce_sync.ledger import Ledger
 from commerce_sync.runtime import FlowContext
 from tests.e2e.conftest import ROOT
-from tests.e2e.ct_helpers import PAIRING as CT, run, storefront  # noqa: F401 - storefront is a fixture
+from tests.e2e.ct_helpers import PAIRING as CT, dagbag, storefront  # noqa: F401 - storefront is a fixture
 from tests.reliability.matrix import run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.pg]
@@ -45,6 +45,12 @@ def now() -> datetime:
 def window() -> tuple[datetime, datetime]:
     t = now()
     return t - timedelta(minutes=30), t + timedelta(minutes=1)
+
+
+def run_dag(pairing: str, start: datetime, end: datetime) -> bool:
+    """The pairing's catalogue_out DAG through Airflow (dag.test), from the DAG folder parsed once."""
+    dag = dagbag().get_dag(f"{pairing}__{FLOW}")
+    return dag.test(run_conf={"window_start": start.isoformat(), "window_end": end.isoformat()}, logical_date=end).state == "success"
 
 
 def held(ledger_url: str, pairing: str, flow: str) -> dict[str, list[dict]]:
@@ -100,7 +106,7 @@ def test_a_new_cin7_sku_appears_unpublished_with_only_cin7_fields_and_an_orphan_
                                           "Description": "Cin7's internal description", "Category": "Hoodies", "PriceTier1": "65.00"}]})
 
     start, end = window()
-    assert run(FLOW, start, end, 1).state == "success"
+    assert run_dag(CT, start, end)
 
     products = ct_products(sf)
     hoodie = products["CS-HOOD-GRY-M"]
@@ -185,7 +191,7 @@ def test_the_daily_whole_read_heals_the_sku_table_and_sends_the_channel_only_wha
         ledger.set_watermark(CT, FLOW, catalogue_out.WATERMARK, (now() + timedelta(hours=1)).isoformat())
     finally:
         ledger.dispose()
-    sf.in_cin7("products", {"products": [{"SKU": "CS-NEW-FULL", "Name": "Made since"}]})  # newer than the watermark? no: but never on the channel
+    sf.in_cin7("products", {"products": [{"SKU": "CS-NEW-FULL", "Name": "Made since"}]})  # older than the watermark too, but never on the channel
     with FlowContext.for_pairing(CT) as ctx:
         counts = catalogue_out.extract(ctx, "daily", full=True)
         skus = ctx.ledger.master_skus(CT)
@@ -206,8 +212,7 @@ def test_sfcc_gets_the_check_only_and_a_sku_orderable_without_a_cin7_sku_is_repo
         {"id": "SF-MASTER", "online": {"UK": True}, "type": "master"},  # a master product is not sold itself
     ])
     start, end = window()
-    dag = run.__globals__["dagbag"]().get_dag("cin7_sfcc__catalogue_out")  # the same parsed DAG folder the helper uses
-    assert dag.test(run_conf={"window_start": start.isoformat(), "window_end": end.isoformat()}, logical_date=end).state == "success"
+    assert run_dag("cin7_sfcc", start, end)
 
     assert list(held(pg_url, "cin7_sfcc", CHECK)) == ["SF-ONLY-1"]
     (mail,) = mails_to(sfcc.mailbox, "ecommerce@example.com", "without a Cin7 Core SKU")
@@ -263,8 +268,7 @@ def test_a_product_missing_a_required_category_attribute_is_held_with_one_email_
     (w["mappings"] / "attributes.csv").write_text("channel_attribute,master_attribute\nColour,variant_name\nSize,size\n")  # Material not mapped yet
 
     start, end = window()
-    dag = run.__globals__["dagbag"]().get_dag(f"{key}__{FLOW}")
-    assert dag.test(run_conf={"window_start": start.isoformat(), "window_end": end.isoformat()}, logical_date=end).state == "success"
+    assert run_dag(key, start, end)
 
     # the cap's category (Hats) asks for no material: it is published, through the mappings
     cap = adverts(w)["Cap"]
