@@ -66,6 +66,10 @@ def main() -> None:
         urllib.request.urlopen(req, timeout=10).read()
         for advert in DEMO_ADVERTS:
             mkp_app.state.data.add_advert(advert)
+        from sandbox.demo_seed import MARKETPLACER_TAXONOMY
+
+        for taxon in MARKETPLACER_TAXONOMY:
+            mkp_app.state.data.add_taxon(taxon)
         stop_orders = start_order_trickle(mkp_app.state.data, every_seconds=args.order_every)
         from sandbox import mirakl_demo
 

@@ -182,7 +182,8 @@ class CentraData:
             for p in body.get("products") or []:
                 pid = self.next_id()
                 product = {"id": pid, "name": p.get("name") or p.get("productNumber"), "productNumber": p.get("productNumber") or "",
-                           "status": p.get("status", "ACTIVE"), "updatedAt": now(), "variants": []}
+                           "status": p.get("status", "ACTIVE"), "updatedAt": now(), "variants": [],
+                           "brand": p.get("brand"), "folder": p.get("folder"), "attributes": dict(p.get("attributes") or {})}
                 self.products[pid] = product
                 for v in p.get("variants") or []:
                     vid = self.next_id()
@@ -199,6 +200,25 @@ class CentraData:
             for row in body.get("stock") or []:
                 self.set_stock(self.warehouse_named(row["warehouse"]), self.size_by_sku(row["sku"]), int(row["quantity"]))
             return {"products": len(self.products), "sizes": len(self.sizes), "warehouses": len(self.warehouses)}
+
+    def change_products(self, changes: list[dict[str, Any]]) -> list[int]:
+        """Products edited in Centra: [{"productNumber", "set": {"name", "status", "brand", "folder",
+        "attributes": {type name: text}}, "prices": {variantNumber: {pricelist: "49.00"}}}]; each
+        one's updatedAt moves to now, as an edit in Centra does."""
+        with self.lock:
+            changed = []
+            for change in changes:
+                product = next((p for p in self.products.values() if p["productNumber"] == change["productNumber"]), None)
+                if product is None:
+                    raise ValueError(f"no product {change['productNumber']!r}")
+                for k, v in (change.get("set") or {}).items():
+                    product[k] = dict(v) if k == "attributes" else v
+                for number, prices in (change.get("prices") or {}).items():
+                    variant = next(self.variants[v] for v in product["variants"] if self.variants[v]["variantNumber"] == number)
+                    variant["prices"].update({name: _decimal(amount, "price") for name, amount in prices.items()})
+                product["updatedAt"] = now()
+                changed.append(product["id"])
+            return changed
 
     def warehouse_named(self, name: str) -> dict:
         found = next((w for w in self.warehouses.values() if w["name"] == name), None)
@@ -482,7 +502,13 @@ def _views(data: CentraData):
 
     def product_view(p: dict) -> dict:
         return {"__typename": "Product", "id": p["id"], "name": p["name"], "productNumber": p["productNumber"], "status": p["status"],
-                "updatedAt": lambda _i, format=None: _iso(p["updatedAt"]), "variants": lambda _i: [variant_view(data.variants[v]) for v in p["variants"]]}
+                "updatedAt": lambda _i, format=None: _iso(p["updatedAt"]), "variants": lambda _i: [variant_view(data.variants[v]) for v in p["variants"]],
+                "brand": {"id": 1, "name": p["brand"]} if p.get("brand") else None, "folder": {"id": 1, "name": p["folder"]} if p.get("folder") else None,
+                "attributes": [attribute_view(name, value) for name, value in sorted((p.get("attributes") or {}).items())]}
+
+    def attribute_view(name: str, value: str) -> dict:
+        return {"__typename": "DynamicAttribute", "description": name, "type": {"name": name},
+                "elements": [{"__typename": "AttributeStringElement", "key": "text", "description": name, "kind": "INPUT", "value": value}]}
 
     def pricelist_view(pl: dict) -> dict:
         return {"id": pl["id"], "name": pl["name"], "currency": {"id": pl["id"], "code": pl["currency"]}}
@@ -698,6 +724,8 @@ def create_app(token: str = "demo-centra-token", order_api_secret: str = "demo-c
             "setStock": set_stock, "setEventListeners": set_event_listeners, "unsetEventListeners": unset_event_listeners, "confirmEvents": confirm_events}
     for name in ("Order", "OrderLine", "Shipment", "Return", "EventTarget"):
         SCHEMA.get_type(name).resolve_type = lambda obj, _info, _type: obj["__typename"]
+    for name in ("Attribute", "AttributeElement"):
+        SCHEMA.get_type(name).resolve_type = lambda obj, _info, _type: obj["__typename"]
 
     def mutation_count(query: str) -> int:
         try:
@@ -748,6 +776,13 @@ def create_app(token: str = "demo-centra-token", order_api_secret: str = "demo-c
             return data.seed(await json_body(request) or {})
         except (ValueError, KeyError) as exc:
             return MoneyJSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.post("/_sandbox/products")
+    async def change_products(request: Request):
+        try:
+            return {"changed": data.change_products(await json_body(request) or [])}
+        except (ValueError, KeyError, StopIteration) as exc:
+            return MoneyJSONResponse({"error": str(exc) or "no such variant"}, status_code=400)
 
     @app.post("/_sandbox/config")
     async def config(request: Request):

@@ -62,6 +62,21 @@ def _invoice_status(sale: dict) -> str:
     if not sale.get("_invoice"):
         return "NOT INVOICED"
     return "INVOICED / CREDITED" if sale.get("_credit_notes") else "INVOICED"
+# the product fields kept (the spec's Product model, less BOM, suppliers, movements, reorder levels)
+PRODUCT_FIELDS = {"Name": None, "Barcode": None, "Category": None, "Brand": None, "Type": "Stock", "UOM": "Item", "Weight": 0, "WeightUnits": "kg",
+                  "Status": "Active", "Description": None, "ShortDescription": None, "Sellable": True,
+                  **{f"AdditionalAttribute{n}": None for n in range(1, 11)}}
+
+
+def product_record(fields: dict, existing: dict | None = None) -> dict:
+    """A product as Cin7 keeps it: a new one from `fields`, or `existing` with `fields` laid over it
+    (its ID kept); either way modified now. Weight is a number (0 when not set, as Cin7 shows it)."""
+    base = dict(existing) if existing else {"ID": fields.get("ID") or str(uuid.uuid4()), **PRODUCT_FIELDS, "Name": fields.get("SKU")}
+    base.update({k: v for k, v in fields.items() if k != "ID" or not existing})
+    if base.get("Weight") is not None:
+        base["Weight"] = _money(base["Weight"])
+    base["LastModifiedOn"] = _cin7_time(now())
+    return base
 
 
 def _money(value: Any) -> Decimal:
@@ -107,6 +122,13 @@ class Cin7Data:
             self.sales: dict[str, dict] = {}
             self.order_seq = 0
             self.journals: list[dict] = []
+
+    def put_products(self, rows: list[dict]) -> list[dict]:
+        """Create or change products by SKU (product_record)."""
+        with self.lock:
+            for p in rows:
+                self.products[p["SKU"]] = product_record(p, self.products.get(p["SKU"]))
+            return [self.products[p["SKU"]] for p in rows]
 
 
 def create_app(account_id: str = "demo-account", application_key: str = "demo-key", rate_limit_per_minute: int = 60) -> FastAPI:
@@ -155,9 +177,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
     async def seed(request: Request):
         body = await json_body(request) or {}
         with data.lock:
-            for p in body.get("products", []):
-                product = {"ID": p.get("ID") or str(uuid.uuid4()), "SKU": p["SKU"], "Name": p.get("Name", p["SKU"]), "Barcode": p.get("Barcode"), "Status": "Active", "Type": "Stock", "UOM": "Item"}
-                data.products[product["SKU"]] = product
+            data.put_products(body.get("products", []))
             for a in body.get("availability", []):
                 data.availability[(a["SKU"], a["Location"])] = dict(a)
             data.locations.update(body.get("locations", []))
@@ -595,11 +615,27 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
         q = request.query_params
         with data.lock:
             items = list(data.products.values())
+        if q.get("ID"):
+            items = [p for p in items if p["ID"] == q["ID"]]
         if q.get("Sku"):
             items = [p for p in items if p["SKU"] == q["Sku"]]
         if q.get("Name"):
-            items = [p for p in items if q["Name"].lower() in p["Name"].lower()]
+            items = [p for p in items if q["Name"].lower() in (p.get("Name") or "").lower()]
+        if q.get("ModifiedSince"):
+            try:
+                since = _parse_time(q["ModifiedSince"])
+            except ValueError:
+                return _error(400, "ModifiedSince must be an ISO 8601 date")
+            items = [p for p in items if _parse_time(p["LastModifiedOn"]) >= since]
+        if (q.get("IncludeDeprecated") or "false").lower() != "true":
+            items = [p for p in items if p.get("Status") != "Deprecated"]  # the spec: only active products unless asked
         return page_of(items, request, "Products")
+
+    @app.post("/_sandbox/products")
+    async def change_products(request: Request):
+        """Products created or changed in Cin7 (by SKU; `Status: Deprecated` takes one out of use)."""
+        body = await json_body(request) or {}
+        return MoneyJSONResponse({"products": data.put_products(body.get("products", []))})
 
     @app.get(f"{BASE}/ref/productavailability")
     def availability(request: Request):

@@ -39,13 +39,28 @@ CENTRA_SEED = {
     "pricelists": [{"name": "Marketplacer AUD", "currency": "AUD"}],
     "markets": ["Marketplacer"],
     "products": [
-        {"productNumber": "CT-TEE-", "name": "Tee", "variants": [{"variantNumber": "BLK-", "name": "Black", "prices": {"Marketplacer AUD": "45.00"},
-                                                                   "sizes": [{"name": "M", "sizeNumber": "M"}, {"name": "L", "sizeNumber": "L"}]}]},
-        {"productNumber": "CT-CAP-", "name": "Cap", "variants": [{"variantNumber": "NVY-", "name": "Navy", "prices": {"Marketplacer AUD": "25.00"},
-                                                                   "sizes": [{"name": "One size", "sizeNumber": "OS"}]}]},
+        {"productNumber": "CT-TEE-", "name": "Tee", "folder": "Tops", "brand": "Castore", "attributes": {"material": "Cotton"},
+         "variants": [{"variantNumber": "BLK-", "name": "Black", "prices": {"Marketplacer AUD": "45.00"},
+                       "sizes": [{"name": "M", "sizeNumber": "M", "EAN": "7350000000016"}, {"name": "L", "sizeNumber": "L", "EAN": "7350000000023"}]}]},
+        {"productNumber": "CT-CAP-", "name": "Cap", "folder": "Accessories", "brand": "Castore",
+         "variants": [{"variantNumber": "NVY-", "name": "Navy", "prices": {"Marketplacer AUD": "25.00"},
+                       "sizes": [{"name": "One size", "sizeNumber": "OS", "EAN": "7350000000030"}]}]},
     ],
     "stock": [{"warehouse": wh, "sku": sku, "quantity": 40} for wh in ("Main Warehouse", "Showroom") for sku in ("CT-TEE-BLK-M", "CT-TEE-BLK-L", "CT-CAP-NVY-OS")],
 }
+
+
+# Marketplacer's categories and what each requires (include/mappings/centra_marketplacer/categories.csv
+# and attributes.csv map Centra's folders and attributes to them)
+MARKETPLACER_TAXONOMY = [
+    {"id": "VGF4b24tMTAx", "displayName": "Tops", "treeName": "Clothing > Tops", "prototype": {"name": "Apparel", "optionTypes": [
+        {"name": "Material", "appliedTo": "ADVERT", "fieldType": "FREE_TEXT", "optional": False},
+        {"name": "Size", "appliedTo": "VARIANT", "fieldType": "SINGLE_SELECT", "optional": False, "values": ["S", "M", "L", "XL"]},
+        {"name": "Colour", "appliedTo": "VARIANT", "fieldType": "SINGLE_SELECT", "optional": True, "values": ["Black", "Navy", "White"]}]}},
+    {"id": "VGF4b24tMTAy", "displayName": "Hats", "treeName": "Accessories > Hats", "prototype": {"name": "Headwear", "optionTypes": [
+        {"name": "Size", "appliedTo": "VARIANT", "fieldType": "SINGLE_SELECT", "optional": False, "values": ["One size"]},
+        {"name": "Colour", "appliedTo": "VARIANT", "fieldType": "SINGLE_SELECT", "optional": True, "values": ["Black", "Navy", "White"]}]}},
+]
 
 
 DEMO_ADVERTS = [{"title": name, "variants": [{"sku": sku, "countOnHand": 0}]} for sku, name, _ in DEMO_SKUS] + [

@@ -84,6 +84,9 @@ class MarketplacerData:
             self.stock_updates: list[dict] = []
             self.refunds: list[dict] = []
             self.advices: list[dict] = []
+            self.taxons: dict[str, dict] = {}  # by Relay id: the categories, each with its prototype
+            self.option_types: dict[str, dict] = {}  # by Relay id
+            self.upserts: list[dict] = []  # every advertUpsert input, as received
 
     def add_advice(self, raw: dict) -> dict:
         """{paidAt, paymentReference, currency, remittances: [{invoiceLegacyId, amountCents, commissionAmountCents, ...}]}"""
@@ -122,14 +125,129 @@ class MarketplacerData:
     def add_advert(self, raw: dict) -> dict:
         with self.lock:
             n = len(self.adverts) + 1
-            advert = {"__typename": "Advert", "id": relay_id("Advert", n), "legacyId": n, "title": raw.get("title"), "variants": {"nodes": []}}
+            advert = {"__typename": "Advert", "id": relay_id("Advert", n), "legacyId": n, "title": raw.get("title"), "variants": {"nodes": []},
+                      "published": raw.get("published", True), "price": raw.get("price"), "externalId": raw.get("externalId"), "taxon": None, "advertOptionValues": []}
             for v in raw.get("variants", []):
-                vid = relay_id("Variant", f"{n}-{len(self.variants)}")
-                variant = {"__typename": "Variant", "id": vid, "legacyId": len(self.variants) + 1, "sku": v.get("sku"), "countOnHand": v.get("countOnHand", 0)}
-                self.variants[vid] = variant
-                advert["variants"]["nodes"].append(variant)
+                self.add_variant(advert, v)
             self.adverts.append(advert)
             return advert
+
+    def add_variant(self, advert: dict, v: dict) -> dict:
+        vid = relay_id("Variant", f"{advert['legacyId']}-{len(self.variants)}")
+        variant = {"__typename": "Variant", "id": vid, "legacyId": len(self.variants) + 1, "sku": v.get("sku"), "countOnHand": v.get("countOnHand", 0),
+                   "barcode": v.get("barcode"), "price": v.get("price"), "variantOptionValues": []}
+        self.variants[vid] = variant
+        advert["variants"]["nodes"].append(variant)
+        return variant
+
+    def add_taxon(self, raw: dict) -> dict:
+        """{"displayName", "treeName"?, "prototype": {"name", "optionTypes": [{"name", "appliedTo": ADVERT|VARIANT,
+        "fieldType": FREE_TEXT|SINGLE_SELECT|MULTI_SELECT, "optional": bool, "values": [name]}]}}"""
+        with self.lock:
+            n = len(self.taxons) + 1
+            types = []
+            for k, t in enumerate((raw.get("prototype") or {}).get("optionTypes") or []):
+                tid = relay_id("OptionType", f"{n}-{k}")
+                values = [{"__typename": "OptionValue", "id": relay_id("OptionValue", f"{n}-{k}-{j}"), "name": v, "displayName": v} for j, v in enumerate(t.get("values") or [])]
+                option_type = {"__typename": "OptionType", "id": tid, "name": t["name"], "appliedTo": t.get("appliedTo", "ADVERT"),
+                               "fieldType": t.get("fieldType", "FREE_TEXT"), "optional": bool(t.get("optional", True)), "optionValues": {"nodes": values}}
+                self.option_types[tid] = option_type
+                types.append(option_type)
+            prototype = {"__typename": "Prototype", "id": relay_id("Prototype", n), "name": (raw.get("prototype") or {}).get("name") or raw.get("displayName"),
+                         "optionTypes": {"nodes": types}}
+            taxon = {"__typename": "Taxon", "id": raw.get("id") or relay_id("Taxon", n), "displayName": raw.get("displayName"),
+                     "treeName": raw.get("treeName") or raw.get("displayName"), "prototype": prototype, "children": {"nodes": []}}
+            self.taxons[taxon["id"]] = taxon
+            return taxon
+
+    def upsert_advert(self, input_: dict) -> dict:
+        """advertUpsert: every rule checked before anything changes; the payload's `errors` name
+        the field and say why, as Marketplacer's ValidationError does."""
+        attrs = input_.get("attributes") or {}
+        self.upserts.append(copy.deepcopy(input_))
+        errors: list[tuple[str, str]] = []
+        advert = None
+        if input_.get("advertId"):
+            advert = next((a for a in self.adverts if a["id"] == input_["advertId"]), None)
+            if advert is None:
+                return _refused([("advertId", "Advert not found")])
+        taxon_id = attrs.get("taxonId") or ((advert or {}).get("taxon") or {}).get("id")
+        title = attrs.get("title") or (advert or {}).get("title")
+        if not title:
+            errors.append(("title", "can't be blank"))
+        taxon = self.taxons.get(taxon_id) if taxon_id else None
+        if taxon is None:
+            errors.append(("taxonId", "can't be blank" if not taxon_id else f"Taxon {taxon_id} not found"))
+        types = {t["id"]: t for t in ((taxon or {}).get("prototype") or {}).get("optionTypes", {}).get("nodes", [])}
+
+        def values_of(given: list | None, applied_to: str, field: str) -> list[dict] | None:
+            if given is None:
+                return None
+            out = []
+            for value in given:
+                if value.get("optionValueId"):
+                    found = next(((t, v) for t in types.values() for v in t["optionValues"]["nodes"] if v["id"] == value["optionValueId"]), None)
+                    if found is None or found[0]["appliedTo"] != applied_to:
+                        errors.append((field, f"Option value {value['optionValueId']} is not available for this category"))
+                        continue
+                    out.append({"optionType": found[0], "optionValue": found[1], "textValue": None})
+                else:
+                    t = types.get(value.get("optionTypeId"))
+                    if t is None or t["appliedTo"] != applied_to or t["fieldType"] != "FREE_TEXT" or not value.get("textValue"):
+                        errors.append((field, f"Option type {value.get('optionTypeId')} takes no text value here"))
+                        continue
+                    out.append({"optionType": t, "optionValue": None, "textValue": value["textValue"]})
+            return out
+
+        def missing(values: list[dict], applied_to: str, field: str) -> None:
+            have = {v["optionType"]["id"] for v in values}
+            for t in types.values():
+                if t["appliedTo"] == applied_to and not t["optional"] and t["id"] not in have:
+                    errors.append((field, f"{t['name']} is required for {taxon['displayName']}"))
+
+        advert_values = values_of(attrs.get("advertOptionValues"), "ADVERT", "advertOptionValues")
+        if taxon is not None:
+            missing(advert_values if advert_values is not None else (advert or {}).get("advertOptionValues") or [], "ADVERT", "advertOptionValues")
+        variants_in = attrs.get("variants")
+        if advert is None and not variants_in:
+            errors.append(("variants", "must have at least one variant"))
+        planned = []
+        for i, v in enumerate(variants_in or []):
+            current = self.variants.get(v["id"]) if v.get("id") else None
+            if v.get("id") and (current is None or current not in (advert or {}).get("variants", {}).get("nodes", [])):
+                errors.append((f"variants[{i}].id", "Variant not found on this advert"))
+                continue
+            sku = v.get("sku") or (current or {}).get("sku")
+            holder = next((a for a in self.adverts for x in a["variants"]["nodes"] if x.get("sku") == sku and x is not current), None)
+            if sku and holder is not None:
+                errors.append((f"variants[{i}].sku", "has already been taken"))
+            values = values_of(v.get("variantOptionValues"), "VARIANT", f"variants[{i}].variantOptionValues")
+            if taxon is not None:
+                missing(values if values is not None else (current or {}).get("variantOptionValues") or [], "VARIANT", f"variants[{i}].variantOptionValues")
+            planned.append((current, v, values))
+        if errors:
+            return _refused(errors)
+        if advert is None:
+            advert = self.add_advert({"title": title, "published": bool(attrs.get("attemptAutoPublish")), "variants": []})
+        elif attrs.get("attemptAutoPublish"):
+            advert["published"] = True
+        advert["title"] = title
+        advert["taxon"] = taxon
+        for k in ("price", "externalId"):
+            if attrs.get(k) is not None:
+                advert[k] = attrs[k]
+        if advert_values is not None:
+            advert["advertOptionValues"] = advert_values
+        for current, v, values in planned:
+            variant = current or self.add_variant(advert, v)
+            for k in ("sku", "barcode", "countOnHand"):
+                if v.get(k) is not None:
+                    variant[k] = v[k]
+            if v.get("price") is not None:
+                variant["price"] = str(v["price"])
+            if values is not None:
+                variant["variantOptionValues"] = values
+        return {"advert": advert, "errors": [], "status": 200}
 
     def add_invoice(self, raw: dict) -> dict:
         with self.lock:
@@ -152,6 +270,10 @@ class MarketplacerData:
             return inv
 
 
+def _refused(errors: list[tuple[str, str]]) -> dict:
+    return {"advert": None, "errors": [{"field": f, "messages": [m]} for f, m in errors], "status": 422}
+
+
 def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     app = FastAPI(title="Marketplacer sandbox", openapi_url=None, docs_url=None, redoc_url=None)
     data = MarketplacerData()
@@ -159,7 +281,7 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     app.state.data = data  # the demo's order generator and tests reach the store directly
     install_sandbox(app, state, data.reset, fault_body=lambda status, message: {"errors": [{"message": message}]},
                     # mutations refuse in their payload's `errors`, inside a 200 answer
-                    in_band=lambda method, path, fields: method == "POST" and bool(fields & {"variantUpdate", "shipmentCreate"}))
+                    in_band=lambda method, path, fields: method == "POST" and bool(fields & {"variantUpdate", "shipmentCreate", "advertUpsert"}))
 
     def resolve_invoices(_root, _info, first=None, after=None, filters=None, sort=None, **_):
         filters = filters or {}
@@ -181,7 +303,20 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
 
     def resolve_node(_root, _info, id):
         with data.lock:
-            return next((i for i in data.invoices if i["id"] == id), None)
+            return next((i for i in data.invoices if i["id"] == id), None) or data.taxons.get(id) or next((a for a in data.adverts if a["id"] == id), None)
+
+    def resolve_nodes(_root, info, ids):
+        return [resolve_node(_root, info, i) for i in ids]
+
+    def resolve_taxons(_root, _info, first=None, after=None):
+        with data.lock:
+            return connection(list(data.taxons.values()), first, after)
+
+    def advert_upsert(_root, info, input):
+        if (info.context or {}).get("refuse"):  # an injected fault
+            return {**_refused([("advert", info.context["refuse"])]), "clientMutationId": input.get("clientMutationId")}
+        with data.lock:
+            return {**data.upsert_advert(input), "clientMutationId": input.get("clientMutationId")}
 
     def resolve_carriers(_root, _info, first=None, after=None):
         nodes = [{"id": relay_id("ShipmentCarrier", n), "name": name} for n, name in enumerate(CARRIERS, 1)]
@@ -279,6 +414,9 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
         "shipmentCarriers": resolve_carriers,
         "allAdverts": resolve_adverts,
         "variantUpdate": variant_update,
+        "nodes": resolve_nodes,
+        "taxons": resolve_taxons,
+        "advertUpsert": advert_upsert,
     }
 
     def resolve_type(obj, _info, _type):
@@ -327,6 +465,16 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     async def inject_adverts(request: Request):
         body = await json_body(request) or {}
         return MoneyJSONResponse({"adverts": [data.add_advert(a) for a in body.get("adverts", [])]})
+
+    @app.get("/_sandbox/adverts")
+    def list_adverts():
+        with data.lock:
+            return MoneyJSONResponse({"adverts": copy.deepcopy(data.adverts), "upserts": copy.deepcopy(data.upserts)})
+
+    @app.post("/_sandbox/taxonomy")
+    async def inject_taxonomy(request: Request):
+        body = await json_body(request) or {}
+        return MoneyJSONResponse({"taxons": [data.add_taxon(t) for t in body.get("taxons", [])]})
 
     @app.get("/_sandbox/stock_updates")
     def stock_updates():

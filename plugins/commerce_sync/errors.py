@@ -59,3 +59,13 @@ class GraphQLError(HttpError):
 class ConflictError(ClientError):
     """A versioned write kept meeting a newer version (HTTP 409) after every bounded re-read and
     recompute: someone else keeps changing the record. A refusal to quarantine, with this reason."""
+
+
+class RefusedFields(ClientError):
+    """The channel refused a record field by field (a product missing a category's required
+    attribute, say): `problems` holds (field, the channel's own message) pairs, so the people who
+    fix it read which field and why."""
+
+    def __init__(self, message: str, *, problems: list[tuple[str, str]] | None = None, **kw):
+        super().__init__(message, **kw)
+        self.problems = problems or []

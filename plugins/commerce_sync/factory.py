@@ -25,6 +25,9 @@ from commerce_sync.pairing import FlowConfig, Pairing, PairingError, load_pairin
 from commerce_sync.ports import (
     ACCEPTANCE,
     AVAILABILITY,
+    CATALOGUE,
+    CATALOGUE_READ,
+    CATALOGUE_UNPUBLISH,
     CREDIT_NOTES,
     CUSTOMER_CURRENCY,
     FULFILMENTS,
@@ -171,6 +174,11 @@ def _resync_kwargs(pairing: Pairing, cfg: FlowConfig, start, end, dag_run) -> di
     return {"full": full_resync_due(start, end, dag_run, hour)}
 
 
+def _catalogue_kwargs(pairing: Pairing, cfg: FlowConfig, start, end, dag_run) -> dict[str, Any]:
+    hour = pairing.catalogue.full_resync_hour_utc if pairing.catalogue else None
+    return {"full": full_resync_due(start, end, dag_run, hour)}
+
+
 # The flows as data: adding a flow is a module in flows/ and an entry here.
 FLOW_STEPS: dict[str, list[Step]] = {
     "orders_in": [
@@ -213,6 +221,15 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("push", after=("gate",), pool="channel", extra=_resync_kwargs),
         Step("report", after=("extract", "gate", "push")),
     ],
+    # the master's changed products to the channel (where the channel can write them: load is a
+    # no-op for one that cannot), then every listing on sale checked against the master's SKUs
+    "catalogue_out": [
+        Step("extract", pool="master", extra=_catalogue_kwargs),
+        Step("gate", after=("extract",)),
+        Step("load", after=("gate",), pool="channel"),
+        Step("check", after=("extract", "load"), pool="channel"),
+        Step("report", after=("extract", "gate", "load", "check")),
+    ],
 }
 
 
@@ -227,6 +244,8 @@ FLOW_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "refunds": {"master": frozenset({CREDIT_NOTES}), "channel": frozenset({REFUNDS})},
     # reads the payment provider's files, not the channel: the master books fees and refunds
     "settlement_reconciliation": {"master": frozenset({SALE_AMOUNTS, JOURNALS, CREDIT_NOTES}), "channel": frozenset()},
+    # writing products (CATALOGUE_WRITE) is what a channel may add; the check is what every one needs
+    "catalogue_out": {"master": frozenset({CATALOGUE}), "channel": frozenset({CATALOGUE_READ})},
 }
 
 
@@ -234,6 +253,8 @@ def flow_needs(pairing: Pairing, flow: str) -> dict[str, frozenset[str]]:
     needs = dict(FLOW_NEEDS.get(flow, {}))
     if flow == "orders_in" and pairing.acceptance is not None:  # the pairing's `acceptance:` section asks for it
         needs["channel"] = needs.get("channel", frozenset()) | {ACCEPTANCE}
+    if flow == "catalogue_out" and pairing.catalogue is not None and pairing.catalogue.orphans == "unpublish":
+        needs["channel"] = needs.get("channel", frozenset()) | {CATALOGUE_UNPUBLISH}  # orphans taken off sale
     return needs
 
 

@@ -43,6 +43,9 @@ MAPPING_KINDS: dict[str, MappingSpec] = {
     "tax_codes": MappingSpec("channel_tax_code", ("channel_tax_code", "master_tax_rule")),
     # the ERP customer for orders in a currency (a sale takes its customer's currency)
     "customers": MappingSpec("currency", ("currency", "master_customer"), qualifier="seller_ref"),
+    # catalogue_out: the master's category -> the channel's, and a channel attribute <- the master's
+    "categories": MappingSpec("master_category", ("master_category", "channel_category")),
+    "attributes": MappingSpec("channel_attribute", ("channel_attribute", "master_attribute")),
 }
 
 

@@ -139,6 +139,40 @@ class Listing(_Model):
     sku: str
     listing_id: str
     quantity: int | None = None
+    where: str | None = None  # where it sells, for people reading a report (the sites it is orderable on)
+
+
+class ItemPrice(_Model):
+    """A selling price the product master holds for a SKU, in one of its price lists."""
+
+    price_list: str
+    amount: Amount
+    currency: Currency
+
+
+class CatalogueItem(_Model):
+    """One SKU as the product master holds it. Only what the master owns is here: descriptions,
+    images and merchandising belong to the channel's people."""
+
+    sku: str
+    name: str | None = None
+    barcode: str | None = None
+    weight: Amount | None = None
+    weight_unit: str | None = None
+    prices: list[ItemPrice] = []
+    attributes: dict[str, str] = {}  # the SKU's own (size, colour), by the master's attribute name
+
+
+class CatalogueProduct(_Model):
+    """A product of the master with its SKUs (one, for an ERP whose products are SKUs)."""
+
+    product_ref: str  # the master's id for the product: stable while names and SKUs change
+    name: str | None = None
+    category: str | None = None  # the master's category (a folder, a product category)
+    attributes: dict[str, str] = {}  # product-level (brand, material), by the master's attribute name
+    items: list[CatalogueItem]
+    active: bool = True  # False: discontinued in the master (deprecated, inactive): nothing new is made of it
+    modified_at: AwareDatetime
 
 
 class ShipmentLine(_Model):

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-FLOWS = ("orders_in", "stock_out", "dispatch_back", "payout_reconciliation", "refunds", "drift_monitor", "settlement_reconciliation")
+FLOWS = ("orders_in", "stock_out", "dispatch_back", "payout_reconciliation", "refunds", "drift_monitor", "settlement_reconciliation",
+         "catalogue_out")
 
 
 def project_root() -> Path:
@@ -144,6 +145,28 @@ class PackingSlipPolicy(_Cfg):
     return_instructions: str
 
 
+class CataloguePolicy(_Cfg):
+    """catalogue_out: what of the master's product record the channel receives, and what happens
+    to a listing on sale whose SKU the master does not hold."""
+
+    # the fields the master owns; only these are written, everything else on the channel
+    # (descriptions, images, categories, prices unless named here) is the channel people's
+    fields: list[Literal["sku", "name", "barcode", "weight", "price", "category", "attributes"]] = Field(default_factory=lambda: ["sku", "name"])
+    publish: bool = False  # False: new products are created unpublished, for ecommerce to enrich and publish
+    price_list: str | None = None  # the master's price list whose price the channel gets (with `price` in fields)
+    orphans: Literal["report", "unpublish"] = "report"  # a listing on sale without a master SKU: reported, or also taken off sale
+    recipients: str = "ecommerce"  # a key of `recipients`: who hears of orphans and refused products
+    full_resync_hour_utc: int | None = 4  # the run whose interval covers this hour reads the whole catalogue again
+
+    @model_validator(mode="after")
+    def _sku_is_owned(self) -> "CataloguePolicy":
+        if "sku" not in self.fields:
+            raise ValueError("catalogue.fields must include sku: the master owns the SKU")
+        if "price" in self.fields and not self.price_list:
+            raise ValueError("catalogue.fields names price: name the master's price list in catalogue.price_list")
+        return self
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -173,6 +196,7 @@ class Pairing(_Cfg):
     acceptance: AcceptancePolicy | None = None
     packing_slips: PackingSlipPolicy | None = None
     settlement: SettlementPolicy | None = None
+    catalogue: CataloguePolicy | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]
@@ -198,6 +222,8 @@ def parse_pairing(key: str, data: dict[str, Any], source: str = "") -> Pairing:
         raise PairingError(f"{source or key}: unknown flows {sorted(unknown)}; known: {list(FLOWS)}")
     if "settlement_reconciliation" in pairing.flows and pairing.settlement is None:
         raise PairingError(f"{source or key}: settlement_reconciliation needs a `settlement:` section (files, format, accounts)")
+    if "catalogue_out" in pairing.flows and pairing.catalogue is None:
+        raise PairingError(f"{source or key}: flow catalogue_out needs a `catalogue:` section (the fields the master owns, what to do with orphans)")
     return pairing
 
 

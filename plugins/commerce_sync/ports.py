@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import CreditNoteRef, Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError
+from commerce_sync.models import CatalogueProduct, CreditNoteRef, Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError
 
 RawRecord = dict[str, Any]
 
@@ -32,7 +32,7 @@ CREDIT_NOTES = "credit_notes"  # find_credit_note, create_credit_note
 CUSTOMER_CURRENCY = "customer_currency"  # customer_currency
 CHANGE_EVENTS = "change_events"  # an event feed read now and confirmed once the step has committed (ConfirmsReads)
 MASTER_RETURNS = "master_returns"  # refunds/returns started in the master can be read
-CATALOGUE = "catalogue"  # products and prices can be read (the master is product master)
+CATALOGUE = "catalogue"  # products and prices can be read (the master is product master): CatalogueMaster
 # channel side
 ORDERS = "orders"  # fetch_orders, record_key, to_order, acknowledge_order
 ACCEPTANCE = "acceptance"  # orders_awaiting_acceptance, accept_order
@@ -40,6 +40,9 @@ STOCK = "stock"  # read_listings, push_stock
 SHIPMENTS = "shipments"  # push_shipment
 REFUNDS = "refunds"  # fetch_refunds, to_refund
 PAYOUTS = "payouts"  # fetch_payouts, to_payout_lines
+CATALOGUE_READ = "catalogue_read"  # selling_skus: what a shopper can buy there now (CatalogueReader)
+CATALOGUE_WRITE = "catalogue_write"  # find, create and update products with the master's fields (CatalogueWriter)
+CATALOGUE_UNPUBLISH = "catalogue_unpublish"  # take_off_sale (CatalogueUnpublisher)
 
 
 @runtime_checkable
@@ -181,3 +184,71 @@ class Master(Protocol):
         """The currency the ERP books this customer's sales in (an ERP takes a sale's currency from
         its customer); None when the ERP does not know the customer or keeps no currency per
         customer. Read sparingly: cached by the adapter, never once per order."""
+
+
+# -- the catalogue (catalogue_out) ------------------------------------------------------------
+# Separate protocols, one per capability: a channel that can only say what it sells (a storefront
+# whose products are made elsewhere) implements CatalogueReader alone, and the flow then only checks.
+
+
+@dataclass(frozen=True)
+class ListingInstructions:
+    """How the pairing wants a master product written to the channel (from its file and mappings)."""
+
+    fields: tuple[str, ...]  # the fields the master owns: only these are written (the SKU always)
+    sku_map: Mapping[str, str] = field(default_factory=dict)  # master SKU -> channel SKU (else the same)
+    publish: bool = False  # False: created unpublished, for the channel's people to enrich first
+    category: str | None = None  # the channel's category of this product (categories mapping)
+    attributes: Mapping[str, str] = field(default_factory=dict)  # channel attribute -> value (attributes mapping)
+    item_attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # master SKU -> channel attribute -> value
+    price_list: str | None = None  # the master price list whose price is the channel's (when `price` is owned)
+
+    def channel_sku(self, master_sku: str) -> str:
+        return self.sku_map.get(master_sku, master_sku)
+
+
+@runtime_checkable
+class CatalogueMaster(Protocol):
+    """A master that owns the product record (CATALOGUE)."""
+
+    def catalogue_changes(self, since: datetime | None) -> Iterator[RawRecord]:
+        """Products (with their SKUs) changed since `since`, discontinued ones included; every
+        product when `since` is None. Master-native records."""
+
+    def catalogue_key(self, raw: RawRecord) -> str:
+        """A stable key for a raw product (its id in the master)."""
+
+    def to_catalogue_product(self, raw: RawRecord) -> CatalogueProduct:
+        """Translate one raw product; raise TranslationError when it cannot be read."""
+
+
+@runtime_checkable
+class CatalogueReader(Protocol):
+    """A channel that can say what it sells (CATALOGUE_READ)."""
+
+    def selling_skus(self) -> dict[str, Listing]:
+        """Every SKU a shopper can buy on the channel now (published, orderable), by channel SKU."""
+
+
+@runtime_checkable
+class CatalogueWriter(Protocol):
+    """A channel whose products the integration may create and update (CATALOGUE_WRITE)."""
+
+    def find_listing(self, product: CatalogueProduct, how: ListingInstructions) -> str | None:
+        """The channel's product already holding any of the product's SKUs, if any (a create whose
+        answer was lost must not be made twice)."""
+
+    def create_listing(self, product: CatalogueProduct, how: ListingInstructions) -> str:
+        """Create the product with only `how.fields` (unpublished unless `how.publish`); returns
+        the channel's id for it. Refusals raise ClientError (RefusedFields naming the fields)."""
+
+    def update_listing(self, listing_id: str, product: CatalogueProduct, how: ListingInstructions) -> bool:
+        """Write the owned fields that differ, nothing else; True when something changed."""
+
+
+@runtime_checkable
+class CatalogueUnpublisher(Protocol):
+    """A channel that can take a listing off sale, keeping its data (CATALOGUE_UNPUBLISH)."""
+
+    def take_off_sale(self, listing: Listing) -> None:
+        """No shopper can buy it any more; doing it twice is not an error."""

@@ -18,6 +18,10 @@ EXPECTED |= {f"centra_marketplacer__{flow}" for flow in ("orders_in", "stock_out
 SFCC_FLOWS = ("orders_in", "stock_out", "dispatch_back", "drift_monitor")
 EXPECTED |= {f"cin7_sfcc__{flow}" for flow in SFCC_FLOWS}
 EXPECTED |= {"commerce_sync__housekeeping"}  # one per deployment, not per pairing
+# catalogue_out runs where the master owns the product record and the pairing asks for it:
+# cin7_marketplacer does not (its sellers list their own products)
+CATALOGUE_PAIRINGS = ("cin7_commercetools", "cin7_sfcc", "centra_marketplacer")
+EXPECTED |= {f"{pairing}__catalogue_out" for pairing in CATALOGUE_PAIRINGS}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +119,19 @@ def test_both_pairings_run_the_same_steps(dagbag):
     jl = dagbag.dags["cin7_john_lewis__orders_in"]
     assert jl.get_task("accept").pool == "mirakl__john_lewis_shop"
     assert jl.get_task("load").pool == "cin7_core__demo_account"  # one Cin7 budget shared with Marketplacer
+
+
+def test_the_catalogue_dags_run_the_same_steps_whatever_the_channel_can_do(dagbag):
+    """Create-and-check and check-only are the same DAG: what differs is what the channel declares."""
+    steps = {p: [t.task_id for t in dagbag.dags[f"{p}__catalogue_out"].topological_sort()] for p in CATALOGUE_PAIRINGS}
+    assert all(order == steps["cin7_commercetools"] for order in steps.values()), steps
+    order = steps["cin7_commercetools"]
+    assert order.index("extract") < order.index("gate") < order.index("load") < order.index("check") < order.index("report")
+    dag = dagbag.dags["cin7_commercetools__catalogue_out"]
+    assert dag.get_task("extract").pool == "cin7_core__demo_account" and dag.get_task("load").pool == "commercetools__demo_shop"
+    assert dag.get_task("check").pool == "commercetools__demo_shop"
+    assert {"commerce_sync", "cin7_commercetools", "catalogue_out"} <= set(dag.tags)
+    assert "cin7_marketplacer__catalogue_out" not in dagbag.dags
 
 
 def test_dag_files_do_not_import_heavy_modules_at_top_level():

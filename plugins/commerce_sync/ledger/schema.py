@@ -344,6 +344,22 @@ erasure_log = Table(
     Column("rows", JSON),  # {"quarantine": 1, "payload_log": 4, ...}
 )
 
+# The product master's SKUs as catalogue_out last read them (changed ones each run, all of them at
+# the daily full read): what a listing on sale is checked against without reading the whole
+# catalogue every run.
+catalogue_sku = Table(
+    "catalogue_sku",
+    metadata,
+    Column("pairing", String(100), nullable=False),
+    Column("sku", String(250), nullable=False),  # master SKU
+    Column("product_ref", String(250), nullable=False),  # the master's product holding it
+    Column("active", Boolean, nullable=False),  # False: discontinued in the master
+    Column("modified_at", DateTime(timezone=True)),  # the master's last change of the product
+    Column("run_id", String(250)),  # the run that last read it
+    _ts("seen_at"),
+    PrimaryKeyConstraint("pairing", "sku", name="pk_catalogue_sku"),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)

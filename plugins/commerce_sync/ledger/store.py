@@ -29,6 +29,7 @@ from commerce_sync.ledger.schema import (
     RUN_FIELDS,
     api_budget,
     api_call_slot,
+    catalogue_sku,
     mapping,
     order_link,
     outbox,
@@ -400,6 +401,27 @@ class Ledger(SettlementLedger):
         rows = [{"pairing": pairing, "sku": sku, "quantity": qty, "run_id": run_id, "pushed_at": now} for sku, qty in quantities.items()]
         with self.engine.begin() as conn:
             upsert_rows(conn, stock_snapshot, rows, ["pairing", "sku"], ["quantity", "run_id", "pushed_at"])  # 100,000 rows: COPY
+
+    # -- the product master's SKUs (catalogue_out) -------------------------------------------
+    def record_master_skus(self, pairing: str, rows: list[dict[str, Any]], run_id: str) -> None:
+        """Upsert {sku, product_ref, active, modified_at} rows as read from the master in `run_id`."""
+        now = utcnow()
+        values = [{"pairing": pairing, "run_id": run_id, "seen_at": now, **row} for row in rows]
+        with self.engine.begin() as conn:
+            upsert_rows(conn, catalogue_sku, values, ["pairing", "sku"], ["product_ref", "active", "modified_at", "run_id", "seen_at"])
+
+    def forget_master_skus(self, pairing: str, except_run: str) -> int:
+        """After a whole read of the master: drop the SKUs that read did not find (deleted there)."""
+        t = catalogue_sku
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t).where(t.c.pairing == pairing, t.c.run_id != except_run)).rowcount
+
+    def master_skus(self, pairing: str) -> dict[str, dict[str, Any]]:
+        """Master SKU -> {product_ref, active}."""
+        t = catalogue_sku
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.sku, t.c.product_ref, t.c.active).where(t.c.pairing == pairing))
+            return {r.sku: {"product_ref": r.product_ref, "active": bool(r.active)} for r in rows}
 
     # -- payouts and reports ----------------------------------------------------------------
     def record_payout_match(self, pairing: str, payout_ref: str, **fields: Any) -> None:

@@ -36,7 +36,20 @@ from typing import Any
 
 from commerce_sync.errors import ClientError, MalformedResponseError
 from commerce_sync.http import HttpClient, paginate_graphql_pages
-from commerce_sync.models import Order, OrderLine, Refund, RefundLine, SaleRef, Shipment, ShipmentLine, StockLevel, TranslationError
+from commerce_sync.models import (
+    CatalogueItem,
+    CatalogueProduct,
+    ItemPrice,
+    Order,
+    OrderLine,
+    Refund,
+    RefundLine,
+    SaleRef,
+    Shipment,
+    ShipmentLine,
+    StockLevel,
+    TranslationError,
+)
 from commerce_sync.money import minor_units, parse_decimal, quantize
 from commerce_sync import ports
 from commerce_sync.ports import SaleInstructions
@@ -150,6 +163,8 @@ PRODUCTS = """
 query Products($since: DateTimeTz, $limit: Int!, $page: Int!) {
   products(where: {updatedAt: {from: $since}}, limit: $limit, page: $page) {
     id name productNumber status updatedAt
+    brand { name } folder { name }
+    attributes { type { name } elements { key ... on AttributeStringElement { value } } }
     variants {
       id name variantNumber
       prices { pricelist { name } price { value currency { code } } }
@@ -547,6 +562,41 @@ class CentraMaster:
                                   "variant_name": variant.get("name"), "ean": size.get("EAN"), "status": raw.get("status"),
                                   "prices": {name: (quantize(amount, cur), cur) for name, (amount, cur) in prices.items()}})
             return items
+
+    # the CatalogueMaster port (catalogue_out)
+    def catalogue_changes(self, since: datetime | None) -> Iterator[dict]:
+        return self.fetch_products(since)
+
+    @staticmethod
+    def catalogue_key(raw: dict) -> str:
+        return f"product:{raw.get('id')}"
+
+    def to_catalogue_product(self, raw: dict) -> CatalogueProduct:
+        """A Centra product with its sizes as items. The product's brand, folder (its category)
+        and attributes (by attribute type name) are product-level; a size's variant name,
+        variant number, size name and size number are the item's."""
+        key = self.catalogue_key(raw)
+        with translating(key):
+            attributes = {name: value for name, value in (_attribute(a) for a in raw.get("attributes") or []) if name and value}
+            for field in ("brand", "folder"):
+                if (raw.get(field) or {}).get("name"):
+                    attributes[field] = raw[field]["name"]
+            items = [
+                CatalogueItem(sku=row["master_sku"], name=" ".join(p for p in (row["name"], row["variant_name"], row["size"]) if p) or None, barcode=row["ean"] or None,
+                              prices=[ItemPrice(price_list=pl, amount=amount, currency=cur) for pl, (amount, cur) in row["prices"].items()],
+                              attributes={k: str(row[k]) for k in ("variant_name", "variant_number", "size", "size_number") if row.get(k)})
+                for row in self.to_catalogue_items(raw)
+            ]
+            return CatalogueProduct(product_ref=key, name=raw.get("name"), category=(raw.get("folder") or {}).get("name"), attributes=attributes, items=items,
+                                    active=raw.get("status") == "ACTIVE", modified_at=parse_time(raw.get("updatedAt"), "updatedAt"))
+
+
+def _attribute(raw: Any) -> tuple[str | None, str | None]:
+    """(attribute type name, its text): the first string element with a value."""
+    if not isinstance(raw, dict):
+        return None, None
+    values = [e.get("value") for e in raw.get("elements") or [] if isinstance(e, dict) and isinstance(e.get("value"), str) and e.get("value").strip()]
+    return (raw.get("type") or {}).get("name"), (values[0] if values else None)
 
 
 def auth_for(conn) -> dict[str, str]:

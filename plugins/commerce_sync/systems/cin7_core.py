@@ -15,11 +15,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from commerce_sync.http import HttpClient, paginate_page_limit
-from commerce_sync.models import CreditNoteRef, Order, Refund, SaleRef, Shipment, ShipmentLine, ShipTo, StockLevel, TranslationError
+from commerce_sync.models import (
+    CatalogueItem,
+    CatalogueProduct,
+    CreditNoteRef,
+    Order,
+    Refund,
+    SaleRef,
+    Shipment,
+    ShipmentLine,
+    ShipTo,
+    StockLevel,
+    TranslationError,
+)
 from commerce_sync.money import parse_decimal, quantize
 from commerce_sync import ports
 from commerce_sync.ports import SaleInstructions
-from commerce_sync.systems.common import describe_problem, describe_validation_error, parse_time
+from commerce_sync.systems.common import describe_problem, describe_validation_error, parse_time, translating
 
 NEW_TASK = "00000000-0000-0000-0000-000000000000"  # Cin7: an empty TaskID asks for a new task
 PAGE_LIMIT = 1000  # Cin7's maximum page size: fewest calls against the 60/minute budget
@@ -89,7 +101,10 @@ def _ship_to_of(fulfilment: dict[str, Any]) -> ShipTo | None:
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
 CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.JOURNALS, ports.CREDIT_NOTES,
-                          ports.CUSTOMER_CURRENCY})
+                          ports.CUSTOMER_CURRENCY, ports.CATALOGUE})
+# product fields read as attributes (a channel's attribute mapping may name them); the rest of a
+# Cin7 product (costs, suppliers, BOM, reorder levels) is the ERP's own business
+PRODUCT_ATTRIBUTES = ("Brand", "Category", "UOM", "Type", "HSCode", "CountryOfOrigin", *(f"AdditionalAttribute{n}" for n in range(1, 11)))
 
 class Cin7CoreMaster:
     name = "cin7_core"
@@ -250,6 +265,34 @@ class Cin7CoreMaster:
         for f in body.get("Fulfilments") or []:
             out.extend(shipments_of_fulfilment(sale, f))
         return out
+
+    # -- the product record (catalogue_out) ------------------------------------------------------
+    def catalogue_changes(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        """GET /product, modified since `since` (UTC; every product when None), deprecated ones
+        included so that a product taken out of use in Cin7 is seen as such."""
+        params = {"IncludeDeprecated": "true", **({"ModifiedSince": _cin7_time(since)} if since is not None else {})}
+        yield from paginate_page_limit(self.client, "/product", list_key="Products", params=params, limit=self.page_size)
+
+    @staticmethod
+    def catalogue_key(raw: dict[str, Any]) -> str:
+        return str(raw.get("ID") or raw.get("SKU"))
+
+    def to_catalogue_product(self, raw: dict[str, Any]) -> CatalogueProduct:
+        """A Cin7 product is one SKU: one product with one item. Weight 0 is Cin7's "not set"."""
+        key = self.catalogue_key(raw)
+        with translating(key):
+            sku = raw.get("SKU")
+            if not isinstance(sku, str) or not sku.strip():
+                raise TranslationError(f"product {key} has no SKU", record_key=key)
+            weight = parse_decimal(raw["Weight"]) if raw.get("Weight") not in (None, "") else None
+            if weight is not None and weight < 0:
+                raise TranslationError(f"product {sku} weighs {weight}: a weight cannot be negative", record_key=key)
+            item = CatalogueItem(sku=sku, name=raw.get("Name") or None, barcode=str(raw["Barcode"]).strip() or None if raw.get("Barcode") is not None else None,
+                                 weight=weight or None, weight_unit=raw.get("WeightUnits") or None)
+            attributes = {name: str(raw[name]) for name in PRODUCT_ATTRIBUTES if raw.get(name) not in (None, "")}
+            return CatalogueProduct(product_ref=key, name=raw.get("Name") or None, category=raw.get("Category") or None, attributes=attributes,
+                                    items=[item], active=(raw.get("Status") or "Active") == "Active",
+                                    modified_at=parse_time(raw.get("LastModifiedOn"), "LastModifiedOn"))
 
     # -- stock ------------------------------------------------------------------------------
     def read_availability(self) -> Iterator[StockLevel | TranslationError]:

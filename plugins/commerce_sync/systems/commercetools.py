@@ -36,7 +36,7 @@ from typing import Any
 from commerce_sync import ports
 from commerce_sync.errors import ClientError, ConflictError
 from commerce_sync.http import HttpClient, OAuth2ClientCredentials, paginate_keyset
-from commerce_sync.models import Listing, Order, PayoutLine, Refund, SaleRef, Shipment
+from commerce_sync.models import CatalogueItem, CatalogueProduct, Listing, Order, PayoutLine, Refund, SaleRef, Shipment
 from commerce_sync.systems.commercetools_orders import (
     CAPTURED,
     localized,
@@ -484,6 +484,11 @@ class CommercetoolsChannel:
         existing = self.find_product(sku)
         if existing is None:
             return None
+        return self.update(f"/products/{existing['id']}", self._owned_changes(sku, fields))
+
+    def _owned_changes(self, sku: str, fields: Mapping[str, Any]) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+        """The staged product's changes that bring the master's fields (name, mapped attributes)
+        to `fields`, computed from the product's state (so safe to send again)."""
         locale = self.locale or "en"
 
         def compute(product: dict[str, Any]) -> list[dict[str, Any]]:
@@ -498,7 +503,7 @@ class CommercetoolsChannel:
                     actions.append({"action": "setAttribute", "sku": sku, "name": attr["name"], "value": attr["value"], "staged": True})
             return actions
 
-        return self.update(f"/products/{existing['id']}", compute)
+        return compute
 
     def published_variants(self) -> Iterator[tuple[str, str]]:
         """(SKU, product id) of every variant on sale (published, current data)."""
@@ -510,6 +515,46 @@ class CommercetoolsChannel:
     def unpublish(self, product_id: str) -> dict[str, Any]:
         """Take a product off sale (its data stays for ecommerce to fix)."""
         return self.update(f"/products/{product_id}", lambda p: [{"action": "unpublish"}] if p["masterData"].get("published") else [])
+
+    # -- the catalogue ports (ports.CatalogueReader, CatalogueWriter, CatalogueUnpublisher) --------
+    def selling_skus(self) -> dict[str, Listing]:
+        """Every SKU of a published product, with the product's id."""
+        return {sku: Listing(sku=sku, listing_id=product_id) for sku, product_id in self.published_variants()}
+
+    @staticmethod
+    def _single(product: CatalogueProduct) -> CatalogueItem:
+        # a master product here is one SKU (an ERP's product); products of several SKUs would need
+        # addVariant, which this adapter does not send
+        if len(product.items) != 1:
+            raise ClientError(f"product {product.product_ref} has {len(product.items)} SKUs: this adapter makes one commercetools product per SKU", status=422)
+        return product.items[0]
+
+    @staticmethod
+    def _owned(product: CatalogueProduct, item: CatalogueItem, how: ports.ListingInstructions) -> dict[str, Any]:
+        values = {"name": item.name or product.name, "barcode": item.barcode, "weight": item.weight}
+        return {f: values[f] for f in how.fields if f in values and values[f] is not None}
+
+    def find_listing(self, product: CatalogueProduct, how: ports.ListingInstructions) -> str | None:
+        found = self.find_product(how.channel_sku(self._single(product).sku))
+        return found["id"] if found is not None else None
+
+    def create_listing(self, product: CatalogueProduct, how: ports.ListingInstructions) -> str:
+        """Unpublished, holding only the owned fields (`create_product`); published at once only
+        when the pairing says so."""
+        item = self._single(product)
+        product_id = self.create_product(how.channel_sku(item.sku), self._owned(product, item, how))
+        if how.publish:
+            self.update(f"/products/{product_id}", lambda p: [] if p["masterData"].get("published") else [{"action": "publish"}])
+        return product_id
+
+    def update_listing(self, listing_id: str, product: CatalogueProduct, how: ports.ListingInstructions) -> bool:
+        item = self._single(product)
+        before = self.client.get(f"/products/{listing_id}")
+        after = self.update(f"/products/{listing_id}", self._owned_changes(how.channel_sku(item.sku), self._owned(product, item, how)), current=before)
+        return after.get("version") != before.get("version")
+
+    def take_off_sale(self, listing: Listing) -> None:
+        self.unpublish(listing.listing_id)
 
 
 def _set_to(quantity: int) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
@@ -543,7 +588,8 @@ def _extra(conn) -> dict[str, Any]:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS, ports.CATALOGUE_READ, ports.CATALOGUE_WRITE,
+                          ports.CATALOGUE_UNPUBLISH})
 
 
 def connect(conn) -> Connected:

@@ -12,10 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from commerce_sync.errors import ClientError
+from commerce_sync.errors import ClientError, RefusedFields
 from commerce_sync.http import HttpClient, paginate_relay
 from commerce_sync.models import (
     Address,
+    CatalogueProduct,
     Charge,
     Customer,
     Listing,
@@ -109,6 +110,33 @@ query Advices($first: Int!, $after: String, $since: ISO8601DateTime, $until: ISO
 PAYOUT_KINDS = {"amountCents": "payment", "commissionAmountCents": "commission", "commissionTaxCents": "commission_tax", "feeCents": "fee", "refundCents": "refund"}
 FINAL_REFUND_STATUSES = {"REFUNDED"}  # assumed: only money actually returned becomes a credit note
 
+# -- the catalogue (catalogue_out): adverts made and kept from the product master ------------------
+# advertUpsert, the taxon -> prototype -> option types model and `optional` are in Marketplacer's
+# docs and its seller-integration sample (GQLOperationLibrary: advertUpsert, taxons, prototypes by id)
+CATALOGUE_ADVERTS_QUERY = """
+query CatalogueAdverts($first: Int!, $after: String) {
+  allAdverts(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id legacyId title published variants { nodes { id sku } } }
+  }
+}
+"""
+TAXON_QUERY = """
+query TaxonPrototype($id: ID!) {
+  node(id: $id) {
+    ... on Taxon {
+      id displayName
+      prototype { id name optionTypes { nodes { id name fieldType appliedTo optional optionValues { nodes { id name displayName } } } } }
+    }
+  }
+}
+"""
+ADVERT_UPSERT = """
+mutation AdvertUpsert($input: AdvertUpsertMutationInput!) {
+  advertUpsert(input: $input) { status errors { field messages } advert { id legacyId published variants { nodes { id sku } } } }
+}
+"""
+
 # One GraphQL document carries many aliased variantUpdate mutations: one HTTP call per batch.
 _VARIANT_UPDATE = "u{i}: variantUpdate(input: {{variantId: $v{i}, attributes: {{countOnHand: $q{i}}}}}) {{ errors {{ field messages }} }}"
 
@@ -118,7 +146,7 @@ def _iso(dt: datetime) -> str:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS, ports.CATALOGUE_READ, ports.CATALOGUE_WRITE})
 
 class MarketplacerChannel:
     name = "marketplacer"
@@ -363,6 +391,112 @@ class MarketplacerChannel:
                 errors = (data.get(f"u{i}") or {}).get("errors") or []
                 results.append((listing.sku, "; ".join(f"{e.get('field')}: {', '.join(e.get('messages') or [])}" for e in errors) or None))
         return results
+
+    # -- the catalogue (ports.CatalogueReader, CatalogueWriter) -------------------------------------
+    def _adverts(self) -> list[dict[str, Any]]:
+        return list(paginate_relay(self.client, CATALOGUE_ADVERTS_QUERY, {}, connection_path=["allAdverts"], page_size=self.page_size))
+
+    def selling_skus(self) -> dict[str, Listing]:
+        """Every SKU of a published advert, with the advert's id and title."""
+        return {v["sku"]: Listing(sku=v["sku"], listing_id=a["id"], where=a.get("title")) for a in self._adverts() if a.get("published")
+                for v in (a.get("variants") or {}).get("nodes") or [] if v.get("sku")}
+
+    def _variants_by_sku(self) -> dict[str, tuple[str, str]]:
+        """Channel SKU -> (advert id, variant id), read once per adapter (once per task) and kept
+        up to date by this adapter's own writes."""
+        index = getattr(self, "_sku_index", None)
+        if index is None:
+            index = {v["sku"]: (a["id"], v["id"]) for a in self._adverts() for v in (a.get("variants") or {}).get("nodes") or [] if v.get("sku")}
+            self._sku_index = index
+        return index
+
+    def _option_types(self, taxon_id: str) -> list[dict[str, Any]]:
+        """The option types (attributes) of a category: its prototype's, each with `optional`."""
+        cache = self.__dict__.setdefault("_taxons", {})
+        if taxon_id not in cache:
+            node = self.client.graphql(TAXON_QUERY, {"id": taxon_id}).get("node")
+            if not node:
+                raise RefusedFields(f"Marketplacer has no category {taxon_id!r}", status=422, problems=[("taxonId", f"no category {taxon_id!r} on Marketplacer: fix categories.csv")])
+            cache[taxon_id] = ((node.get("prototype") or {}).get("optionTypes") or {}).get("nodes") or []
+        return cache[taxon_id]
+
+    @staticmethod
+    def _option_value(option_type: dict[str, Any], value: str) -> dict[str, Any]:
+        if option_type.get("fieldType") == "FREE_TEXT":
+            return {"optionTypeId": option_type["id"], "textValue": value}
+        values = ((option_type.get("optionValues") or {}).get("nodes")) or []
+        match = next((v for v in values if value.casefold() in {str(v.get("name") or "").casefold(), str(v.get("displayName") or "").casefold()}), None)
+        if match is None:
+            allowed = ", ".join(str(v.get("displayName") or v.get("name")) for v in values) or "none"
+            raise RefusedFields(f"{option_type.get('name')}: {value!r} is not one of its values", status=422,
+                                problems=[(str(option_type.get("name")), f"{value!r} is not one of Marketplacer's values for it ({allowed})")])
+        return {"optionValueId": match["id"]}
+
+    def _advert_input(self, product: CatalogueProduct, how: ports.ListingInstructions, existing: dict[str, str]) -> dict[str, Any]:
+        """AdvertInput holding only the owned fields; `existing` = channel SKU -> variant id."""
+        owned = set(how.fields)
+        attrs: dict[str, Any] = {}
+        if "name" in owned and product.name:
+            attrs["title"] = product.name
+        if "category" in owned and how.category:
+            attrs["taxonId"] = how.category
+        types = self._option_types(how.category) if "attributes" in owned and how.category else []
+
+        def price_of(item) -> str | None:
+            found = next((p for p in item.prices if p.price_list == how.price_list), None)
+            return f"{found.amount:.2f}" if found is not None else None
+
+        if "price" in owned and product.items and price_of(product.items[0]) is not None:
+            attrs["price"] = price_of(product.items[0])  # the advert's price: its first SKU's
+        if types:
+            # an advert-level value the master keeps per SKU: the first SKU's
+            first = {**(how.item_attributes.get(product.items[0].sku) or {}), **how.attributes} if product.items else dict(how.attributes)
+            attrs["advertOptionValues"] = [self._option_value(t, first[t["name"]]) for t in types if t.get("appliedTo") == "ADVERT" and first.get(t["name"])]
+        variants = []
+        for item in product.items:
+            sku = how.channel_sku(item.sku)
+            variant: dict[str, Any] = {"sku": sku, **({"id": existing[sku]} if sku in existing else {})}
+            if "barcode" in owned and item.barcode:
+                variant["barcode"] = item.barcode
+            if "price" in owned and price_of(item) is not None:
+                variant["price"] = price_of(item)
+            if types:
+                values = {**how.attributes, **(how.item_attributes.get(item.sku) or {})}
+                variant["variantOptionValues"] = [self._option_value(t, values[t["name"]]) for t in types if t.get("appliedTo") == "VARIANT" and values.get(t["name"])]
+            variants.append(variant)
+        attrs["variants"] = variants
+        return attrs
+
+    def _upsert(self, product: CatalogueProduct, input_: dict[str, Any]) -> dict[str, Any]:
+        # not re-sent after a lost answer (mutation): the next attempt finds the advert by its SKUs
+        payload = self.client.graphql(ADVERT_UPSERT, {"input": input_}, mutation=True).get("advertUpsert") or {}
+        errors = payload.get("errors") or []
+        if errors or not payload.get("advert"):
+            problems = [(str(e.get("field") or "advert"), "; ".join(e.get("messages") or []) or "refused") for e in errors] or [("advert", "refused without a message")]
+            raise RefusedFields(f"Marketplacer refused product {product.product_ref}: " + "; ".join(f"{f}: {m}" for f, m in problems), status=422, problems=problems)
+        advert = payload["advert"]
+        index = self._variants_by_sku()
+        for v in (advert.get("variants") or {}).get("nodes") or []:
+            if v.get("sku"):
+                index[v["sku"]] = (advert["id"], v["id"])
+        return advert
+
+    def find_listing(self, product: CatalogueProduct, how: ports.ListingInstructions) -> str | None:
+        index = self._variants_by_sku()
+        return next((index[how.channel_sku(i.sku)][0] for i in product.items if how.channel_sku(i.sku) in index), None)
+
+    def create_listing(self, product: CatalogueProduct, how: ports.ListingInstructions) -> str:
+        """advertUpsert without an advertId; Marketplacer publishes it only with attemptAutoPublish
+        (the pairing's `publish`) and only if it is valid."""
+        attrs = {**self._advert_input(product, how, {}), "attemptAutoPublish": how.publish}
+        return self._upsert(product, {"attributes": attrs})["id"]
+
+    def update_listing(self, listing_id: str, product: CatalogueProduct, how: ports.ListingInstructions) -> bool:
+        """advertUpsert with the advertId: the owned fields again (absolute values), the SKUs it
+        holds by their variant ids, a new SKU as a new variant."""
+        existing = {sku: variant for sku, (advert, variant) in self._variants_by_sku().items() if advert == listing_id}
+        self._upsert(product, {"advertId": listing_id, "attributes": self._advert_input(product, how, existing)})
+        return True
 
 
 def auth_for(conn) -> dict[str, str]:

@@ -392,6 +392,15 @@ class SfccChannel:
             if not hits or offset >= int(page.get("total") or 0):
                 return skus
 
+    def selling_skus(self) -> dict[str, Listing]:
+        """ports.CatalogueReader: every SKU orderable on any of the pairing's sites (the product
+        id is SFCC's handle for it), naming the sites it is orderable on."""
+        sites_of: dict[str, list[str]] = {}
+        for site in self.sites:
+            for sku in self.orderable_skus(site):
+                sites_of.setdefault(sku, []).append(site)
+        return {sku: Listing(sku=sku, listing_id=sku, where=", ".join(sites)) for sku, sites in sorted(sites_of.items())}
+
     # -- stock (OCI) --------------------------------------------------------------------------
     def _region(self) -> dict[str, Any]:
         if self.stock_region is None:
@@ -504,8 +513,9 @@ class SfccChannel:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS); refunds and
-# payouts come from the payment provider's settlement report, not SFCC
-CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS})
+# payouts come from the payment provider's settlement report, not SFCC. Products are made in SFCC
+# (Business Manager, a PIM): the catalogue flow only checks what the sites sell (CATALOGUE_READ).
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.CATALOGUE_READ})
 
 
 def connect(conn) -> Connected:
