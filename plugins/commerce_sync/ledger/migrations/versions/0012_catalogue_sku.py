@@ -9,8 +9,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-# the brief named 0007, but 0008 (personal_data_access) is on main already: two revisions on 0007
-# would be two heads and the ledger would not migrate; the coordinator re-chains at merge
 down_revision = "0011"
 branch_labels = None
 depends_on = None
