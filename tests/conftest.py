@@ -49,6 +49,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def copy_pairings(target: Path) -> Path:
+    """This test's copy of the pairing files, with the daily full-resync hours off: a test run
+    at 03:00 or 04:00 UTC must not turn an incremental push into a full one."""
+    import yaml
+
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (ROOT / "include" / "pairings").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        for section in ("stock", "catalogue"):
+            if isinstance(data.get(section), dict) and "full_resync_hour_utc" in data[section]:
+                data[section]["full_resync_hour_utc"] = None
+        (target / path.name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
 def _pg_admin_engine():
     from sqlalchemy import create_engine
 

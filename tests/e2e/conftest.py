@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from commerce_sync import airflow_settings
+from tests.conftest import copy_pairings
 
 ROOT = Path(__file__).resolve().parents[2]
 CIN7_PRODUCTS = [
@@ -240,7 +241,7 @@ def fast_pairings(tmp_path, monkeypatch):
     import yaml
 
     target = tmp_path / "pairings"
-    shutil.copytree(ROOT / "include" / "pairings", target)
+    copy_pairings(target)
     for name in ("cin7_john_lewis.yaml", "cin7_sfcc.yaml"):
         path = target / name
         data = yaml.safe_load(path.read_text())

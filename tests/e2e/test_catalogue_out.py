@@ -27,6 +27,7 @@ from commerce_sync.errors import TransientError
 from commerce_sync.flows import catalogue_out
 from commerce_sync.ledger import Ledger
 from commerce_sync.runtime import FlowContext
+from tests.conftest import copy_pairings
 from tests.e2e.conftest import ROOT
 from tests.e2e.ct_helpers import PAIRING as CT, dagbag, storefront  # noqa: F401 - storefront is a fixture
 from tests.reliability.matrix import run_flow
@@ -75,9 +76,7 @@ def private_pairings(tmp_path, monkeypatch, key: str, **catalogue) -> None:
     """This test's copy of the pairing files, with `catalogue` settings laid over the key's."""
     target = tmp_path / "pairings"
     if not target.exists():
-        target.mkdir()
-        for path in (ROOT / "include" / "pairings").glob("*.yaml"):
-            (target / path.name).write_text(path.read_text())
+        copy_pairings(target)
     path = target / f"{key}.yaml"
     data = yaml.safe_load(path.read_text())
     data["catalogue"].update(catalogue)

@@ -23,6 +23,7 @@ from commerce_sync.ledger import Ledger
 from commerce_sync.runtime import FlowContext
 from sandbox.demo_seed import CENTRA_SEED
 from tests.builders import marketplacer_invoice
+from tests.conftest import copy_pairings
 from tests.e2e.conftest import ROOT
 from tests.reliability.matrix import run_flow
 from tests.reliability.worker import kill_when
@@ -112,9 +113,7 @@ def world(servers, pg_url, mappings, mailbox, monkeypatch, airflow_db, tmp_path)
     requests.post(f"{servers['centra']}/_sandbox/config", json={"requests_per_10s": 100_000, "mutations_per_10s": 100_000, "allocation_warehouses": ["Main Warehouse", "Showroom"]}, timeout=10)
     requests.post(f"{servers['centra']}/_sandbox/seed", json=CATALOGUE, timeout=10).raise_for_status()
     requests.post(f"{servers['marketplacer']}/_sandbox/adverts", json={"adverts": ADVERTS}, timeout=10).raise_for_status()
-    pairings = tmp_path / "pairings"
-    pairings.mkdir()
-    (pairings / f"{KEY}.yaml").write_text((ROOT / "include" / "pairings" / f"{KEY}.yaml").read_text())
+    pairings = copy_pairings(tmp_path / "pairings")
     monkeypatch.setenv("COMMERCE_SYNC_PAIRINGS_DIR", str(pairings))
     for k, v in airflow_settings.env(overrides={
         f"{KEY}__centra": {"host": servers["centra"], "extra": {"order_api_secret": "demo-centra-order-secret", "read_timeout": 5}},

@@ -2,7 +2,6 @@
 of emulators per module with pairing files tuned to make faults bite (small pages, short read
 timeout)."""
 
-import shutil
 
 import pytest
 import requests
@@ -11,6 +10,7 @@ import yaml
 from commerce_sync import airflow_settings
 from tests.e2e.conftest import *  # noqa: F401,F403 - fixtures: sandbox, mappings, mailbox, wired, john_lewis, fast_pairings, ...
 from tests.e2e.conftest import ROOT
+from tests.conftest import copy_pairings
 from tests.reliability.matrix import World
 
 
@@ -59,7 +59,7 @@ def matrix_env(emulators, smtp, tmp_path_factory, airflow_db):
     the module's emulators."""
     home = tmp_path_factory.mktemp("matrix")
     pairings = home / "pairings"
-    shutil.copytree(ROOT / "include" / "pairings", pairings)
+    copy_pairings(pairings)
     for path in pairings.glob("*.yaml"):
         data = yaml.safe_load(path.read_text())
         for side in ("channel", "master"):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_, update
+from sqlalchemy import Table, delete, func, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -47,7 +47,8 @@ class _Batch:
         self._cm = self.engine.begin()
         conn = self._cm.__enter__()
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
+            # set_config(..., is_local => true) is SET LOCAL with the value bound
+            conn.execute(select(func.set_config("lock_timeout", f"{int(self.lock_timeout_ms)}ms", True)))
         return conn
 
     def __exit__(self, *exc) -> bool | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func, select, text
+from sqlalchemy import DateTime, MetaData, column, func, select, table
 from sqlalchemy.engine import Connection, Engine
 
 # the column that dates a row, where the first timestamp column is not the right one
@@ -19,11 +19,19 @@ AGE_COLUMNS = {
 SKIP = ("ledger_alembic_version",)
 
 
+# the catalogues read as Core tables, so every value is bound and no SQL is written as text
+_PG_CLASS = table("pg_class", column("oid"), column("relname"), column("relkind"), column("relnamespace"))
+_PG_NAMESPACE = table("pg_namespace", column("oid"), column("nspname"))
+_DBSTAT = table("dbstat", column("name"), column("pgsize"))
+_SQLITE_MASTER = table("sqlite_master", column("name"), column("tbl_name"), column("type"))
+
+
 def _bytes_postgresql(conn: Connection, names: list[str]) -> dict[str, int]:
+    c, n = _PG_CLASS.c, _PG_NAMESPACE.c
     rows = conn.execute(
-        text("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-             "WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname = ANY(:names)"),
-        {"names": names},
+        select(c.relname, func.pg_total_relation_size(c.oid))
+        .select_from(_PG_CLASS.join(_PG_NAMESPACE, n.oid == c.relnamespace))
+        .where(c.relkind == "r", n.nspname == func.current_schema(), c.relname.in_(names))
     )
     return {name: int(size) for name, size in rows}
 
@@ -32,10 +40,11 @@ def _bytes_sqlite(conn: Connection, names: list[str]) -> dict[str, int]:
     """Pages of each table and its indexes (the dbstat table, in every stock SQLite build
     Python ships with; without it, no figure rather than a wrong one)."""
     try:
-        pages = dict(conn.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")).all())
+        pages = dict(conn.execute(select(_DBSTAT.c.name, func.sum(_DBSTAT.c.pgsize)).group_by(_DBSTAT.c.name)).all())
     except Exception:  # noqa: BLE001 - SQLite built without SQLITE_ENABLE_DBSTAT_VTAB
         return {}
-    owner = dict(conn.execute(text("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')")).all())
+    m = _SQLITE_MASTER.c
+    owner = dict(conn.execute(select(m.name, m.tbl_name).where(m.type.in_(("table", "index")))).all())
     out: dict[str, int] = {}
     for name, size in pages.items():
         table = owner.get(name)
