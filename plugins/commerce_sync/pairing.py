@@ -92,6 +92,15 @@ class PayoutPolicy(_Cfg):
     report_recipients: str = "finance"  # a key of `recipients`
 
 
+class RefundPolicy(_Cfg):
+    """Where refunds start. `channel` (default): a channel refund becomes a credit note in the
+    master. `master`: a refund or completed return in the master opens a refund request on the
+    channel (centra_marketplacer): the direction is the pairing's, the flow has no vendor branch."""
+
+    origin: Literal["channel", "master"] = "channel"
+    reason: str = "Returned"  # the reason sent where the master's refund gives none
+
+
 class SettlementPolicy(_Cfg):
     """A payment provider's settlement files, and where their money is booked in the ERP."""
 
@@ -191,6 +200,7 @@ class Pairing(_Cfg):
     tags: list[str] = Field(default_factory=list)
     stock: StockPolicy | None = None
     payouts: PayoutPolicy | None = None
+    refunds: RefundPolicy = RefundPolicy()
     alerts: AlertPolicy = AlertPolicy()
     drift: DriftPolicy = DriftPolicy()
     acceptance: AcceptancePolicy | None = None

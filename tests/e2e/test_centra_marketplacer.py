@@ -305,3 +305,24 @@ def test_a_worker_killed_between_commit_and_confirm_loses_and_doubles_nothing(wo
     assert world.quarantine("dispatch_back") == []
     assert run_flow(KEY, "dispatch_back", "next-run", start, end) == "success"
     assert [len(v) for v in world.mkp_shipments().values()] == [1, 1]
+
+
+def test_a_completed_centra_return_opens_one_marketplacer_refund_request_even_when_the_answer_is_lost(world):
+    """Refunds the other way round: Centra -> Marketplacer, from the pairing's `refunds.origin`."""
+    _book(world, marketplacer_invoice(9001, [("CS-TEE-BLK-M", 2, 4500), ("CS-CAP-NVY", 1, 2500)], created_at=world.now - timedelta(minutes=10)))
+    world.ship("MKP-9001", [("CT-TEE-BLK-M", 2), ("CT-CAP-NVY-OS", 1)], "Australia Post", "AP91")
+    number = world.orders()["MKP-9001"]["number"]
+    returned = world.post(world.centra, "/_sandbox/returns", {"order": number, "lines": [{"sku": "CT-TEE-BLK-M", "quantity": 1}], "reason": "Too small"})
+    world.post(world.centra, "/_sandbox/returns", {"order": number, "lines": [{"sku": "CT-CAP-NVY-OS", "quantity": 1}], "status": "IN_PROGRESS"})  # not refunded yet
+    world.post(world.marketplacer, "/_sandbox/faults", {"reset_connection": {"operation": "refundRequestCreate", "when": "after_commit", "count": 1}})
+    start, end = world.window()
+    assert run_flow(KEY, "refunds", "first", start, end) == "success"  # the load's retry finds the request its lost answer made
+    assert any("reset_connection:after_commit" in (c.get("fault") or []) for c in world.get(world.marketplacer, "/_sandbox/calls")["calls"])
+
+    (request,) = world.get(world.marketplacer, "/_sandbox/refund_requests")["refundRequests"]
+    assert request["invoice"]["legacyId"] == 9001 and request["status"] == "AWAITING"
+    assert [(i["lineItem"]["variantSku"], i["quantity"], i["reason"], i["dispatched"], i["amountCents"]) for i in request["lineItems"]] == [("CS-TEE-BLK-M", 1, "Too small", True, 4500)]
+    assert request["externalIds"] == [{"key": "commerce_sync", "value": f"{KEY}:return:{returned['id']}"}]
+    assert run_flow(KEY, "refunds", "re-run", start, end) == "success"  # a re-run opens none
+    assert len(world.get(world.marketplacer, "/_sandbox/refund_requests")["refundRequests"]) == 1
+    assert world.quarantine("refunds") == []

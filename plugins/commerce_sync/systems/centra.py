@@ -20,8 +20,9 @@ of the two the mapping's master_sku holds: `composite` (ProductSize.SKU) or `siz
 Centra's events are a queue per integration: what `read_events` hands back stays queued until
 `confirm_reads()`, which the runtime calls only once the step that read them has committed
 (ports.ConfirmsReads). Centra keeps no general ledger and has no credit notes in the Integration
-API: this module does not declare JOURNALS or CREDIT_NOTES, so the factory refuses the flows that
-need them (payout_reconciliation, refunds as they stand).
+API: this module does not declare JOURNALS or CREDIT_NOTES. Refunds here start in Centra (a
+completed return: MASTER_RETURNS) and go to the channel; payouts are journaled to a file for the
+accounting system (the pairing's `payouts.journal: file`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from commerce_sync.ports import SaleInstructions
 from commerce_sync.systems.common import parse_time, translating
 
 # No JOURNALS (Centra keeps no general ledger) and no CREDIT_NOTES (refunds are not in the
-# Integration API): the factory refuses payout_reconciliation and refunds for a Centra master.
+# Integration API): the factory refuses the flows' Cin7-shaped variants for a Centra master.
 CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.CUSTOMER_CURRENCY, ports.CHANGE_EVENTS, ports.MASTER_RETURNS, ports.CATALOGUE})
 
 LIST_LIMIT = 200  # Centra's largest page: fewest calls against 60 requests per 10 s
@@ -528,10 +529,15 @@ class CentraMaster:
         """Completed returns changed in [start, end). Refunds themselves are not in the Integration API."""
         yield from self._pages(RETURNS, {"since": _iso(start), "until": _iso(end)}, lambda d: d.get("returns"))
 
+    @staticmethod
+    def return_key(raw: dict) -> str:
+        return f"return:{raw.get('id')}"
+
     def to_refund(self, raw: dict) -> Refund:
         """A completed return as a canonical Refund. `order_channel_ref` is the order's externalId
-        (the pairing's prefix + the channel reference) and `refund_ref` the return's id."""
-        key = f"return:{raw.get('id')}"
+        (the pairing's prefix + the channel reference), `order_master_ref` its number and
+        `refund_ref` the return's id."""
+        key = self.return_key(raw)
         with translating(key):
             order = raw.get("order") or {}
             currency = ((raw.get("refundValue") or {}).get("currency") or {}).get("code") or ((order.get("grandTotal") or {}).get("currency") or {}).get("code")
@@ -543,7 +549,8 @@ class CentraMaster:
             if not lines:
                 raise TranslationError("the return has no lines", record_key=key)
             return Refund(refund_ref=str(raw["id"]), order_channel_ref=order.get("externalId"), currency=currency, lines=lines,
-                          reason=raw.get("returnReason"), requested_at=parse_time(raw.get("updatedAt"), "updatedAt"))
+                          reason=raw.get("returnReason"), requested_at=parse_time(raw.get("updatedAt"), "updatedAt"),
+                          order_master_ref=str(order["number"]) if order.get("number") is not None else None)
 
     # -- catalogue (Centra is product master) ---------------------------------------------------
     def fetch_products(self, since: datetime | None = None) -> Iterator[dict]:
