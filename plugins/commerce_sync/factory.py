@@ -257,6 +257,8 @@ def flow_needs(pairing: Pairing, flow: str) -> dict[str, frozenset[str]]:
         needs["channel"] = needs.get("channel", frozenset()) | {ACCEPTANCE}
     if flow == "catalogue_out" and pairing.catalogue is not None and pairing.catalogue.orphans == "unpublish":
         needs["channel"] = needs.get("channel", frozenset()) | {CATALOGUE_UNPUBLISH}  # orphans taken off sale
+    if flow == "payout_reconciliation" and pairing.payouts is not None and pairing.payouts.journal == "file":
+        needs["master"] = needs["master"] - {JOURNALS}  # charges go to a journal file, not the master's ledger
     if flow == "refunds" and pairing.refunds.origin == "master":  # refunds start in the master: the other way round
         needs = {"master": frozenset({MASTER_RETURNS}), "channel": frozenset({REFUND_REQUESTS})}
     return needs

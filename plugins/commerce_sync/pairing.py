@@ -90,6 +90,19 @@ class PayoutPolicy(_Cfg):
     tolerance: Decimal = Decimal("0.00")  # variance allowed per remittance, in the currency
     due_days: int = 14  # a booked order with no remittance after this many days is an exception
     report_recipients: str = "finance"  # a key of `recipients`
+    # `master`: one journal per payout posted in the master's general ledger. `file`: a master with
+    # none (Centra) gets one journal file per period for the accounting system, in journal_location
+    journal: Literal["master", "file"] = "master"
+    journal_location: str | None = None  # an ObjectStoragePath URL or a folder relative to the project
+    journal_connection: str | None = None  # the Airflow connection holding the store's credentials
+    payout_account: str | None = None  # the bank account the net payout lands in (journal file)
+    refund_account: str | None = None  # where refunds deducted from a payout are debited (journal file; none: left out)
+
+    @model_validator(mode="after")
+    def _file_has_a_place(self) -> "PayoutPolicy":
+        if self.journal == "file" and not (self.journal_location and self.payout_account):
+            raise ValueError("payouts.journal: file needs journal_location (where the files go) and payout_account (the bank account)")
+        return self
 
 
 class RefundPolicy(_Cfg):

@@ -80,12 +80,14 @@ class World:
         finally:
             ledger.dispose()
 
-    def configure(self, *, sku_form: str | None = None, skus: list[tuple[str, str]] | None = None) -> None:
+    def configure(self, *, sku_form: str | None = None, skus: list[tuple[str, str]] | None = None, journals: str | None = None) -> None:
         """Change this test's copy of the pairing file and the SKU mapping."""
         path = self.pairings / f"{KEY}.yaml"
         data = yaml.safe_load(path.read_text())
         if sku_form:
             data["master"]["options"]["sku_form"] = sku_form
+        if journals:
+            data["payouts"]["journal_location"] = journals
         path.write_text(yaml.safe_dump(data))
         if skus is not None:
             mapping = ["channel_sku,master_sku,name"] + [f"{c},{m},{c}" for c, m in skus]
@@ -326,3 +328,50 @@ def test_a_completed_centra_return_opens_one_marketplacer_refund_request_even_wh
     assert run_flow(KEY, "refunds", "re-run", start, end) == "success"  # a re-run opens none
     assert len(world.get(world.marketplacer, "/_sandbox/refund_requests")["refundRequests"]) == 1
     assert world.quarantine("refunds") == []
+
+
+def test_a_periods_remittances_become_one_balanced_journal_file_that_ties_to_them_to_the_cent(world, tmp_path):
+    """Centra keeps no general ledger: payout_reconciliation writes the period's journal as a file
+    through the object store (a file:// URL here, s3:// or sftp:// in production), once."""
+    import csv
+    import io
+
+    store = tmp_path / "journals"
+    world.configure(journals=store.as_uri())
+    placed = world.now - timedelta(minutes=30)
+    _book(world, marketplacer_invoice(9101, [("CS-TEE-BLK-M", 2, 4500)], created_at=placed),  # 90.00 + 9.95 postage = 99.95
+          marketplacer_invoice(9102, [("CS-CAP-NVY", 1, 2500)], created_at=placed))  # 34.95
+    remittances = [  # net, commission, its GST, fees, refund deducted (cents)
+        {"invoiceLegacyId": 9101, "amountCents": 8795, "commissionAmountCents": 1000, "commissionTaxCents": 100, "feeCents": 100},
+        {"invoiceLegacyId": 9102, "amountCents": 2220, "commissionAmountCents": 250, "commissionTaxCents": 25, "refundCents": 1000},
+        {"invoiceLegacyId": 9199, "amountCents": 1000, "commissionAmountCents": 100, "commissionTaxCents": 10},  # never booked here
+    ]
+    paid = (world.now - timedelta(minutes=10)).isoformat()
+    world.post(world.marketplacer, "/_sandbox/remittance_advices", {"advices": [{"paidAt": paid, "paymentReference": "PAY-9", "currency": "AUD", "remittances": remittances}]})
+    start, end = world.now - timedelta(hours=1), world.now
+    assert run_flow(KEY, "payout_reconciliation", "day", start, end) == "success"
+    assert run_flow(KEY, "payout_reconciliation", "re-run", start, end) == "success"  # exactly once: no second file, no rewrite
+
+    (path,) = store.iterdir()
+    text = path.read_bytes().decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    money = lambda v: Decimal(v) if v else Decimal("0")  # noqa: E731
+    assert sum(money(r["debit"]) for r in rows) == sum(money(r["credit"]) for r in rows)  # the journal balances
+    by_account: dict[str, Decimal] = {}
+    for r in rows:
+        by_account[r["account"]] = by_account.get(r["account"], Decimal("0")) + money(r["debit"]) - money(r["credit"])
+    cents = lambda field: Decimal(sum(r.get(field, 0) for r in remittances)) / 100  # noqa: E731
+    # it ties to the remittances to the cent, account by account (GL accounts from the pairing's payouts section)
+    assert by_account == {"1010": cents("amountCents"), "6100": cents("commissionAmountCents"), "2310": cents("commissionTaxCents"),
+                          "6110": cents("feeCents"), "4090": cents("refundCents"),
+                          "1210": -sum((cents(f) for f in ("amountCents", "commissionAmountCents", "commissionTaxCents", "feeCents", "refundCents")), Decimal("0"))}
+    assert {r["order"] for r in rows} == {"9101", "9102", "9199"} and len({r["journal"] for r in rows}) == 1
+    ledger = Ledger.from_url(world.ledger_url)
+    try:
+        matches = {m["order_channel_ref"]: m["status"] for m in ledger.payout_matches(KEY)}
+        stored = ledger.reports(KEY, "payout_reconciliation")
+    finally:
+        ledger.dispose()
+    assert matches == {"9101": "matched", "9102": "matched", "9199": "unmatched"}  # to the cent against Centra's order totals
+    assert stored["journal.csv"] == text  # beside the exception report
+    assert "no Centra sale is linked" in stored["exceptions.csv"] and "Cin7" not in stored["exceptions.csv"]
