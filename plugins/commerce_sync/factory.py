@@ -218,7 +218,9 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("report", after=("extract", "reconcile")),
     ],
     "stock_out": [
-        Step("extract", pool="master"),
+        # a master with a change feed is read whole on the full resync only; its feed is confirmed
+        # once the extract has committed the SKUs it named (stock_out.PENDING)
+        Step("extract", pool="master", extra=_resync_kwargs, confirm_reads=True),
         Step("gate", after=("extract",)),
         Step("push", after=("gate",), pool="channel", extra=_resync_kwargs),
         Step("report", after=("extract", "gate", "push")),

@@ -56,6 +56,19 @@ class ConfirmsReads(Protocol):
     def confirm_reads(self) -> None: ...
 
 
+@runtime_checkable
+class AvailabilityChanges(Protocol):
+    """A master that says which SKUs' stock changed since its last confirmed read (an event feed:
+    CHANGE_EVENTS). stock_out then reads only those between its daily full reads; what it reads
+    stays queued until confirmed (ConfirmsReads)."""
+
+    def changed_skus(self) -> set[str]:
+        """Master SKUs whose stock changed since the last confirmed read."""
+
+    def availability_of_skus(self, skus: Iterable[str]) -> Iterator[StockLevel | TranslationError]:
+        """read_availability for these SKUs only."""
+
+
 @dataclass(frozen=True)
 class SaleInstructions:
     """How the pairing wants a channel order booked in the ERP (from its file and mappings)."""

@@ -375,3 +375,30 @@ def test_a_periods_remittances_become_one_balanced_journal_file_that_ties_to_the
     assert matches == {"9101": "matched", "9102": "matched", "9199": "unmatched"}  # to the cent against Centra's order totals
     assert stored["journal.csv"] == text  # beside the exception report
     assert "no Centra sale is linked" in stored["exceptions.csv"] and "Cin7" not in stored["exceptions.csv"]
+
+
+@pytest.mark.parametrize("when", ["before", "after_commit"])
+def test_stock_out_reads_centra_events_and_a_worker_killed_before_confirming_loses_and_doubles_nothing(world, when):
+    """Between daily full reads stock_out reads only the sizes Centra's events name. The worker is
+    SIGKILLed while the extract's confirmEvents is in flight (its SKUs committed to the ledger) and
+    the run is never retried: the next run sends each change once, and the events end confirmed."""
+    start, end = world.window()
+    assert run_flow(KEY, "stock_out", "first", start, end) == "success"  # the first run reads everything and starts listening
+    world.post(world.centra, "/_sandbox/stock", [{"warehouse": "Main Warehouse", "sku": "CT-TEE-BLK-L", "quantity": 8},
+                                                 {"warehouse": "Main Warehouse", "sku": "CT-CAP-NVY-OS", "quantity": 2}])
+    before = len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"])
+    world.post(world.centra, "/_sandbox/faults", {"hang": {"operation": "confirmEvents", "when": when, "seconds": 60, "count": None}})
+    kill_when(KEY, "stock_out", "crashed-run", start, end, lambda: _calls_with(world, f"hang:{when}") >= 1, "the extract's confirmEvents")
+    requests.delete(f"{world.centra}/_sandbox/faults", timeout=10)
+    assert len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"]) == before  # killed before the push
+    assert len([e for e in world.events() if not e["confirmed"]]) == (2 if when == "before" else 0)
+
+    calls = len(world.get(world.centra, "/_sandbox/calls")["calls"])
+    assert run_flow(KEY, "stock_out", "next-run", start, end) == "success"  # a new run, not the dead one's retry
+    # the named sizes looked up, not the whole stock read: an events-driven run
+    assert any("productSizes" in (c.get("operation") or []) for c in world.get(world.centra, "/_sandbox/calls")["calls"][calls:])
+    updates = world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"][before:]
+    assert sorted((u["sku"], u["countOnHand"]) for u in updates) == [("CS-CAP-NVY", 2 - 1), ("CS-TEE-BLK-L", 8 - 1)]  # each once
+    assert all(e["confirmed"] for e in world.events())
+    assert run_flow(KEY, "stock_out", "quiet-run", start, end) == "success"
+    assert len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"]) == before + 2

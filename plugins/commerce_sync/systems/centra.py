@@ -129,6 +129,10 @@ SIZES_BY_SIZE_NUMBER = """
 query SizesBySizeNumber($numbers: [String!], $limit: Int!, $page: Int!) {
   productSizes(where: {sizeNumber: $numbers}, limit: $limit, page: $page) { id SKU sizeNumber }
 }"""
+SIZES_BY_SKU = """
+query SizesBySku($skus: [String!], $limit: Int!, $page: Int!) {
+  productSizes(where: {SKU: $skus}, limit: $limit, page: $page) { id SKU sizeNumber }
+}"""
 PRICELISTS = """
 query Pricelists($limit: Int!, $page: Int!) { pricelists(limit: $limit, page: $page) { id name currency { code } } }"""
 EVENTS = """
@@ -490,7 +494,29 @@ class CentraMaster:
 
     def stock_changes(self) -> set[int]:
         """Product sizes whose stock changed (from the events queue; confirmed after commit)."""
-        return {int(e["objectReference"]) for e in self.read_events("ProductSize", ["DEPENDENT_DATA_CHANGED", "UPDATED"])}
+        return {int(e["objectReference"]) for e in self._stock_events()}
+
+    def _stock_events(self) -> list[dict]:
+        return self.read_events("ProductSize", ["DEPENDENT_DATA_CHANGED", "UPDATED"])
+
+    # the AvailabilityChanges port (stock_out between its daily full reads)
+    def changed_skus(self) -> set[str]:
+        skus = set()
+        for event in self._stock_events():
+            try:
+                skus.add(self.master_sku(event.get("object")))
+            except TranslationError:
+                continue  # a size deleted since, or one without the SKU form the mapping holds: nothing to sell through it
+        return skus
+
+    def availability_of_skus(self, skus: Iterable[str]) -> Iterator[StockLevel | TranslationError]:
+        wanted = sorted(set(skus))
+        query, var, field = (SIZES_BY_SKU, "skus", "SKU") if self.sku_form == "composite" else (SIZES_BY_SIZE_NUMBER, "numbers", "sizeNumber")
+        ids: set[int] = set()
+        for start in range(0, len(wanted), LIST_LIMIT):
+            chunk = wanted[start : start + LIST_LIMIT]
+            ids |= {int(size["id"]) for size in self._pages(query, {var: chunk}, lambda d: d.get("productSizes")) if size.get(field) in chunk}
+        yield from self.availability_of(ids) if ids else iter(())
 
     # -- events ---------------------------------------------------------------------------------
     def read_events(self, object_type: str, change_types: list[str]) -> list[dict]:
