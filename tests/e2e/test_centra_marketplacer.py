@@ -402,3 +402,21 @@ def test_stock_out_reads_centra_events_and_a_worker_killed_before_confirming_los
     assert all(e["confirmed"] for e in world.events())
     assert run_flow(KEY, "stock_out", "quiet-run", start, end) == "success"
     assert len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"]) == before + 2
+
+
+def test_drift_flags_an_order_dispatched_in_centra_but_unfulfilled_on_marketplacer_past_the_pairings_window(world):
+    placed = world.now - timedelta(minutes=10)
+    _book(world, marketplacer_invoice(9301, [("CS-TEE-BLK-M", 1, 4500)], created_at=placed), marketplacer_invoice(9302, [("CS-CAP-NVY", 1, 2500)], created_at=placed))
+    late = (world.now - timedelta(minutes=121)).isoformat()  # drift.dispatch_window_minutes is 120
+    world.post(world.centra, "/_sandbox/ship", {"order": world.orders()["MKP-9301"]["number"], "carrier": "Australia Post", "trackingNumber": "AP931", "shippedAt": late})
+    world.ship("MKP-9302", [("CT-CAP-NVY-OS", 1)], "StarTrack", "ST932")  # just now: still inside the window
+    assert run_flow(KEY, "drift_monitor", "drift", *world.window()) == "success"
+    ledger = Ledger.from_url(world.ledger_url)
+    try:
+        (report,) = ledger.reports(KEY, "drift_monitor").values()
+    finally:
+        ledger.dispose()
+    unsynced = [line for line in report.splitlines() if line.startswith("shipped_not_synced")]
+    assert len(unsynced) == 1 and unsynced[0].split(",")[1] == "9301" and "AP931" in unsynced[0]
+    assert "Centra allows" in report and "Cin7" not in report  # the master named as the pairing names it
+    assert any("drift found" in m["Subject"] for m in world.mailbox.messages)

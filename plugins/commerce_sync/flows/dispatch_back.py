@@ -2,7 +2,7 @@
 and the tracking number; partial shipments become several shipments; nothing is sent twice and
 nothing is sent half-right.
 
-extract (Cin7 sales changed in the window, their shipped boxes) -> gate -> load -> report.
+extract (the master's sales changed in the window, their shipped boxes) -> gate -> load -> report.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad=known_before,
+        master=master_label(ctx),
     )
     verdict = apply_gate(ctx, FLOW, run_id, result, staged)
     fresh_holds = {k: v for k, v in result.failed.items() if k in staged and "unreadable" not in staged[k] and k not in known_before}

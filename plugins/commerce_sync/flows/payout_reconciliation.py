@@ -186,7 +186,7 @@ def _text(value: Decimal | None) -> str | None:
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconciled: dict) -> dict[str, Any]:
     """Store the exception report (CSV and HTML) for the period and e-mail it to finance."""
     from commerce_sync.alerts import send_email
-    from commerce_sync.reports import to_csv, to_html, with_amounts
+    from commerce_sync.reports import exception_help, to_csv, to_html, with_amounts
 
     key, policy = ctx.pairing.key, _policy(ctx)
     staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
@@ -195,7 +195,7 @@ def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconcil
     summary = {"period": period, "payouts": extracted["payouts"], "matched to the cent": reconciled["matched"], "variances": reconciled["variance"],
                "unmatched": reconciled["unmatched"], "commission journals posted": reconciled["journals_posted"], "exceptions": len(exceptions)}
     title = f"Payout reconciliation, {key}, {period}"
-    csv_text, html = to_csv(exceptions), to_html(title, exceptions, summary)
+    csv_text, html = to_csv(exceptions), to_html(title, exceptions, summary, notes=exception_help(master_label(ctx)))
     ctx.ledger.store_report(key, FLOW, period, "exceptions.csv", "text/csv", csv_text)
     ctx.ledger.store_report(key, FLOW, period, "exceptions.html", "text/html", html)
     subject = f"[Commerce Sync] {key} payouts {period}: {len(exceptions)} exception(s)"

@@ -1,4 +1,4 @@
-"""refunds: a channel refund becomes one Cin7 credit note on the linked sale, for the refunded
+"""refunds: a channel refund becomes one credit note in the master (Cin7) on the linked sale, for the refunded
 lines and amounts, with no restock (stock returns only when the warehouse has the item back and
 has inspected it). A refund on an order we never booked is quarantined.
 
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_records
+from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, master_label, staged_records
 from commerce_sync.runtime import FlowContext
 
 FLOW = "refunds"
@@ -48,6 +48,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+        master=master_label(ctx),
     )
     return apply_gate(ctx, FLOW, run_id, result, payloads)
 

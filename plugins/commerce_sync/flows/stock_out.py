@@ -130,6 +130,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+        master=master_label(ctx),
     )
     for record_key, reasons in result.failed.items():
         ctx.ledger.quarantine(key, FLOW, record_key, rows.get(record_key, {"key": record_key}), reasons, run_id)
