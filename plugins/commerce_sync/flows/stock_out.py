@@ -31,6 +31,8 @@ FLOW = "stock_out"
 SNAPSHOT_KEY = "__snapshot__"  # one staged record holds the whole batch: 100k rows, one write
 SELLABLE_KEY = "__sellable__"
 PENDING = "pending"  # watermark: master SKUs the change feed named that no push has sent yet (JSON list)
+RECHECK = "recheck"  # watermark: SKUs a full read did not report (given 0), read again by name next run
+FULL = "*"  # PENDING's value when the next run must read everything (this one read rows it could not use)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
     listed_masters = {r["master_sku"] for r in rows if r["master_sku"]}
     return {
         "rows": rows,
+        "unreported": sorted(listed_masters - set(totals)),  # given 0: the master reported no stock of them here
         "unreadable": [{"key": e.record_key, "reason": e.reason} for e in unreadable],
         "mapped_not_listed": sorted(v["master_sku"] for v in skus.values() if v.get("master_sku") not in listed_masters),
     }
@@ -96,9 +99,11 @@ def _changes(ctx: FlowContext, full: bool) -> tuple[set[str] | None, set[str] | 
     if not isinstance(ctx.master, AvailabilityChanges):
         return None, None
     pending = ctx.ledger.get_watermark(ctx.pairing.key, FLOW, PENDING)
-    settles = set(json.loads(pending or "[]")) | ctx.master.changed_skus()  # read on a full run too: the feed must not pile up
+    recheck = ctx.ledger.get_watermark(ctx.pairing.key, FLOW, RECHECK)
+    named = ctx.master.changed_skus()  # read on a full run too: the feed must not pile up
+    settles = set(json.loads(pending if pending not in (None, FULL) else "[]")) | set(json.loads(recheck or "[]")) | named
     # the first run reads everything: the feed names only what changed after it started listening
-    return (None if full or pending is None else settles), settles
+    return (None if full or pending in (None, FULL) else settles), settles
 
 
 def extract(ctx: FlowContext, run_id: str, *, full: bool = False) -> dict[str, Any]:
@@ -106,11 +111,15 @@ def extract(ctx: FlowContext, run_id: str, *, full: bool = False) -> dict[str, A
     master has a change feed and this is no full resync); stage them as one record."""
     key = ctx.pairing.key
     changes, settles = _changes(ctx, full)
-    payload = {**read_stock_rows(ctx, changes), "changes": sorted(changes) if changes is not None else None,
-               "settles": sorted(settles) if settles is not None else None}
+    payload = read_stock_rows(ctx, changes)
+    if settles is not None and changes is None:  # a whole read: every listed SKU waits for its push, not just those the feed named
+        settles |= {r["master_sku"] for r in payload["rows"] if r["master_sku"]}
+    payload.update(changes=sorted(changes) if changes is not None else None, settles=sorted(settles) if settles is not None else None)
     ctx.ledger.stage(key, FLOW, run_id, [(SNAPSHOT_KEY, payload)])
     if settles is not None:  # committed before the feed is confirmed (after this step), cleared by the push
-        ctx.ledger.set_watermark(key, FLOW, PENDING, json.dumps(sorted(settles)))
+        # rows read but unusable: the next run reads everything again rather than trust the feed alone
+        ctx.ledger.set_watermark(key, FLOW, PENDING, FULL if payload["unreadable"] else json.dumps(sorted(settles)))
+        ctx.ledger.set_watermark(key, FLOW, RECHECK, json.dumps(payload["unreported"] if changes is None else []))
     ctx.ledger.record_run(key, FLOW, run_id, extracted=len(payload["rows"]), started_at=datetime.now(timezone.utc))
     return {"listings": len(payload["rows"]), "unreadable": len(payload["unreadable"]), "mapped_not_listed": len(payload["mapped_not_listed"]),
             "changed_only": changes is not None}
@@ -180,7 +189,7 @@ def _settle_pending(ctx: FlowContext, snapshot: dict[str, Any], refused: set[str
     channel refused stay, and are read again next run)."""
     key = ctx.pairing.key
     pending = ctx.ledger.get_watermark(key, FLOW, PENDING)
-    if pending is None or snapshot.get("settles") is None:
+    if pending in (None, FULL) or snapshot.get("settles") is None:
         return
     left = set(json.loads(pending)) - (set(snapshot["settles"]) - refused)
     ctx.ledger.set_watermark(key, FLOW, PENDING, json.dumps(sorted(left)))

@@ -485,7 +485,12 @@ class CentraMaster:
             if self.warehouses is not None and warehouse.get("name") not in self.warehouses:
                 continue
             pick = lambda d: (_first(d.get("warehouses")) or {}).get("stock")  # noqa: E731
+            seen: set[Any] = set()
             for row in self._pages(WAREHOUSE_STOCK, {"id": warehouse["id"], "sizes": size_ids}, pick):
+                size_id = ((row or {}).get("productSize") or {}).get("id") if isinstance(row, dict) else None
+                if size_id is not None and size_id in seen:
+                    continue  # one row per size and warehouse: a row met twice (pages shifted under the read) is counted once
+                seen.add(size_id)
                 try:
                     yield StockLevel(sku=self.master_sku(row.get("productSize")), location=warehouse["name"], available=parse_decimal(row.get("freeToAllocateQuantity")))
                 except (ValueError, TypeError, KeyError, AttributeError) as exc:  # TranslationError is a ValueError
