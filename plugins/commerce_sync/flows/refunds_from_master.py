@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import api_stats, apply_gate, channel_sku_map, finish_run, held_records, load_mappings, master_label, staged_records
+from commerce_sync.flows.common import api_stats, channel_sku_map, finish_run, held_records, load_mappings, master_label, staged_records
+from commerce_sync.flows.refunds import FLOW, gate_batch
 from commerce_sync.runtime import FlowContext
 
-FLOW = "refunds"
 LINK_KIND = "refund_request"
 
 log = logging.getLogger(__name__)
@@ -43,21 +43,9 @@ def _staged(ctx: FlowContext, run_id: str):
 
 
 def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
-    from commerce_sync.gates.refunds import gate_refunds
-
-    key = ctx.pairing.key
     payloads, refunds, unreadable, orders = _staged(ctx, run_id)
-    result = gate_refunds(
-        refunds,
-        linked_orders={r.order_channel_ref for r in refunds.values() if r.order_master_ref in orders},
-        unreadable=unreadable,
-        mapped_skus={v["master_sku"] for v in load_mappings(ctx).get("skus", {}).values()},  # the refund's lines carry master SKUs
-        max_bad_share=ctx.pairing.policies.max_bad_share,
-        min_records_for_share=ctx.pairing.policies.min_records_for_share,
-        known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
-        master=master_label(ctx),
-    )
-    return apply_gate(ctx, FLOW, run_id, result, payloads)
+    return gate_batch(ctx, run_id, payloads, refunds, unreadable, linked={r.order_channel_ref for r in refunds.values() if r.order_master_ref in orders},
+                      mapped_skus={v["master_sku"] for v in load_mappings(ctx).get("skus", {}).values()})  # the refund's lines carry master SKUs
 
 
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
