@@ -27,7 +27,7 @@ def exception_help(master: str) -> dict[str, str]:
     return {k: v.replace("Cin7", master) for k, v in EXCEPTION_HELP.items()}
 
 
-COLUMNS = ["type", "order", "payout", "cin7_sale", "sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance", "detail"]
+COLUMNS = ["type", "order", "payout", "master_sale", "sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance", "detail"]
 AMOUNTS = ("sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance")
 
 

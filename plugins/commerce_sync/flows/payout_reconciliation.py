@@ -94,7 +94,7 @@ def reconcile(ctx: FlowContext, run_id: str, gated: dict | None = None) -> dict[
             # what the customer paid = what we were paid + what the marketplace kept (+ refunds it deducted)
             expected = sum(parts.values(), ZERO)
             variance = quantize(total - expected, cur)
-            row.update(cin7_sale=sale_id, sale_total=total, variance=variance)
+            row.update(master_sale=sale_id, sale_total=total, variance=variance)
             if abs(variance) > policy.tolerance:
                 counts["variance"] += 1
                 status = "variance"
@@ -117,7 +117,7 @@ def reconcile(ctx: FlowContext, run_id: str, gated: dict | None = None) -> dict[
         counts["journals_" + _write_journal_file(ctx, policy, (gated or {}).get("period_key") or run_id, to_file, run_id)] += 1
     overdue_before = datetime.now(timezone.utc) - timedelta(days=policy.due_days)
     for order in ctx.ledger.orders_without_payout(key, overdue_before):
-        exceptions.append({"type": "no_remittance", "order": order["channel_ref"], "cin7_sale": order["master_id"],
+        exceptions.append({"type": "no_remittance", "order": order["channel_ref"], "master_sale": order["master_id"],
                            "detail": f"booked {order['created_at']:%Y-%m-%d}, no payout after {policy.due_days} days"})
     ctx.ledger.stage(key, FLOW, run_id, [("__exceptions__", [{k: _text(v) if isinstance(v, Decimal) else v for k, v in e.items()} for e in exceptions])])
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["matched"], failed=counts["variance"] + counts["unmatched"])
