@@ -118,7 +118,7 @@ class MarketplacerData:
             refund = {"__typename": "RefundRequest", "id": relay_id("RefundRequest", n), "legacyId": n, "status": raw.get("status", "REFUNDED"),
                       "createdAt": raw.get("createdAt"), "updatedAt": raw.get("updatedAt") or raw.get("createdAt"), "reason": raw.get("reason"),
                       "invoice": invoice if invoice is not None else ({"id": relay_id("Invoice", raw.get("invoiceLegacyId")), "legacyId": raw.get("invoiceLegacyId"), "lineItems": [], "shipments": []}),
-                      "lineItems": lines}
+                      "lineItems": lines, "externalIds": []}
             self.refunds.append(refund)
             return refund
 
@@ -270,6 +270,16 @@ class MarketplacerData:
             return inv
 
 
+def _invoice_refund_requests(invoice: dict, info) -> list[dict]:
+    """Invoice.refundRequests, from the app's own data (the graph's context): no cycle stored."""
+    data = (info.context or {}).get("data")
+    with data.lock:
+        return [r for r in data.refunds if (r.get("invoice") or {}).get("id") == invoice.get("id")]
+
+
+SCHEMA.get_type("Invoice").fields["refundRequests"].resolve = _invoice_refund_requests
+
+
 def _refused(errors: list[tuple[str, str]]) -> dict:
     return {"advert": None, "errors": [{"field": f, "messages": [m]} for f, m in errors], "status": 422}
 
@@ -385,6 +395,60 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
             invoice["shipments"].append(shipment)
             return {"shipment": shipment, "errors": [], "status": 200, "clientMutationId": input.get("clientMutationId")}
 
+    def refund_request_create(_root, info, input):
+        """Opens an AWAITING request; an invoice line item needs a reason and cannot be asked back
+        beyond its quantity (over all open requests); a custom line needs amountPerItemCents."""
+        def refuse(field, message):
+            return {"refundRequest": None, "errors": [{"field": field, "messages": [message]}], "clientMutationId": input.get("clientMutationId")}
+
+        if (info.context or {}).get("refuse"):  # an injected fault
+            return refuse("lineItems", info.context["refuse"])
+        with data.lock:
+            invoice = next((i for i in data.invoices if i["id"] == input["invoiceId"]), None)
+            if invoice is None:
+                return refuse("invoiceId", "Invoice not found")
+            if not input["lineItems"]:
+                return refuse("lineItems", "Line items can't be blank")
+            lines = {li["id"]: li for li in invoice.get("lineItems") or []}
+            asked: dict[str, int] = {}
+            for r in data.refunds:
+                if (r.get("invoice") or {}).get("id") == invoice["id"] and r.get("status") not in ("REJECTED", "CANCELLED"):
+                    for item in r["lineItems"]:
+                        key = (item.get("lineItem") or {}).get("id")
+                        asked[key] = asked.get(key, 0) + (item.get("quantity") or 0)
+            n = len(data.refunds) + 1
+            items = []
+            for k, item in enumerate(input["lineItems"]):
+                qty = item["quantity"]
+                if qty <= 0:
+                    return refuse("lineItems", "Quantity must be greater than 0")
+                if item.get("lineItemId"):
+                    line = lines.get(item["lineItemId"])
+                    if line is None:
+                        return refuse("lineItems", f"Line item {item['lineItemId']} is not on this invoice")
+                    if not item.get("reason"):
+                        return refuse("lineItems", "Reason can't be blank")
+                    if item.get("custom") or item.get("amountPerItemCents") is not None:
+                        return refuse("lineItems", "A line item refund cannot have a custom description or amount")
+                    if asked.get(line["id"], 0) + qty > (line.get("quantity") or 0):
+                        return refuse("lineItems", f"Quantity {qty} exceeds what is left to refund of line item {line['id']}")
+                    asked[line["id"]] = asked.get(line["id"], 0) + qty
+                    unit = line.get("unitPriceCents") if line.get("unitPriceCents") is not None else (line.get("totalCents") or 0) // max(line.get("quantity") or 1, 1)
+                    items.append({"id": relay_id("RefundRequestLineItem", f"{n}-{k}"), "quantity": qty, "amountCents": unit * qty, "lineItem": line,
+                                  "reason": item["reason"], "dispatched": item.get("dispatched")})
+                elif item.get("custom") and item.get("amountPerItemCents") is not None:
+                    items.append({"id": relay_id("RefundRequestLineItem", f"{n}-{k}"), "quantity": qty, "amountCents": item["amountPerItemCents"] * qty,
+                                  "lineItem": None, "custom": item["custom"]})
+                else:
+                    return refuse("lineItems", "Supply a line item ID and a reason, or custom and amountPerItemCents")
+            stamp = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            refund = {"__typename": "RefundRequest", "id": relay_id("RefundRequest", n), "legacyId": n, "status": "AWAITING", "createdAt": stamp,
+                      "updatedAt": stamp, "reason": None, "invoice": invoice, "lineItems": items,
+                      "externalIds": [{"key": x["key"], "value": x["value"]} for x in input.get("externalIds") or []],
+                      "notes": [x.get("note") for x in input.get("notes") or []]}
+            data.refunds.append(refund)
+            return {"refundRequest": refund, "errors": [], "clientMutationId": input.get("clientMutationId")}
+
     def resolve_refunds(_root, _info, first=None, after=None, updatedSince=None, updatedUntil=None):
         with data.lock:
             items = list(data.refunds)
@@ -409,6 +473,7 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
         "remittanceAdvices": resolve_advices,
         "refundRequests": resolve_refunds,
         "shipmentCreate": shipment_create,
+        "refundRequestCreate": refund_request_create,
         "invoices": resolve_invoices,
         "node": resolve_node,
         "shipmentCarriers": resolve_carriers,
@@ -437,7 +502,7 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
             root_value={k: (lambda f: (lambda info, **kw: f(None, info, **kw)))(v) for k, v in root.items()},
             variable_values=body.get("variables") or {},
             operation_name=body.get("operationName"),
-            context_value={"refuse": request.scope.get(REFUSAL)},
+            context_value={"refuse": request.scope.get(REFUSAL), "data": data},
         )
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
@@ -485,6 +550,11 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     async def inject_refunds(request: Request):
         body = await json_body(request) or {}
         return MoneyJSONResponse({"refundRequests": [data.add_refund(r) for r in body.get("refundRequests", [])]})
+
+    @app.get("/_sandbox/refund_requests")
+    def list_refunds():
+        with data.lock:  # the invoice by reference only: it is not copied into each request
+            return MoneyJSONResponse({"refundRequests": [{**r, "invoice": {k: (r.get("invoice") or {}).get(k) for k in ("id", "legacyId")}} for r in data.refunds]})
 
     @app.post("/_sandbox/remittance_advices")
     async def inject_advices(request: Request):

@@ -33,7 +33,9 @@ from commerce_sync.ports import (
     FULFILMENTS,
     JOURNALS,
     ORDERS,
+    MASTER_RETURNS,
     PAYOUTS,
+    REFUND_REQUESTS,
     REFUNDS,
     SALE_AMOUNTS,
     SALES,
@@ -216,7 +218,9 @@ FLOW_STEPS: dict[str, list[Step]] = {
         Step("report", after=("extract", "reconcile")),
     ],
     "stock_out": [
-        Step("extract", pool="master"),
+        # a master with a change feed is read whole on the full resync only; its feed is confirmed
+        # once the extract has committed the SKUs it named (stock_out.PENDING)
+        Step("extract", pool="master", extra=_resync_kwargs, confirm_reads=True),
         Step("gate", after=("extract",)),
         Step("push", after=("gate",), pool="channel", extra=_resync_kwargs),
         Step("report", after=("extract", "gate", "push")),
@@ -255,7 +259,18 @@ def flow_needs(pairing: Pairing, flow: str) -> dict[str, frozenset[str]]:
         needs["channel"] = needs.get("channel", frozenset()) | {ACCEPTANCE}
     if flow == "catalogue_out" and pairing.catalogue is not None and pairing.catalogue.orphans == "unpublish":
         needs["channel"] = needs.get("channel", frozenset()) | {CATALOGUE_UNPUBLISH}  # orphans taken off sale
+    if flow == "payout_reconciliation" and pairing.payouts is not None and pairing.payouts.journal == "file":
+        needs["master"] = needs["master"] - {JOURNALS}  # charges go to a journal file, not the master's ledger
+    if flow == "refunds" and pairing.refunds.origin == "master":  # refunds start in the master: the other way round
+        needs = {"master": frozenset({MASTER_RETURNS}), "channel": frozenset({REFUND_REQUESTS})}
     return needs
+
+
+# A flow whose direction the pairing turns round runs another module (same steps, same DAG id).
+def flow_module(pairing: Pairing, flow: str) -> str:
+    if flow == "refunds" and pairing.refunds.origin == "master":
+        return "refunds_from_master"
+    return flow
 
 
 def check_capabilities(pairing: Pairing, flow: str) -> None:
@@ -281,7 +296,7 @@ def run_step(pairing_key: str, flow: str, step: Step, run_id: str | None, upstre
     from commerce_sync.runtime import FlowContext
 
     with FlowContext.for_pairing(pairing_key) as ctx:
-        result = getattr(import_module(f"commerce_sync.flows.{flow}"), step.name)(ctx, run_id, *upstream, **(extra or {}))
+        result = getattr(import_module(f"commerce_sync.flows.{flow_module(ctx.pairing, flow)}"), step.name)(ctx, run_id, *upstream, **(extra or {}))
         if step.confirm_reads:
             ctx.confirm_reads()
         return result

@@ -216,6 +216,7 @@ class Refund(_Model):
     lines: list[RefundLine]
     reason: str | None = None
     requested_at: AwareDatetime
+    order_master_ref: str | None = None  # the master's sale, where the refund started there
 
 
 class SaleRef(_Model):

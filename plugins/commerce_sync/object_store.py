@@ -48,3 +48,18 @@ def list_files(location: str, pattern: str, conn_id: str | None = None) -> list[
         modified = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("last_modified")
         out.append(StoredFile(path.name, info.get("size"), None if modified is None else str(modified), path))
     return sorted(out, key=lambda f: f.name)
+
+
+def write_once(location: str, name: str, data: bytes, conn_id: str | None = None) -> tuple[bool, str]:
+    """Write `name` into `location` unless a file of that name is there already (a run that died
+    after writing it): a file another system may have imported is never replaced. (written?, SHA-256
+    of what the store now holds)."""
+    from airflow.sdk import ObjectStoragePath
+
+    base = ObjectStoragePath(resolve(location), conn_id=conn_id)
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / name
+    if path.exists():
+        return False, hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_bytes(data)
+    return True, hashlib.sha256(data).hexdigest()

@@ -90,6 +90,28 @@ class PayoutPolicy(_Cfg):
     tolerance: Decimal = Decimal("0.00")  # variance allowed per remittance, in the currency
     due_days: int = 14  # a booked order with no remittance after this many days is an exception
     report_recipients: str = "finance"  # a key of `recipients`
+    # `master`: one journal per payout posted in the master's general ledger. `file`: a master with
+    # none (Centra) gets one journal file per period for the accounting system, in journal_location
+    journal: Literal["master", "file"] = "master"
+    journal_location: str | None = None  # an ObjectStoragePath URL or a folder relative to the project
+    journal_connection: str | None = None  # the Airflow connection holding the store's credentials
+    payout_account: str | None = None  # the bank account the net payout lands in (journal file)
+    refund_account: str | None = None  # where refunds deducted from a payout are debited (journal file; none: left out)
+
+    @model_validator(mode="after")
+    def _file_has_a_place(self) -> "PayoutPolicy":
+        if self.journal == "file" and not (self.journal_location and self.payout_account):
+            raise ValueError("payouts.journal: file needs journal_location (where the files go) and payout_account (the bank account)")
+        return self
+
+
+class RefundPolicy(_Cfg):
+    """Where refunds start. `channel` (default): a channel refund becomes a credit note in the
+    master. `master`: a refund or completed return in the master opens a refund request on the
+    channel (centra_marketplacer): the direction is the pairing's, the flow has no vendor branch."""
+
+    origin: Literal["channel", "master"] = "channel"
+    reason: str = "Returned"  # the reason sent where the master's refund gives none
 
 
 class SettlementPolicy(_Cfg):
@@ -191,6 +213,7 @@ class Pairing(_Cfg):
     tags: list[str] = Field(default_factory=list)
     stock: StockPolicy | None = None
     payouts: PayoutPolicy | None = None
+    refunds: RefundPolicy = RefundPolicy()
     alerts: AlertPolicy = AlertPolicy()
     drift: DriftPolicy = DriftPolicy()
     acceptance: AcceptancePolicy | None = None

@@ -31,7 +31,7 @@ JOURNALS = "journals"  # find_journal, post_journal (a general ledger)
 CREDIT_NOTES = "credit_notes"  # find_credit_note, create_credit_note
 CUSTOMER_CURRENCY = "customer_currency"  # customer_currency
 CHANGE_EVENTS = "change_events"  # an event feed read now and confirmed once the step has committed (ConfirmsReads)
-MASTER_RETURNS = "master_returns"  # refunds/returns started in the master can be read
+MASTER_RETURNS = "master_returns"  # refunds/returns started in the master can be read (MasterReturns)
 CATALOGUE = "catalogue"  # products and prices can be read (the master is product master): CatalogueMaster
 # channel side
 ORDERS = "orders"  # fetch_orders, record_key, to_order, acknowledge_order
@@ -43,6 +43,7 @@ PAYOUTS = "payouts"  # fetch_payouts, to_payout_lines
 CATALOGUE_READ = "catalogue_read"  # selling_skus: what a shopper can buy there now (CatalogueReader)
 CATALOGUE_WRITE = "catalogue_write"  # find, create and update products with the master's fields (CatalogueWriter)
 CATALOGUE_UNPUBLISH = "catalogue_unpublish"  # take_off_sale (CatalogueUnpublisher)
+REFUND_REQUESTS = "refund_requests"  # open_refund_request: a refund made in the master reaches the channel (RefundRequester)
 
 
 @runtime_checkable
@@ -53,6 +54,19 @@ class ConfirmsReads(Protocol):
     worker that dies in between leaves the items queued, and they are read again."""
 
     def confirm_reads(self) -> None: ...
+
+
+@runtime_checkable
+class AvailabilityChanges(Protocol):
+    """A master that says which SKUs' stock changed since its last confirmed read (an event feed:
+    CHANGE_EVENTS). stock_out then reads only those between its daily full reads; what it reads
+    stays queued until confirmed (ConfirmsReads)."""
+
+    def changed_skus(self) -> set[str]:
+        """Master SKUs whose stock changed since the last confirmed read."""
+
+    def availability_of_skus(self, skus: Iterable[str]) -> Iterator[StockLevel | TranslationError]:
+        """read_availability for these SKUs only."""
 
 
 @dataclass(frozen=True)
@@ -252,3 +266,30 @@ class CatalogueUnpublisher(Protocol):
 
     def take_off_sale(self, listing: Listing) -> None:
         """No shopper can buy it any more; doing it twice is not an error."""
+
+
+# -- refunds started in the master (the refunds flow with `refunds.origin: master`) --------------
+
+
+@runtime_checkable
+class MasterReturns(Protocol):
+    """A master where refunds start (MASTER_RETURNS): completed returns/refunds can be read."""
+
+    def fetch_returns(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
+        """Refunds or completed returns changed in [start, end), master-native."""
+
+    def return_key(self, raw: RawRecord) -> str:
+        """A stable key for a raw return (staging, quarantine, the ledger's link)."""
+
+    def to_refund(self, raw: RawRecord) -> Refund:
+        """Translate one; `order_master_ref` names the master's sale. Raise TranslationError when unreadable."""
+
+
+@runtime_checkable
+class RefundRequester(Protocol):
+    """A channel on which the seller can open a refund request for an order (REFUND_REQUESTS)."""
+
+    def open_refund_request(self, order_channel_id: str, refund: Refund, reference: str) -> str:
+        """Request the refund of `refund`'s lines (channel SKUs) on the order, unless a request
+        carrying `reference` is already there (an attempt whose answer was lost); returns its
+        id. Refusals raise ClientError."""

@@ -20,7 +20,14 @@ EXCEPTION_HELP = {
     "no_remittance": "Booked in Cin7 over the due period ago, but no payout has arrived for it. Ask the marketplace.",
     "unreadable": "The payout record could not be read. Tell engineering.",
 }
-COLUMNS = ["type", "order", "payout", "cin7_sale", "sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance", "detail"]
+
+
+def exception_help(master: str) -> dict[str, str]:
+    """EXCEPTION_HELP naming the pairing's master (Centra, not Cin7, where it is the master)."""
+    return {k: v.replace("Cin7", master) for k, v in EXCEPTION_HELP.items()}
+
+
+COLUMNS = ["type", "order", "payout", "master_sale", "sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance", "detail"]
 AMOUNTS = ("sale_total", "paid_net", "commission", "commission_tax", "fees", "refunds", "variance")
 
 

@@ -132,6 +132,8 @@ def test_everything_the_adapter_sends_is_one_of_its_documents_and_validates(cent
     changed = master.stock_changes()
     assert list(master.availability_of(changed))
     master.confirm_reads()
+    composite = centra.CentraMaster(client, page_size=1)  # the other SKU form: sizes looked up by their SKU
+    assert [s.available for s in composite.availability_of_skus({"CT-TEE-BLK-7350000000011"})] == [Decimal("7")]
     requests.post(f"{centra_api}/_sandbox/returns", json={"order": int(sale.master_id), "lines": [{"sku": "CT-TEE-BLK-7350000000011", "quantity": 1}],
                                                            "refund": "45.00"}, timeout=10).raise_for_status()
     assert [master.to_refund(r).lines[0].sku for r in master.fetch_returns(now - timedelta(minutes=5), datetime.now(timezone.utc) + timedelta(minutes=1))] == ["7350000000011"]

@@ -80,12 +80,14 @@ class World:
         finally:
             ledger.dispose()
 
-    def configure(self, *, sku_form: str | None = None, skus: list[tuple[str, str]] | None = None) -> None:
+    def configure(self, *, sku_form: str | None = None, skus: list[tuple[str, str]] | None = None, journals: str | None = None) -> None:
         """Change this test's copy of the pairing file and the SKU mapping."""
         path = self.pairings / f"{KEY}.yaml"
         data = yaml.safe_load(path.read_text())
         if sku_form:
             data["master"]["options"]["sku_form"] = sku_form
+        if journals:
+            data["payouts"]["journal_location"] = journals
         path.write_text(yaml.safe_dump(data))
         if skus is not None:
             mapping = ["channel_sku,master_sku,name"] + [f"{c},{m},{c}" for c, m in skus]
@@ -305,3 +307,116 @@ def test_a_worker_killed_between_commit_and_confirm_loses_and_doubles_nothing(wo
     assert world.quarantine("dispatch_back") == []
     assert run_flow(KEY, "dispatch_back", "next-run", start, end) == "success"
     assert [len(v) for v in world.mkp_shipments().values()] == [1, 1]
+
+
+def test_a_completed_centra_return_opens_one_marketplacer_refund_request_even_when_the_answer_is_lost(world):
+    """Refunds the other way round: Centra -> Marketplacer, from the pairing's `refunds.origin`."""
+    _book(world, marketplacer_invoice(9001, [("CS-TEE-BLK-M", 2, 4500), ("CS-CAP-NVY", 1, 2500)], created_at=world.now - timedelta(minutes=10)))
+    world.ship("MKP-9001", [("CT-TEE-BLK-M", 2), ("CT-CAP-NVY-OS", 1)], "Australia Post", "AP91")
+    number = world.orders()["MKP-9001"]["number"]
+    returned = world.post(world.centra, "/_sandbox/returns", {"order": number, "lines": [{"sku": "CT-TEE-BLK-M", "quantity": 1}], "reason": "Too small"})
+    world.post(world.centra, "/_sandbox/returns", {"order": number, "lines": [{"sku": "CT-CAP-NVY-OS", "quantity": 1}], "status": "IN_PROGRESS"})  # not refunded yet
+    world.post(world.marketplacer, "/_sandbox/faults", {"reset_connection": {"operation": "refundRequestCreate", "when": "after_commit", "count": 1}})
+    start, end = world.window()
+    assert run_flow(KEY, "refunds", "first", start, end) == "success"  # the load's retry finds the request its lost answer made
+    assert any("reset_connection:after_commit" in (c.get("fault") or []) for c in world.get(world.marketplacer, "/_sandbox/calls")["calls"])
+
+    (request,) = world.get(world.marketplacer, "/_sandbox/refund_requests")["refundRequests"]
+    assert request["invoice"]["legacyId"] == 9001 and request["status"] == "AWAITING"
+    assert [(i["lineItem"]["variantSku"], i["quantity"], i["reason"], i["dispatched"], i["amountCents"]) for i in request["lineItems"]] == [("CS-TEE-BLK-M", 1, "Too small", True, 4500)]
+    assert request["externalIds"] == [{"key": "commerce_sync", "value": f"{KEY}:return:{returned['id']}"}]
+    assert run_flow(KEY, "refunds", "re-run", start, end) == "success"  # a re-run opens none
+    assert len(world.get(world.marketplacer, "/_sandbox/refund_requests")["refundRequests"]) == 1
+    assert world.quarantine("refunds") == []
+
+
+def test_a_periods_remittances_become_one_balanced_journal_file_that_ties_to_them_to_the_cent(world, tmp_path):
+    """Centra keeps no general ledger: payout_reconciliation writes the period's journal as a file
+    through the object store (a file:// URL here, s3:// or sftp:// in production), once."""
+    import csv
+    import io
+
+    store = tmp_path / "journals"
+    world.configure(journals=store.as_uri())
+    placed = world.now - timedelta(minutes=30)
+    _book(world, marketplacer_invoice(9101, [("CS-TEE-BLK-M", 2, 4500)], created_at=placed),  # 90.00 + 9.95 postage = 99.95
+          marketplacer_invoice(9102, [("CS-CAP-NVY", 1, 2500)], created_at=placed))  # 34.95
+    remittances = [  # net, commission, its GST, fees, refund deducted (cents)
+        {"invoiceLegacyId": 9101, "amountCents": 8795, "commissionAmountCents": 1000, "commissionTaxCents": 100, "feeCents": 100},
+        {"invoiceLegacyId": 9102, "amountCents": 2220, "commissionAmountCents": 250, "commissionTaxCents": 25, "refundCents": 1000},
+        {"invoiceLegacyId": 9199, "amountCents": 1000, "commissionAmountCents": 100, "commissionTaxCents": 10},  # never booked here
+    ]
+    paid = (world.now - timedelta(minutes=10)).isoformat()
+    world.post(world.marketplacer, "/_sandbox/remittance_advices", {"advices": [{"paidAt": paid, "paymentReference": "PAY-9", "currency": "AUD", "remittances": remittances}]})
+    start, end = world.now - timedelta(hours=1), world.now
+    assert run_flow(KEY, "payout_reconciliation", "day", start, end) == "success"
+    assert run_flow(KEY, "payout_reconciliation", "re-run", start, end) == "success"  # exactly once: no second file, no rewrite
+
+    (path,) = store.iterdir()
+    text = path.read_bytes().decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    money = lambda v: Decimal(v) if v else Decimal("0")  # noqa: E731
+    assert sum(money(r["debit"]) for r in rows) == sum(money(r["credit"]) for r in rows)  # the journal balances
+    by_account: dict[str, Decimal] = {}
+    for r in rows:
+        by_account[r["account"]] = by_account.get(r["account"], Decimal("0")) + money(r["debit"]) - money(r["credit"])
+    cents = lambda field: Decimal(sum(r.get(field, 0) for r in remittances)) / 100  # noqa: E731
+    # it ties to the remittances to the cent, account by account (GL accounts from the pairing's payouts section)
+    assert by_account == {"1010": cents("amountCents"), "6100": cents("commissionAmountCents"), "2310": cents("commissionTaxCents"),
+                          "6110": cents("feeCents"), "4090": cents("refundCents"),
+                          "1210": -sum((cents(f) for f in ("amountCents", "commissionAmountCents", "commissionTaxCents", "feeCents", "refundCents")), Decimal("0"))}
+    assert {r["order"] for r in rows} == {"9101", "9102", "9199"} and len({r["journal"] for r in rows}) == 1
+    ledger = Ledger.from_url(world.ledger_url)
+    try:
+        matches = {m["order_channel_ref"]: m["status"] for m in ledger.payout_matches(KEY)}
+        stored = ledger.reports(KEY, "payout_reconciliation")
+    finally:
+        ledger.dispose()
+    assert matches == {"9101": "matched", "9102": "matched", "9199": "unmatched"}  # to the cent against Centra's order totals
+    assert stored["journal.csv"] == text  # beside the exception report
+    assert "no Centra sale is linked" in stored["exceptions.csv"] and "Cin7" not in stored["exceptions.csv"]
+
+
+@pytest.mark.parametrize("when", ["before", "after_commit"])
+def test_stock_out_reads_centra_events_and_a_worker_killed_before_confirming_loses_and_doubles_nothing(world, when):
+    """Between daily full reads stock_out reads only the sizes Centra's events name. The worker is
+    SIGKILLed while the extract's confirmEvents is in flight (its SKUs committed to the ledger) and
+    the run is never retried: the next run sends each change once, and the events end confirmed."""
+    start, end = world.window()
+    assert run_flow(KEY, "stock_out", "first", start, end) == "success"  # the first run reads everything and starts listening
+    world.post(world.centra, "/_sandbox/stock", [{"warehouse": "Main Warehouse", "sku": "CT-TEE-BLK-L", "quantity": 8},
+                                                 {"warehouse": "Main Warehouse", "sku": "CT-CAP-NVY-OS", "quantity": 2}])
+    before = len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"])
+    world.post(world.centra, "/_sandbox/faults", {"hang": {"operation": "confirmEvents", "when": when, "seconds": 60, "count": None}})
+    kill_when(KEY, "stock_out", "crashed-run", start, end, lambda: _calls_with(world, f"hang:{when}") >= 1, "the extract's confirmEvents")
+    requests.delete(f"{world.centra}/_sandbox/faults", timeout=10)
+    assert len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"]) == before  # killed before the push
+    assert len([e for e in world.events() if not e["confirmed"]]) == (2 if when == "before" else 0)
+
+    calls = len(world.get(world.centra, "/_sandbox/calls")["calls"])
+    assert run_flow(KEY, "stock_out", "next-run", start, end) == "success"  # a new run, not the dead one's retry
+    # the named sizes looked up, not the whole stock read: an events-driven run
+    assert any("productSizes" in (c.get("operation") or []) for c in world.get(world.centra, "/_sandbox/calls")["calls"][calls:])
+    updates = world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"][before:]
+    assert sorted((u["sku"], u["countOnHand"]) for u in updates) == [("CS-CAP-NVY", 2 - 1), ("CS-TEE-BLK-L", 8 - 1)]  # each once
+    assert all(e["confirmed"] for e in world.events())
+    assert run_flow(KEY, "stock_out", "quiet-run", start, end) == "success"
+    assert len(world.get(world.marketplacer, "/_sandbox/stock_updates")["updates"]) == before + 2
+
+
+def test_drift_flags_an_order_dispatched_in_centra_but_unfulfilled_on_marketplacer_past_the_pairings_window(world):
+    placed = world.now - timedelta(minutes=10)
+    _book(world, marketplacer_invoice(9301, [("CS-TEE-BLK-M", 1, 4500)], created_at=placed), marketplacer_invoice(9302, [("CS-CAP-NVY", 1, 2500)], created_at=placed))
+    late = (world.now - timedelta(minutes=121)).isoformat()  # drift.dispatch_window_minutes is 120
+    world.post(world.centra, "/_sandbox/ship", {"order": world.orders()["MKP-9301"]["number"], "carrier": "Australia Post", "trackingNumber": "AP931", "shippedAt": late})
+    world.ship("MKP-9302", [("CT-CAP-NVY-OS", 1)], "StarTrack", "ST932")  # just now: still inside the window
+    assert run_flow(KEY, "drift_monitor", "drift", *world.window()) == "success"
+    ledger = Ledger.from_url(world.ledger_url)
+    try:
+        (report,) = ledger.reports(KEY, "drift_monitor").values()
+    finally:
+        ledger.dispose()
+    unsynced = [line for line in report.splitlines() if line.startswith("shipped_not_synced")]
+    assert len(unsynced) == 1 and unsynced[0].split(",")[1] == "9301" and "AP931" in unsynced[0]
+    assert "Centra allows" in report and "Cin7" not in report  # the master named as the pairing names it
+    assert any("drift found" in m["Subject"] for m in world.mailbox.messages)

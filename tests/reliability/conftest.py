@@ -17,13 +17,14 @@ from tests.reliability.matrix import World
 
 @pytest.fixture(scope="module")
 def emulators():
-    from sandbox import cin7, marketplacer, mirakl
+    from sandbox import centra, cin7, marketplacer, mirakl
     from sandbox.server import start_server
 
     servers = {
         "cin7": start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=100_000)),
         "marketplacer": start_server(marketplacer.create_app(api_key="demo-marketplacer-key")),
         "mirakl": start_server(mirakl.create_app(api_key="demo-mirakl-key", shop_id=2001)),
+        "centra": start_server(centra.create_app()),
     }
     yield {k: s.url for k, s in servers.items()}
     for s in servers.values():
@@ -73,6 +74,8 @@ def matrix_env(emulators, smtp, tmp_path_factory, airflow_db):
         "cin7_marketplacer__marketplacer": {"host": emulators["marketplacer"], **timeouts},
         "cin7_john_lewis__cin7": {"host": f"{emulators['cin7']}/ExternalApi/v2", **timeouts},
         "cin7_john_lewis__mirakl": {"host": emulators["mirakl"], **timeouts},
+        "centra_marketplacer__centra": {"host": emulators["centra"], "extra": {"order_api_secret": "demo-centra-order-secret", **timeouts["extra"]}},
+        "centra_marketplacer__marketplacer": {"host": emulators["marketplacer"], **timeouts},
         "smtp_default": {"host": "127.0.0.1", "port": smtp.port},
     })
     mp = pytest.MonkeyPatch()
@@ -92,7 +95,7 @@ def world(emulators, matrix_env, pg_url, mappings, monkeypatch):
     requests.post(f"{emulators['mirakl']}/_sandbox/carriers", json=[{"code": c, "label": c} for c in ("DPD", "EVRI", "ROYAL_MAIL")], timeout=10)
     monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
     RateLimiter._shared.clear()
-    return World(cin7=emulators["cin7"], marketplacer=emulators["marketplacer"], mirakl=emulators["mirakl"], ledger_url=pg_url)
+    return World(cin7=emulators["cin7"], marketplacer=emulators["marketplacer"], mirakl=emulators["mirakl"], ledger_url=pg_url, centra=emulators["centra"])
 
 
 def pytest_terminal_summary(terminalreporter):

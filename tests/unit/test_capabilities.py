@@ -63,3 +63,16 @@ def test_building_the_dag_runs_the_check():
 
     with pytest.raises(PairingError, match="journals"):
         build_dag(_pairing("centra", "marketplacer", ["payout_reconciliation"]), "payout_reconciliation")
+
+
+def test_refunds_started_in_the_master_ask_the_master_for_returns_and_the_channel_for_refund_requests():
+    from commerce_sync.factory import flow_module
+
+    reverse = {"refunds": {"origin": "master"}}
+    pairing = _pairing("centra", "marketplacer", ["refunds"], **reverse)
+    check_capabilities(pairing, "refunds")
+    assert flow_module(pairing, "refunds") == "refunds_from_master" and flow_module(_pairing("cin7_core", "marketplacer", ["refunds"]), "refunds") == "refunds"
+    with pytest.raises(PairingError, match="master \\(cin7_core\\) to offer master_returns"):
+        check_capabilities(_pairing("cin7_core", "marketplacer", ["refunds"], **reverse), "refunds")
+    with pytest.raises(PairingError, match="channel \\(mirakl\\) to offer refund_requests"):
+        check_capabilities(_pairing("centra", "mirakl", ["refunds"], **reverse), "refunds")

@@ -94,3 +94,17 @@ def api_stats(ctx: FlowContext) -> dict[str, int]:
     """This step's API calls and throttled answers, for the run report's throttling threshold."""
     stats = ctx.stats()
     return {"api_calls": stats.get("calls", 0), "throttled": stats.get("throttled", 0)}
+
+
+def channel_sku_map(maps: dict[str, dict[str, dict]]) -> dict[str, str]:
+    """Master SKU -> channel SKU (skus.csv read backwards); where two channel SKUs share one
+    master SKU the first wins."""
+    to_channel: dict[str, str] = {}
+    for channel_sku, row in maps.get("skus", {}).items():
+        to_channel.setdefault(row["master_sku"], channel_sku)
+    return to_channel
+
+
+def master_label(ctx: FlowContext) -> str:
+    """How people name the pairing's master (its `label`, else its system): e-mails, reasons, logs."""
+    return ctx.pairing.master.label or ctx.pairing.master.system

@@ -2,7 +2,7 @@
 and the tracking number; partial shipments become several shipments; nothing is sent twice and
 nothing is sent half-right.
 
-extract (Cin7 sales changed in the window, their shipped boxes) -> gate -> load -> report.
+extract (the master's sales changed in the window, their shipped boxes) -> gate -> load -> report.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings
+from commerce_sync.flows.common import api_stats, apply_gate, channel_sku_map, finish_run, held_records, load_mappings, master_label
 from commerce_sync.models import Shipment, ShipmentLine, TranslationError
 from commerce_sync.runtime import FlowContext
 
@@ -61,6 +61,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad=known_before,
+        master=master_label(ctx),
     )
     verdict = apply_gate(ctx, FLOW, run_id, result, staged)
     fresh_holds = {k: v for k, v in result.failed.items() if k in staged and "unreadable" not in staged[k] and k not in known_before}
@@ -82,8 +83,8 @@ def _alert_held(ctx: FlowContext, held: dict[str, list[dict[str, str]]], staged:
     )
     html = (
         f"<p>{len(held)} shipment(s) were not sent to {escape(ctx.channel.name)} and wait in quarantine (flow dispatch_back).</p>"
-        f"<table border='1' cellpadding='4'><tr><th>order</th><th>Cin7 carrier</th><th>tracking</th><th>why</th></tr>{rows}</table>"
-        "<p>Fix the carrier mapping (carriers.csv) or the tracking number in Cin7; the next run sends them. See docs/operations.md.</p>"
+        f"<table border='1' cellpadding='4'><tr><th>order</th><th>{escape(master_label(ctx))} carrier</th><th>tracking</th><th>why</th></tr>{rows}</table>"
+        f"<p>Fix the carrier mapping (carriers.csv) or the tracking number in {escape(master_label(ctx))}; the next run sends them. See docs/operations.md.</p>"
     )
     send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {ctx.pairing.key}: {len(held)} shipment(s) held", html)
 
@@ -93,10 +94,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
     maps = load_mappings(ctx)
     carriers = {k: v["channel_carrier"] for k, v in maps.get("carriers", {}).items()}
-    # shipped Cin7 SKUs back to the channel's; where two channel SKUs share one Cin7 SKU the first wins
-    to_channel: dict[str, str] = {}
-    for channel_sku, row in maps.get("skus", {}).items():
-        to_channel.setdefault(row["master_sku"], channel_sku)
+    to_channel = channel_sku_map(maps)  # shipped master SKUs back to the channel's
     claimed = ctx.ledger.claim(key, LINK_KIND, gated["valid_keys"], run_id)  # one run sends a box
     done = ctx.ledger.links(key, LINK_KIND, claimed)
     counts = {"sent": 0, "already_sent": len(done), "refused": 0, "in_flight": len(gated["valid_keys"]) - len(claimed)}

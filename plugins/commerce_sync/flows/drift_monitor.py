@@ -1,9 +1,9 @@
 """drift_monitor: the quiet failures, found before they cost money.
 
-- stock drift: what the channel shows vs Cin7's sellable (available less buffer), over a tolerance;
-- orphaned orders: on the channel, neither in Cin7 nor in quarantine, well after they were placed;
-- shipped, not synced: a box shipped in Cin7 that never reached the channel inside the window;
-- money mismatches: an order's total or tax in Cin7 differing from the channel's.
+- stock drift: what the channel shows vs the master's sellable (available less buffer), over a tolerance;
+- orphaned orders: on the channel, neither in the master nor in quarantine, well after they were placed;
+- shipped, not synced: a box shipped in the master that never reached the channel inside the window;
+- money mismatches: an order's total or tax in the master differing from the channel's.
 
 check -> report (stored per run, e-mailed to ops when anything is found). Ports only.
 """
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from commerce_sync.flows.booking import tax_inclusive
-from commerce_sync.flows.common import flush_outbox
+from commerce_sync.flows.common import flush_outbox, master_label
 from commerce_sync.flows.stock_out import read_stock_rows, sellable_of
 from commerce_sync.models import TranslationError, amount_due
 from commerce_sync.money import quantize
@@ -37,7 +37,7 @@ def _stock_drift(ctx: FlowContext) -> list[dict[str, Any]]:
         expected = sellable_of(row, ctx.pairing.stock)
         shown = row.get("channel_quantity")
         if expected is not None and shown is not None and abs(shown - expected) > tolerance:
-            found.append({"type": "stock_drift", "key": row["channel_sku"], "detail": f"channel shows {shown}, Cin7 allows {expected}"})
+            found.append({"type": "stock_drift", "key": row["channel_sku"], "detail": f"channel shows {shown}, {master_label(ctx)} allows {expected}"})
     return found
 
 
@@ -66,10 +66,10 @@ def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, 
             for what, ours, theirs in (("total", due, booked["total"]), ("tax", order.tax_total, booked["tax"])):
                 diff = quantize(theirs - ours, order.currency)
                 if abs(diff) > drift.money_tolerance:
-                    found.append({"type": f"{what}_mismatch", "key": order.channel_ref, "detail": f"channel {what} {ours}, Cin7 {theirs} ({diff:+} {order.currency})"})
+                    found.append({"type": f"{what}_mismatch", "key": order.channel_ref, "detail": f"channel {what} {ours}, {master_label(ctx)} {theirs} ({diff:+} {order.currency})"})
         elif record_key not in held and order.placed_at < cutoff:
             found.append({"type": "orphaned_order", "key": order.channel_ref or record_key,
-                          "detail": f"placed {order.placed_at:%Y-%m-%d %H:%M} UTC, not in Cin7 and not in quarantine"})
+                          "detail": f"placed {order.placed_at:%Y-%m-%d %H:%M} UTC, not in {master_label(ctx)} and not in quarantine"})
     return found
 
 

@@ -1,5 +1,7 @@
 """payout_reconciliation: every payout line matched to its sale to the cent; the marketplace's
-commission, its tax and fees posted as one Cin7 journal per payout, exactly once; everything else
+commission, its tax and fees posted as one journal per payout in the master, exactly once, or, for
+a master with no general ledger (`payouts.journal: file`), written with the net payout as one
+journal file per period for the accounting system, exactly once (journal_file.py); everything else
 (unmatched payouts, variances over the tolerance, refunds netted, sales with no payout past their
 due period) in an exception report stored per period and e-mailed to finance.
 
@@ -14,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import flush_outbox
+from commerce_sync.flows.common import flush_outbox, master_label
 from commerce_sync.models import PayoutLine, TranslationError
 from commerce_sync.money import quantize
 from commerce_sync.runtime import FlowContext
@@ -37,7 +39,7 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
     fetched = {str(raw.get("id")): raw for raw in ctx.channel.fetch_payouts(start, end)}
     ctx.ledger.stage(key, FLOW, run_id, list(fetched.items()))
     ctx.ledger.record_run(key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc))
-    return {"payouts": len(fetched), "period": f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"}
+    return {"payouts": len(fetched), "period": f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", "period_key": f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"}
 
 
 def _payouts(ctx: FlowContext, run_id: str):
@@ -59,7 +61,7 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
     for record_key, reason in unreadable.items():
         ctx.ledger.quarantine(key, FLOW, record_key, staged[record_key], [{"check": "payload_readable", "detail": reason}], run_id)
     ctx.ledger.record_run(key, FLOW, run_id, valid=len(payouts), quarantined=len(unreadable))
-    return {"valid": len(payouts), "unreadable": len(unreadable)}
+    return {"valid": len(payouts), "unreadable": len(unreadable), "period_key": (extracted or {}).get("period_key")}
 
 
 def _sum(lines: list[PayoutLine], kind: str) -> Decimal:
@@ -74,6 +76,8 @@ def reconcile(ctx: FlowContext, run_id: str, gated: dict | None = None) -> dict[
     journaled = ctx.ledger.links(key, LINK_KIND, [lines[0].payout_ref for lines in payouts.values() if lines])
     exceptions: list[dict[str, Any]] = []
     counts = {"matched": 0, "variance": 0, "unmatched": 0, "journals_posted": 0, "journals_already": 0, "journals_none_due": 0}
+    to_file: list[tuple] = []  # (remittance, order, currency, booked, parts) for the period's journal file
+    master = master_label(ctx)
     for record_key, lines in payouts.items():
         first = lines[0]
         cur = first.currency
@@ -83,32 +87,37 @@ def reconcile(ctx: FlowContext, run_id: str, gated: dict | None = None) -> dict[
         sale_id = sales.get(first.order_channel_ref or "")
         if sale_id is None:
             counts["unmatched"] += 1
-            exceptions.append({**row, "type": "unmatched", "detail": "no Cin7 sale is linked to this order"})
+            exceptions.append({**row, "type": "unmatched", "detail": f"no {master} sale is linked to this order"})
             status, total, variance = "unmatched", None, None
         else:
             total = ctx.master.sale_total(sale_id)
             # what the customer paid = what we were paid + what the marketplace kept (+ refunds it deducted)
             expected = sum(parts.values(), ZERO)
             variance = quantize(total - expected, cur)
-            row.update(cin7_sale=sale_id, sale_total=total, variance=variance)
+            row.update(master_sale=sale_id, sale_total=total, variance=variance)
             if abs(variance) > policy.tolerance:
                 counts["variance"] += 1
                 status = "variance"
-                exceptions.append({**row, "type": "variance", "detail": f"Cin7 total {total} vs paid {expected}: {variance:+} {cur}"})
+                exceptions.append({**row, "type": "variance", "detail": f"{master} total {total} vs paid {expected}: {variance:+} {cur}"})
             else:
                 counts["matched"] += 1
                 status = "matched"
             if parts["refund"]:
                 exceptions.append({**row, "type": "refund_netted", "detail": f"{parts['refund']} {cur} of refunds deducted from this payout"})
-        counts["journals_" + _post_journal(ctx, policy, first, parts, journaled, run_id)] += 1
+        if policy.journal == "file":
+            to_file.append((first.payout_ref, first.order_channel_ref, cur, first.booked_at, parts))
+        else:
+            counts["journals_" + _post_journal(ctx, policy, first, parts, journaled, run_id)] += 1
         ctx.ledger.record_payout_match(
             key, first.payout_ref, advice_ref=record_key, order_channel_ref=first.order_channel_ref, master_id=sale_id, currency=cur,
             sale_total=_text(total), net=_text(parts["payment"]), commission=_text(parts["commission"]), commission_tax=_text(parts["commission_tax"]),
             fees=_text(parts["fee"]), refunds=_text(parts["refund"]), variance=_text(variance), status=status, run_id=run_id,
         )
+    if policy.journal == "file" and to_file:
+        counts["journals_" + _write_journal_file(ctx, policy, (gated or {}).get("period_key") or run_id, to_file, run_id)] += 1
     overdue_before = datetime.now(timezone.utc) - timedelta(days=policy.due_days)
     for order in ctx.ledger.orders_without_payout(key, overdue_before):
-        exceptions.append({"type": "no_remittance", "order": order["channel_ref"], "cin7_sale": order["master_id"],
+        exceptions.append({"type": "no_remittance", "order": order["channel_ref"], "master_sale": order["master_id"],
                            "detail": f"booked {order['created_at']:%Y-%m-%d}, no payout after {policy.due_days} days"})
     ctx.ledger.stage(key, FLOW, run_id, [("__exceptions__", [{k: _text(v) if isinstance(v, Decimal) else v for k, v in e.items()} for e in exceptions])])
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["matched"], failed=counts["variance"] + counts["unmatched"])
@@ -145,6 +154,31 @@ def _post_journal(ctx: FlowContext, policy, first: PayoutLine, parts: dict[str, 
     return "posted"
 
 
+def _write_journal_file(ctx: FlowContext, policy, period_key: str, entries: list[tuple], run_id: str) -> str:
+    """The period's journal as one file in the pairing's store, once: 'posted' or 'already'. The
+    ledger link (kind journal_file, keyed by period) says it was written; a run that died between
+    writing and linking finds the file in the store and does not write it again."""
+    from commerce_sync.journal_file import journal_csv, journal_rows, totals
+    from commerce_sync.object_store import write_once
+
+    key = ctx.pairing.key
+    if ctx.ledger.links(key, "journal_file", [period_key]) or not ctx.ledger.claim(key, "journal_file", [period_key], run_id):
+        return "already"
+    reference = f"{ctx.pairing.channel.reference_prefix}JOURNAL-{period_key}"
+    rows = journal_rows(reference, policy, entries)
+    sums = totals(rows)
+    if sums["debit"] != sums["credit"]:  # by construction it balances: a difference is a bug, never a file
+        raise ValueError(f"{key}: the journal of {period_key} does not balance ({sums['debit']} debit, {sums['credit']} credit)")
+    text = journal_csv(rows)
+    name = f"{key}-journal-{period_key}.csv"
+    written, digest = write_once(policy.journal_location, name, text.encode(), policy.journal_connection)
+    ctx.ledger.store_report(key, FLOW, period_key, "journal.csv", "text/csv", text)  # beside the exception report
+    ctx.ledger.add_link(key, "journal_file", period_key, name, digest, run_id)
+    ctx.ledger.release(key, "journal_file", [period_key], run_id)
+    log.info("%s: journal file %s %s (%s debit = credit)", key, name, "written" if written else "already in the store", sums["debit"])
+    return "posted"
+
+
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -152,7 +186,7 @@ def _text(value: Decimal | None) -> str | None:
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconciled: dict) -> dict[str, Any]:
     """Store the exception report (CSV and HTML) for the period and e-mail it to finance."""
     from commerce_sync.alerts import send_email
-    from commerce_sync.reports import to_csv, to_html, with_amounts
+    from commerce_sync.reports import exception_help, to_csv, to_html, with_amounts
 
     key, policy = ctx.pairing.key, _policy(ctx)
     staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
@@ -161,7 +195,7 @@ def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, reconcil
     summary = {"period": period, "payouts": extracted["payouts"], "matched to the cent": reconciled["matched"], "variances": reconciled["variance"],
                "unmatched": reconciled["unmatched"], "commission journals posted": reconciled["journals_posted"], "exceptions": len(exceptions)}
     title = f"Payout reconciliation, {key}, {period}"
-    csv_text, html = to_csv(exceptions), to_html(title, exceptions, summary)
+    csv_text, html = to_csv(exceptions), to_html(title, exceptions, summary, notes=exception_help(master_label(ctx)))
     ctx.ledger.store_report(key, FLOW, period, "exceptions.csv", "text/csv", csv_text)
     ctx.ledger.store_report(key, FLOW, period, "exceptions.html", "text/html", html)
     subject = f"[Commerce Sync] {key} payouts {period}: {len(exceptions)} exception(s)"

@@ -1,4 +1,4 @@
-"""refunds: a channel refund becomes one Cin7 credit note on the linked sale, for the refunded
+"""refunds: a channel refund becomes one credit note in the master (Cin7) on the linked sale, for the refunded
 lines and amounts, with no restock (stock returns only when the warehouse has the item back and
 has inspected it). A refund on an order we never booked is quarantined.
 
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from commerce_sync.errors import ClientError
-from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_records
+from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, master_label, staged_records
 from commerce_sync.runtime import FlowContext
 
 FLOW = "refunds"
@@ -35,19 +35,24 @@ def _refunds(ctx: FlowContext, run_id: str):
 
 
 def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
+    payloads, refunds, unreadable = _refunds(ctx, run_id)
+    linked = set(ctx.ledger.links(ctx.pairing.key, "order", [r.order_channel_ref for r in refunds.values()]))
+    return gate_batch(ctx, run_id, payloads, refunds, unreadable, linked=linked, mapped_skus=set(load_mappings(ctx).get("skus", {})))
+
+
+def gate_batch(ctx: FlowContext, run_id: str, payloads, refunds, unreadable, *, linked: set[str], mapped_skus: set[str]) -> dict[str, Any]:
+    """The refunds suite over a staged batch, whichever way the refunds go; what fails is held."""
     from commerce_sync.gates.refunds import gate_refunds
 
-    key = ctx.pairing.key
-    payloads, refunds, unreadable = _refunds(ctx, run_id)
-    linked = set(ctx.ledger.links(key, "order", [r.order_channel_ref for r in refunds.values()]))
     result = gate_refunds(
         refunds,
         linked_orders=linked,
         unreadable=unreadable,
-        mapped_skus=set(load_mappings(ctx).get("skus", {})),
+        mapped_skus=mapped_skus,
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
-        known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+        known_bad={q.record_key for q in ctx.ledger.open_quarantine(ctx.pairing.key, FLOW)},
+        master=master_label(ctx),
     )
     return apply_gate(ctx, FLOW, run_id, result, payloads)
 

@@ -3,24 +3,36 @@ SKUs are sent. The ERP is the single source of truth.
 
 extract (ERP availability + channel listings) -> gate -> push (changed only; all on a full
 resync) -> report. Written against the ports only.
+
+A master with a change feed (ports.AvailabilityChanges: Centra's events) is read whole only on
+the daily full resync (and the first run); other runs read the availability of the SKUs its feed
+names. Those SKUs are kept in the ledger (watermark `pending`) from the extract until a push has
+sent them, and the feed is confirmed only once the extract committed that: a worker dying in
+between loses nothing (the feed or the watermark still holds them) and doubles nothing (the push
+sends only what differs from what was last sent).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from commerce_sync.flows.common import flush_outbox, load_mappings
+from commerce_sync.flows.common import flush_outbox, load_mappings, master_label
 from commerce_sync.models import Listing, TranslationError
+from commerce_sync.ports import AvailabilityChanges
 from commerce_sync.runtime import FlowContext
 from commerce_sync.stock import buffer_for, sellable, total_available
 
 FLOW = "stock_out"
 SNAPSHOT_KEY = "__snapshot__"  # one staged record holds the whole batch: 100k rows, one write
 SELLABLE_KEY = "__sellable__"
+PENDING = "pending"  # watermark: master SKUs the change feed named that no push has sent yet (JSON list)
+RECHECK = "recheck"  # watermark: SKUs a full read did not report (given 0), read again by name next run
+FULL = "*"  # PENDING's value when the next run must read everything (this one read rows it could not use)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +43,9 @@ def _policy(ctx: FlowContext):
     return ctx.pairing.stock
 
 
-def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
-    """Every channel listing beside what Cin7 has available for it (one row per listing)."""
+def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str, Any]:
+    """Every channel listing beside what the master has available for it (one row per listing);
+    with `only`, the listings of those master SKUs, from the master's availability of them alone."""
     policy = _policy(ctx)
     # the two reads and the mapping sync are independent and mostly wait on their APIs and the
     # ledger: side by side, a 100,000-SKU run takes as long as the slowest, not the sum
@@ -40,7 +53,7 @@ def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
         pending = pool.submit(ctx.channel.read_listings)
         maps = pool.submit(load_mappings, ctx)
         levels, unreadable = [], []
-        for item in ctx.master.read_availability():
+        for item in ctx.master.read_availability() if only is None else ctx.master.availability_of_skus(only):
             (unreadable if isinstance(item, TranslationError) else levels).append(item)
         listings = pending.result()
         skus = maps.result().get("skus", {})
@@ -48,6 +61,8 @@ def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
     rows = []
     for sku, listing in listings.items():
         master = (skus.get(sku) or {}).get("master_sku")
+        if only is not None and master not in only:
+            continue
         # a mapped SKU the ERP no longer reports has nothing to sell: 0, never a guess
         available = totals.get(master, Decimal("0")) if master else None
         rows.append(
@@ -62,6 +77,7 @@ def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
     listed_masters = {r["master_sku"] for r in rows if r["master_sku"]}
     return {
         "rows": rows,
+        "unreported": sorted(listed_masters - set(totals)),  # given 0: the master reported no stock of them here
         "unreadable": [{"key": e.record_key, "reason": e.reason} for e in unreadable],
         "mapped_not_listed": sorted(v["master_sku"] for v in skus.values() if v.get("master_sku") not in listed_masters),
     }
@@ -77,12 +93,36 @@ def sellable_of(row: dict[str, Any], policy) -> int | None:
     return sellable(available, buffer_for(row["master_sku"], policy))
 
 
-def extract(ctx: FlowContext, run_id: str) -> dict[str, Any]:
-    """Read every channel listing and the ERP's availability; stage them as one record."""
-    payload = read_stock_rows(ctx)
-    ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, [(SNAPSHOT_KEY, payload)])
-    ctx.ledger.record_run(ctx.pairing.key, FLOW, run_id, extracted=len(payload["rows"]), started_at=datetime.now(timezone.utc))
-    return {"listings": len(payload["rows"]), "unreadable": len(payload["unreadable"]), "mapped_not_listed": len(payload["mapped_not_listed"])}
+def _changes(ctx: FlowContext, full: bool) -> tuple[set[str] | None, set[str] | None]:
+    """(the master SKUs to read this run, None for all; the SKUs the feed named that this run's
+    push settles, None where the master has no feed)."""
+    if not isinstance(ctx.master, AvailabilityChanges):
+        return None, None
+    pending = ctx.ledger.get_watermark(ctx.pairing.key, FLOW, PENDING)
+    recheck = ctx.ledger.get_watermark(ctx.pairing.key, FLOW, RECHECK)
+    named = ctx.master.changed_skus()  # read on a full run too: the feed must not pile up
+    settles = set(json.loads(pending if pending not in (None, FULL) else "[]")) | set(json.loads(recheck or "[]")) | named
+    # the first run reads everything: the feed names only what changed after it started listening
+    return (None if full or pending in (None, FULL) else settles), settles
+
+
+def extract(ctx: FlowContext, run_id: str, *, full: bool = False) -> dict[str, Any]:
+    """Read the channel listings and the ERP's availability (of the changed SKUs only, where the
+    master has a change feed and this is no full resync); stage them as one record."""
+    key = ctx.pairing.key
+    changes, settles = _changes(ctx, full)
+    payload = read_stock_rows(ctx, changes)
+    if settles is not None and changes is None:  # a whole read: every listed SKU waits for its push, not just those the feed named
+        settles |= {r["master_sku"] for r in payload["rows"] if r["master_sku"]}
+    payload.update(changes=sorted(changes) if changes is not None else None, settles=sorted(settles) if settles is not None else None)
+    ctx.ledger.stage(key, FLOW, run_id, [(SNAPSHOT_KEY, payload)])
+    if settles is not None:  # committed before the feed is confirmed (after this step), cleared by the push
+        # rows read but unusable: the next run reads everything again rather than trust the feed alone
+        ctx.ledger.set_watermark(key, FLOW, PENDING, FULL if payload["unreadable"] else json.dumps(sorted(settles)))
+        ctx.ledger.set_watermark(key, FLOW, RECHECK, json.dumps(payload["unreported"] if changes is None else []))
+    ctx.ledger.record_run(key, FLOW, run_id, extracted=len(payload["rows"]), started_at=datetime.now(timezone.utc))
+    return {"listings": len(payload["rows"]), "unreadable": len(payload["unreadable"]), "mapped_not_listed": len(payload["mapped_not_listed"]),
+            "changed_only": changes is not None}
 
 
 def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[str, Any]:
@@ -99,13 +139,14 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
         max_bad_share=ctx.pairing.policies.max_bad_share,
         min_records_for_share=ctx.pairing.policies.min_records_for_share,
         known_bad={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)},
+        master=master_label(ctx),
     )
     for record_key, reasons in result.failed.items():
         ctx.ledger.quarantine(key, FLOW, record_key, rows.get(record_key, {"key": record_key}), reasons, run_id)
-    # the read is whole: an ERP row held as unreadable before and read cleanly now is superseded
-    for q in ctx.ledger.open_quarantine(key, FLOW):
+    # a whole read: an ERP row held as unreadable before and read cleanly now is superseded
+    for q in ctx.ledger.open_quarantine(key, FLOW) if snapshot.get("changes") is None else ():
         if q.record_key.startswith("erp:") and q.record_key not in result.failed:
-            ctx.ledger.resolve_quarantine(key, FLOW, q.record_key, note="read cleanly from Cin7 again")
+            ctx.ledger.resolve_quarantine(key, FLOW, q.record_key, note=f"read cleanly from {master_label(ctx)} again")
     quantities = {sku: sellable_of(rows[sku], policy) for sku in result.passed}
     ctx.ledger.stage(key, FLOW, run_id, [(SELLABLE_KEY, quantities)])
     ctx.ledger.record_run(key, FLOW, run_id, valid=len(result.passed), quarantined=len(result.failed))
@@ -131,15 +172,27 @@ def push(ctx: FlowContext, run_id: str, gated: dict | None = None, *, full: bool
     for sku, error in results:
         if error is not None:
             ctx.ledger.quarantine(key, FLOW, sku, rows[sku], [{"check": "channel_refused", "detail": f"{ctx.channel.name} refused the stock update: {error}"}], run_id)
-    # a listing that passed the gate and is now in step with Cin7 leaves quarantine
+    # a listing that passed the gate and is now in step with the master leaves quarantine
     refused = {sku for sku, error in results if error is not None}
     for q in ctx.ledger.open_quarantine(key, FLOW):
         if q.record_key in quantities and q.record_key not in refused:
-            ctx.ledger.resolve_quarantine(key, FLOW, q.record_key, note=f"stock {quantities[q.record_key]} in step with Cin7")
+            ctx.ledger.resolve_quarantine(key, FLOW, q.record_key, note=f"stock {quantities[q.record_key]} in step with {master_label(ctx)}")
+    _settle_pending(ctx, staged[SNAPSHOT_KEY], {rows[sku]["master_sku"] for sku in refused})
     counts = {"sent": len(accepted), "refused": len(results) - len(accepted), "unchanged": len(quantities) - len(todo), "full_resync": full}
     ctx.ledger.record_run(key, FLOW, run_id, loaded=counts["sent"], skipped=counts["unchanged"], failed=counts["refused"], throttled=ctx.stats().get("throttled", 0))
     log.info("%s: stock push %s", key, counts)
     return counts
+
+
+def _settle_pending(ctx: FlowContext, snapshot: dict[str, Any], refused: set[str]) -> None:
+    """The SKUs this run read for the change feed are sent: they leave the pending list (those the
+    channel refused stay, and are read again next run)."""
+    key = ctx.pairing.key
+    pending = ctx.ledger.get_watermark(key, FLOW, PENDING)
+    if pending in (None, FULL) or snapshot.get("settles") is None:
+        return
+    left = set(json.loads(pending)) - (set(snapshot["settles"]) - refused)
+    ctx.ledger.set_watermark(key, FLOW, PENDING, json.dumps(sorted(left)))
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, pushed: dict) -> dict[str, Any]:

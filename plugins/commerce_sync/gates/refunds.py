@@ -27,13 +27,14 @@ def refunds_frame(refunds: dict[str, Refund], linked_orders: set[str]) -> pd.Dat
     return frame
 
 
-def gate_refunds(refunds: dict[str, Refund], *, linked_orders: set[str], unreadable, mapped_skus: set[str], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str]) -> GateResult:
+def gate_refunds(refunds: dict[str, Refund], *, linked_orders: set[str], unreadable, mapped_skus: set[str], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str],
+                  master: str = "Cin7") -> GateResult:
     checks = [
         Check("batch_columns", "the refund frame does not have exactly the expected columns (a code change broke the gate)",
               expect.ExpectTableColumnsToMatchSet(column_set=[*COLUMNS, ROW_ID], exact_match=True), batch_level=True),
-        Check("order_known", "the refund is for an order this integration never booked in Cin7",
+        Check("order_known", f"the refund is for an order this integration never booked in {master}",
               expect.ExpectColumnValuesToBeInSet(column="order_linked", value_set=[True])),
-        Check("sku_mapped", "a refunded SKU is not mapped to a Cin7 SKU", expect.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(mapped_skus))),
+        Check("sku_mapped", f"a refunded SKU is not mapped in skus.csv (a {master} SKU and its channel SKU)", expect.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(mapped_skus))),
         Check("sku_present", "a refunded line names no SKU", expect.ExpectColumnValuesToNotBeNull(column="sku")),
         Check("quantity_not_negative", "a refunded quantity is negative", expect.ExpectColumnValuesToBeBetween(column="quantity", min_value=0)),
         Check("amount_positive", "a refunded amount is not positive", expect.ExpectColumnValuesToBeBetween(column="amount_minor", min_value=1),

@@ -22,26 +22,26 @@ def shipments_frame(shipments: dict[str, dict]) -> pd.DataFrame:
     return frame
 
 
-def shipment_checks(*, mapped_carriers: set[str], mapped_skus: set[str]) -> list[Check]:
+def shipment_checks(*, mapped_carriers: set[str], mapped_skus: set[str], master: str = "Cin7") -> list[Check]:
     return [
         Check("batch_columns", "the shipment frame does not have exactly the expected columns (a code change broke the gate)",
               expect.ExpectTableColumnsToMatchSet(column_set=[*COLUMNS, ROW_ID], exact_match=True), batch_level=True),
-        Check("carrier_mapped", "the Cin7 carrier is not in carriers.csv: the shipment is held, not sent with a guessed carrier",
+        Check("carrier_mapped", f"the {master} carrier is not in carriers.csv: the shipment is held, not sent with a guessed carrier",
               expect.ExpectColumnValuesToBeInSet(column="carrier", value_set=sorted(mapped_carriers))),
-        Check("carrier_present", "the shipment has no carrier in Cin7", expect.ExpectColumnValuesToNotBeNull(column="carrier")),
-        Check("tracking_present", "the shipment has no tracking number in Cin7: the customer could not follow it",
+        Check("carrier_present", f"the shipment has no carrier in {master}", expect.ExpectColumnValuesToNotBeNull(column="carrier")),
+        Check("tracking_present", f"the shipment has no tracking number in {master}: the customer could not follow it",
               expect.ExpectColumnValuesToNotBeNull(column="tracking_number")),
-        Check("sku_mapped", "a shipped Cin7 SKU has no channel SKU in skus.csv", expect.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(mapped_skus))),
+        Check("sku_mapped", f"a shipped {master} SKU has no channel SKU in skus.csv", expect.ExpectColumnValuesToBeInSet(column="sku", value_set=sorted(mapped_skus))),
         Check("quantity_positive", "a shipped quantity is not positive", expect.ExpectColumnValuesToBeBetween(column="quantity", min_value=1)),
         Check("order_linked", "the sale is not linked to a channel order", expect.ExpectColumnValuesToNotBeNull(column="order_channel_id")),
     ]
 
 
-def gate_shipments(shipments: dict[str, dict], *, unreadable, mapped_carriers: set[str], mapped_skus: set[str], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str]) -> GateResult:
+def gate_shipments(shipments: dict[str, dict], *, unreadable, mapped_carriers: set[str], mapped_skus: set[str], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str], master: str = "Cin7") -> GateResult:
     return run_gate(
         "dispatch_back",
         shipments_frame(shipments),
-        shipment_checks(mapped_carriers=mapped_carriers, mapped_skus=mapped_skus),
+        shipment_checks(mapped_carriers=mapped_carriers, mapped_skus=mapped_skus, master=master),
         max_bad_share=max_bad_share,
         min_records_for_share=min_records_for_share,
         pre_failed=unreadable,

@@ -31,26 +31,27 @@ def stock_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def stock_checks() -> list[Check]:
+def stock_checks(master: str = "Cin7") -> list[Check]:
     return [
         Check("batch_columns", "the stock frame does not have exactly the expected columns (a code change broke the gate)",
               expect.ExpectTableColumnsToMatchSet(column_set=[*COLUMNS, ROW_ID], exact_match=True), batch_level=True),
-        Check("listing_mapped", "this channel listing has no Cin7 SKU in skus.csv: it is given no stock until it is mapped",
+        Check("listing_mapped", f"this channel listing has no {master} SKU in skus.csv: it is given no stock until it is mapped",
               expect.ExpectColumnValuesToNotBeNull(column="master_sku")),
-        Check("available_whole", "Cin7 reports a fractional quantity available; stock is sent in whole units only",
+        Check("available_whole", f"{master} reports a fractional quantity available; stock is sent in whole units only",
               expect.ExpectColumnValuesToBeInSet(column="available_whole", value_set=[True]),
-              explain=lambda r: f"Cin7 reports {r['available']} available, a fraction; stock is sent in whole units only"),
-        Check("available_not_negative", "Cin7 reports negative availability; check the stock record in Cin7",
+              explain=lambda r: f"{master} reports {r['available']} available, a fraction; stock is sent in whole units only"),
+        Check("available_not_negative", f"{master} reports negative availability; check the stock record in {master}",
               expect.ExpectColumnValuesToBeBetween(column="available_units", min_value=0),
-              explain=lambda r: f"Cin7 reports {r['available']} available, less than nothing; check the stock record in Cin7"),
+              explain=lambda r: f"{master} reports {r['available']} available, less than nothing; check the stock record in {master}"),
     ]
 
 
-def gate_stock(rows: list[dict], *, unreadable: dict[str, list[dict[str, str]]], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str]) -> GateResult:
+def gate_stock(rows: list[dict], *, unreadable: dict[str, list[dict[str, str]]], max_bad_share: Decimal, min_records_for_share: int, known_bad: set[str],
+               master: str = "Cin7") -> GateResult:
     return run_gate(
         "stock_out",
         stock_frame(rows),
-        stock_checks(),
+        stock_checks(master),
         max_bad_share=max_bad_share,
         min_records_for_share=min_records_for_share,
         pre_failed=unreadable,

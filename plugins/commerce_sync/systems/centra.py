@@ -20,8 +20,9 @@ of the two the mapping's master_sku holds: `composite` (ProductSize.SKU) or `siz
 Centra's events are a queue per integration: what `read_events` hands back stays queued until
 `confirm_reads()`, which the runtime calls only once the step that read them has committed
 (ports.ConfirmsReads). Centra keeps no general ledger and has no credit notes in the Integration
-API: this module does not declare JOURNALS or CREDIT_NOTES, so the factory refuses the flows that
-need them (payout_reconciliation, refunds as they stand).
+API: this module does not declare JOURNALS or CREDIT_NOTES. Refunds here start in Centra (a
+completed return: MASTER_RETURNS) and go to the channel; payouts are journaled to a file for the
+accounting system (the pairing's `payouts.journal: file`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from commerce_sync.ports import SaleInstructions
 from commerce_sync.systems.common import parse_time, translating
 
 # No JOURNALS (Centra keeps no general ledger) and no CREDIT_NOTES (refunds are not in the
-# Integration API): the factory refuses payout_reconciliation and refunds for a Centra master.
+# Integration API): the factory refuses the flows' Cin7-shaped variants for a Centra master.
 CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.CUSTOMER_CURRENCY, ports.CHANGE_EVENTS, ports.MASTER_RETURNS, ports.CATALOGUE})
 
 LIST_LIMIT = 200  # Centra's largest page: fewest calls against 60 requests per 10 s
@@ -127,6 +128,10 @@ query WarehouseStock($id: Int!, $sizes: [Int!], $limit: Int!, $page: Int!) {
 SIZES_BY_SIZE_NUMBER = """
 query SizesBySizeNumber($numbers: [String!], $limit: Int!, $page: Int!) {
   productSizes(where: {sizeNumber: $numbers}, limit: $limit, page: $page) { id SKU sizeNumber }
+}"""
+SIZES_BY_SKU = """
+query SizesBySku($skus: [String!], $limit: Int!, $page: Int!) {
+  productSizes(where: {SKU: $skus}, limit: $limit, page: $page) { id SKU sizeNumber }
 }"""
 PRICELISTS = """
 query Pricelists($limit: Int!, $page: Int!) { pricelists(limit: $limit, page: $page) { id name currency { code } } }"""
@@ -480,7 +485,12 @@ class CentraMaster:
             if self.warehouses is not None and warehouse.get("name") not in self.warehouses:
                 continue
             pick = lambda d: (_first(d.get("warehouses")) or {}).get("stock")  # noqa: E731
+            seen: set[Any] = set()
             for row in self._pages(WAREHOUSE_STOCK, {"id": warehouse["id"], "sizes": size_ids}, pick):
+                size_id = ((row or {}).get("productSize") or {}).get("id") if isinstance(row, dict) else None
+                if size_id is not None and size_id in seen:
+                    continue  # one row per size and warehouse: a row met twice (pages shifted under the read) is counted once
+                seen.add(size_id)
                 try:
                     yield StockLevel(sku=self.master_sku(row.get("productSize")), location=warehouse["name"], available=parse_decimal(row.get("freeToAllocateQuantity")))
                 except (ValueError, TypeError, KeyError, AttributeError) as exc:  # TranslationError is a ValueError
@@ -489,7 +499,29 @@ class CentraMaster:
 
     def stock_changes(self) -> set[int]:
         """Product sizes whose stock changed (from the events queue; confirmed after commit)."""
-        return {int(e["objectReference"]) for e in self.read_events("ProductSize", ["DEPENDENT_DATA_CHANGED", "UPDATED"])}
+        return {int(e["objectReference"]) for e in self._stock_events()}
+
+    def _stock_events(self) -> list[dict]:
+        return self.read_events("ProductSize", ["DEPENDENT_DATA_CHANGED", "UPDATED"])
+
+    # the AvailabilityChanges port (stock_out between its daily full reads)
+    def changed_skus(self) -> set[str]:
+        skus = set()
+        for event in self._stock_events():
+            try:
+                skus.add(self.master_sku(event.get("object")))
+            except TranslationError:
+                continue  # a size deleted since, or one without the SKU form the mapping holds: nothing to sell through it
+        return skus
+
+    def availability_of_skus(self, skus: Iterable[str]) -> Iterator[StockLevel | TranslationError]:
+        wanted = sorted(set(skus))
+        query, var, field = (SIZES_BY_SKU, "skus", "SKU") if self.sku_form == "composite" else (SIZES_BY_SIZE_NUMBER, "numbers", "sizeNumber")
+        ids: set[int] = set()
+        for start in range(0, len(wanted), LIST_LIMIT):
+            chunk = wanted[start : start + LIST_LIMIT]
+            ids |= {int(size["id"]) for size in self._pages(query, {var: chunk}, lambda d: d.get("productSizes")) if size.get(field) in chunk}
+        yield from self.availability_of(ids) if ids else iter(())
 
     # -- events ---------------------------------------------------------------------------------
     def read_events(self, object_type: str, change_types: list[str]) -> list[dict]:
@@ -528,10 +560,15 @@ class CentraMaster:
         """Completed returns changed in [start, end). Refunds themselves are not in the Integration API."""
         yield from self._pages(RETURNS, {"since": _iso(start), "until": _iso(end)}, lambda d: d.get("returns"))
 
+    @staticmethod
+    def return_key(raw: dict) -> str:
+        return f"return:{raw.get('id')}"
+
     def to_refund(self, raw: dict) -> Refund:
         """A completed return as a canonical Refund. `order_channel_ref` is the order's externalId
-        (the pairing's prefix + the channel reference) and `refund_ref` the return's id."""
-        key = f"return:{raw.get('id')}"
+        (the pairing's prefix + the channel reference), `order_master_ref` its number and
+        `refund_ref` the return's id."""
+        key = self.return_key(raw)
         with translating(key):
             order = raw.get("order") or {}
             currency = ((raw.get("refundValue") or {}).get("currency") or {}).get("code") or ((order.get("grandTotal") or {}).get("currency") or {}).get("code")
@@ -543,7 +580,8 @@ class CentraMaster:
             if not lines:
                 raise TranslationError("the return has no lines", record_key=key)
             return Refund(refund_ref=str(raw["id"]), order_channel_ref=order.get("externalId"), currency=currency, lines=lines,
-                          reason=raw.get("returnReason"), requested_at=parse_time(raw.get("updatedAt"), "updatedAt"))
+                          reason=raw.get("returnReason"), requested_at=parse_time(raw.get("updatedAt"), "updatedAt"),
+                          order_master_ref=str(order["number"]) if order.get("number") is not None else None)
 
     # -- catalogue (Centra is product master) ---------------------------------------------------
     def fetch_products(self, since: datetime | None = None) -> Iterator[dict]:

@@ -107,6 +107,21 @@ query Advices($first: Int!, $after: String, $since: ISO8601DateTime, $until: ISO
   }
 }
 """
+# refundRequestCreate's input (invoiceId, lineItems {lineItemId, reason, quantity, dispatched},
+# notes, externalIds) is documented; Invoice.refundRequests and RefundRequest.externalIds are assumed
+INVOICE_REFUNDS_QUERY = """
+query InvoiceRefundRequests($id: ID!) {
+  node(id: $id) {
+    ... on Invoice { id lineItems { id variantSku quantity } refundRequests { id status externalIds { key value } } }
+  }
+}
+"""
+REFUND_REQUEST_CREATE = """
+mutation RefundRequestCreate($input: RefundRequestCreateMutationInput!) {
+  refundRequestCreate(input: $input) { errors { field messages } refundRequest { id status } }
+}
+"""
+REFUND_REFERENCE_KEY = "commerce_sync"  # the externalIds key our refund requests carry
 PAYOUT_KINDS = {"amountCents": "payment", "commissionAmountCents": "commission", "commissionTaxCents": "commission_tax", "feeCents": "fee", "refundCents": "refund"}
 FINAL_REFUND_STATUSES = {"REFUNDED"}  # assumed: only money actually returned becomes a credit note
 
@@ -146,7 +161,8 @@ def _iso(dt: datetime) -> str:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
-CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS, ports.CATALOGUE_READ, ports.CATALOGUE_WRITE})
+CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS, ports.CATALOGUE_READ, ports.CATALOGUE_WRITE,
+                          ports.REFUND_REQUESTS})
 
 class MarketplacerChannel:
     name = "marketplacer"
@@ -307,6 +323,35 @@ class MarketplacerChannel:
                 reason=raw.get("reason"),
                 requested_at=parse_time(raw.get("createdAt"), "createdAt"),
             )
+
+    def open_refund_request(self, order_channel_id: str, refund: Refund, reference: str) -> str:
+        """A refund request for the refund's lines (returned goods: dispatched), found by the
+        reference it carries in its externalIds before one is made (a lost answer makes no second)."""
+        invoice = (self.client.graphql(INVOICE_REFUNDS_QUERY, {"id": order_channel_id}) or {}).get("node")
+        if not invoice:
+            raise ClientError(f"invoice {order_channel_id} not found on Marketplacer", status=404)
+        for existing in invoice.get("refundRequests") or []:
+            if any(x.get("key") == REFUND_REFERENCE_KEY and x.get("value") == reference for x in existing.get("externalIds") or []):
+                return existing["id"]
+        items: list[dict[str, Any]] = []
+        for line in refund.lines:
+            need = line.quantity
+            for li in invoice.get("lineItems") or []:
+                if need and li.get("variantSku") == line.sku:
+                    take = min(need, li.get("quantity") or 0)
+                    items.append({"lineItemId": li["id"], "quantity": take, "reason": refund.reason or "Returned", "dispatched": True})
+                    need -= take
+            if need:
+                raise ClientError(f"{line.sku}: {line.quantity} refunded but the invoice holds only {line.quantity - need}", status=422)
+        payload = self.client.graphql(
+            REFUND_REQUEST_CREATE,
+            {"input": {"invoiceId": invoice["id"], "lineItems": items, "notes": [{"note": f"Refunded in the master: {reference}"}],
+                       "externalIds": [{"key": REFUND_REFERENCE_KEY, "value": reference}]}},
+            mutation=True,
+        )["refundRequestCreate"]
+        if payload.get("errors"):
+            raise ClientError("Marketplacer refused the refund request: " + "; ".join(f"{e.get('field')}: {', '.join(e.get('messages') or [])}" for e in payload["errors"]), status=422)
+        return payload["refundRequest"]["id"]
 
     # -- dispatch -------------------------------------------------------------------------
     def carrier_ids(self) -> dict[str, str]:
