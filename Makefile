@@ -15,12 +15,14 @@ $(BIN)/.installed: requirements.txt
 
 venv: $(BIN)/.installed
 
+# two workers, a test file each at a time: the suite waits on servers, schedulers and retry
+# delays as much as it computes, and a file keeps its module's emulators to itself
 test: venv
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # every flow of every pairing under every injectable fault; prints the held/broken table
 fault-matrix: venv
-	$(BIN)/pytest tests/reliability/test_fault_matrix.py -q -p no:cacheprovider
+	$(BIN)/pytest tests/reliability/test_fault_matrix*.py -q -p no:cacheprovider
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh

@@ -140,3 +140,25 @@ def airflow_db():
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+# -- the fault matrix's table (tests/reliability/cells.py) ------------------------------------------
+# collected from the reports, so it is whole when the cells ran in pytest-xdist's workers
+_MATRIX: dict[tuple[str, str, str], str] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for name, value in getattr(report, "user_properties", ()):
+            if name == "fault_matrix":
+                pairing, flow, fault, verdict = value
+                _MATRIX[(pairing, flow, fault)] = verdict
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MATRIX:
+        from tests.reliability.matrix import table
+
+        terminalreporter.write_sep("=", "fault matrix: flow x fault -> held / broken")
+        terminalreporter.write_line(table(_MATRIX))
+

@@ -96,13 +96,3 @@ def world(emulators, matrix_env, pg_url, mappings, monkeypatch):
     monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", pg_url)
     RateLimiter._shared.clear()
     return World(cin7=emulators["cin7"], marketplacer=emulators["marketplacer"], mirakl=emulators["mirakl"], ledger_url=pg_url, centra=emulators["centra"])
-
-
-def pytest_terminal_summary(terminalreporter):
-    """The fault matrix's table, whenever its cells ran."""
-    from tests.reliability.matrix import table
-    from tests.reliability.test_fault_matrix import RESULTS
-
-    if RESULTS:
-        terminalreporter.write_sep("=", "fault matrix: flow x fault -> held / broken")
-        terminalreporter.write_line(table(RESULTS))

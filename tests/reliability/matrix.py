@@ -467,7 +467,7 @@ def table(results: dict[tuple[str, str, str], str]) -> str:
     """fault x flow -> held / broken: one row per fault, one column per pairing and flow."""
     short = {MKP: "MKP", JL: "JL", "centra_marketplacer": "CM"}
     cols = [(s.pairing, s.flow) for s in SCENARIOS if any((s.pairing, s.flow, f.name) in results for f in FAULTS)]
-    head = ["fault"] + [f"{short[p]} {f}" for p, f in cols]
+    head = ["fault"] + [f"{short.get(p, p)} {f}" for p, f in cols]
     body = [[fault.name] + [results.get((p, f, fault.name), "-") for p, f in cols] for fault in FAULTS
             if any((p, f, fault.name) in results for p, f in cols)]
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]

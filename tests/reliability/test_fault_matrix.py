@@ -1,33 +1,17 @@
-"""The fault matrix (see matrix.py): every flow of both pairings x every injectable fault.
+"""The fault matrix for cin7_marketplacer: every flow x every injectable fault (matrix.py, cells.py).
 
-`make fault-matrix` runs it and prints the table; in the suite each cell is one test, and the
-table is printed at the end of the session (conftest's terminal summary)."""
+`make fault-matrix` runs every pairing's file and prints the table; in the suite each cell is one
+test and the table is printed at the end of the session (the root conftest's terminal summary)."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
-from tests.leakscan import mail_text
-from tests.reliability.matrix import FAULTS, SCENARIOS, run_cell
+from tests.reliability.cells import cells, check_cell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.reliability]
-RESULTS: dict[tuple[str, str, str], str] = {}
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.pairing}/{s.flow}")
-def test_cell(world, scenario, fault, smtp, caplog, capfd):
-    if scenario.faults is not None and fault.name not in scenario.faults:
-        pytest.skip("not one of this scenario's cells (its `faults`)")
-    caplog.set_level(logging.DEBUG)
-    smtp.messages.clear()
-
-    def observe() -> dict[str, str]:
-        captured = capfd.readouterr()
-        return {"task log": caplog.text + captured.out + captured.err, "e-mail": mail_text(smtp.messages)}
-
-    verdict, details = run_cell(world, scenario, fault, observe)
-    RESULTS[(scenario.pairing, scenario.flow, fault.name)] = verdict
-    assert verdict == "held", "\n".join(details)
+@pytest.mark.parametrize(("scenario", "fault"), cells("cin7_marketplacer"))
+def test_cell(world, scenario, fault, smtp, caplog, capfd, record_property):
+    check_cell(world, scenario, fault, smtp, caplog, capfd, record_property)

@@ -46,7 +46,8 @@ def prune_all(world: World) -> dict:
         ledger.dispose()
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.pairing}/{s.flow}")
+# the Cin7 pairings' scenarios: the replay step below counts Cin7 sales
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.pairing in REPLAY_MAPPING], ids=lambda s: f"{s.pairing}/{s.flow}")
 def test_exactly_once_holds_on_a_ledger_pruned_to_nothing(world: World, scenario, mappings):
     scenario.setup(world)
     start, end = window(world)
