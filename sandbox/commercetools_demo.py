@@ -9,6 +9,7 @@ import random
 import threading
 
 from sandbox.commercetools import create_resource, inject_order
+from sandbox.common import start_trickle
 from sandbox.commercetools_builders import make_order, payment, transaction
 
 CT_SKUS = [("CS-TEE-BLK-M", "45.00"), ("CS-TEE-BLK-L", "45.00"), ("CS-CAP-NVY", "19.99")]
@@ -34,18 +35,11 @@ def demo_order(rng: random.Random, n: int) -> tuple[dict, dict]:
 
 def start_order_trickle(data, every_seconds: float = 30.0, seed_value: int = 13) -> threading.Event:
     """Add a paid order (and its captured payment) every `every_seconds` until the event is set."""
-    stop = threading.Event()
-    rng = random.Random(seed_value)
 
-    def loop():
-        n = 0
-        while not stop.is_set():
-            n += 1
-            order, pay = demo_order(rng, n)
-            with data.lock:
-                create_resource(data, "payments", pay)
-                inject_order(data, order)
-            stop.wait(every_seconds)
+    def add(rng: random.Random, n: int) -> None:
+        order, pay = demo_order(rng, n)
+        with data.lock:
+            create_resource(data, "payments", pay)
+            inject_order(data, order)
 
-    threading.Thread(target=loop, name="demo-commercetools-orders", daemon=True).start()
-    return stop
+    return start_trickle(add, every_seconds, seed_value, "demo-commercetools-orders")
