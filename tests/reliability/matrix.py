@@ -68,6 +68,10 @@ FAULTS: list[Fault] = [
 
 
 # -- the world a cell runs in -------------------------------------------------------------------
+# emulators a pairing's scenario module starts itself: name -> its URL (started on first call)
+EMULATORS: dict[str, Callable[[], str]] = {}
+
+
 @dataclass
 class World:
     cin7: str
@@ -78,7 +82,8 @@ class World:
     expect: dict[str, Any] = field(default_factory=dict)  # what the scenario's check compares against
 
     def url(self, emulator: str) -> str:
-        return {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl}[emulator]
+        known = {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl}
+        return known[emulator] if emulator in known else EMULATORS[emulator]()
 
     def post(self, emulator: str, path: str, body: Any) -> Any:
         r = requests.post(f"{self.url(emulator)}{path}", json=body, timeout=30)
@@ -147,6 +152,7 @@ class Scenario:
     setup: Callable[[World], None]  # seed, and run the flows this one depends on (no faults)
     check: Callable[[World], list[str]]  # problems; [] = the invariants hold
     targets: dict[str, dict[str, Any]]  # "write"/"read" -> {"emulator", "path"/"operation", "list_key", "drift"}
+    faults: tuple[str, ...] | None = None  # the faults its cells run (by name; None: every fault)
 
 
 def _quarantine_check(world: World, pairing: str, flow: str, bad: set[str], key_of: Callable[[Any], str]) -> list[str]:
@@ -463,12 +469,17 @@ def run_cell(world: World, scenario: Scenario, fault: Fault, observe: Callable[[
 
 def table(results: dict[tuple[str, str, str], str]) -> str:
     """fault x flow -> held / broken: one row per fault, one column per pairing and flow."""
-    short = {MKP: "MKP", JL: "JL"}
+    short = {MKP: "MKP", JL: "JL", "cin7_commercetools": "CT"}
     cols = [(s.pairing, s.flow) for s in SCENARIOS if any((s.pairing, s.flow, f.name) in results for f in FAULTS)]
-    head = ["fault"] + [f"{short[p]} {f}" for p, f in cols]
+    head = ["fault"] + [f"{short.get(p, p)} {f}" for p, f in cols]
     body = [[fault.name] + [results.get((p, f, fault.name), "-") for p, f in cols] for fault in FAULTS
             if any((p, f, fault.name) in results for p, f in cols)]
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     line = lambda r: " | ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     held = sum(v == "held" for v in results.values())
     return "\n".join([line(head), "-+-".join("-" * w for w in widths)] + [line(r) for r in body] + [f"{held} of {len(results)} cells held"])
+
+
+from tests.reliability.matrix_commercetools import SCENARIOS as _CT_SCENARIOS  # noqa: E402 - each pairing's cells in their own module
+
+SCENARIOS += _CT_SCENARIOS

@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.reliability]
 RESULTS: dict[tuple[str, str, str], str] = {}
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.pairing}/{s.flow}")
+@pytest.mark.parametrize(("scenario", "fault"), [(s, f) for s in SCENARIOS for f in FAULTS if s.faults is None or f.name in s.faults],
+                         ids=lambda x: x.name if hasattr(x, "spec") else f"{x.pairing}/{x.flow}")
 def test_cell(world, scenario, fault, smtp, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     smtp.messages.clear()
