@@ -134,9 +134,12 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
     requests.post(f"{sf.ct}/_sandbox/faults", json={"hang": {"seconds": 0.05, "when": "before", "method": "POST", "count": None}},
                   timeout=10).raise_for_status()
     rng, over, done = random.Random(15), [], threading.Event()
+    started = [threading.Event(), threading.Event()]  # the sale's two halves each arrive while a stock_out run is under way
 
     def shoppers() -> None:
         for n in range(100):
+            if n % 50 == 0:
+                started[n // 50].wait(timeout=60)
             sku = rng.choice(list(SALE_SKUS))
             # ReserveOnOrder: the storefront refuses an order for more than it shows
             placed = requests.post(f"{sf.ct}/_sandbox/orders", json=[make_order(f"FS-{100 + n}", [line(sku)], created=datetime.now(timezone.utc),
@@ -147,7 +150,7 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
                 assert "OutOfStock" in placed.text, placed.text
             shown = _on_channel(sf)
             over.extend((n, s, shown[s], SALE_SKUS[s] - allocated[s] - unbooked[s]) for s in SALE_SKUS if shown[s] > SALE_SKUS[s] - allocated[s] - unbooked[s])
-            time.sleep(0.04)
+            time.sleep(0.01)
         done.set()
 
     shopper = threading.Thread(target=shoppers)
@@ -157,6 +160,8 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
         runs += 1
         SALE_SKUS.update({s: q + 5 for s, q in SALE_SKUS.items()})
         cin7_stock()
+        if runs <= len(started):
+            started[runs - 1].set()
         assert run("stock_out", t - timedelta(minutes=15), t + timedelta(minutes=runs), runs).state == "success"
     shopper.join(timeout=60)
     requests.delete(f"{sf.ct}/_sandbox/faults", timeout=10)
