@@ -79,8 +79,8 @@ def read_stock_rows(ctx: FlowContext) -> dict[str, Any]:
 
 
 def unbooked_orders(ctx: FlowContext, lookback_hours: int) -> tuple[dict[str, Order], set[str]]:
-    """(orders captured on the channel and not known to be booked, by record key; the references
-    of those among them that are booked). Sources: orders_in's staged records and open
+    """(every captured order the sources know, by record key; the references of those of them
+    already booked, which stock.unbooked_units leaves out). Sources: orders_in's staged records and open
     quarantine (the ledger), and the channel's bookable orders of the lookback (those orders_in
     has not read yet). An order the channel cannot translate has no SKUs to hold back: it is
     orders_in's to quarantine, and counted here once it can be read."""
