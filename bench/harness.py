@@ -128,11 +128,16 @@ def wire(emu: Emulators, home: Path, *, rates: dict[str, int] | None = None, opt
 
     env = airflow_settings.env(overrides={
         "cin7_marketplacer__cin7": {"host": f"{emu.url['cin7']}/ExternalApi/v2"},
-        "cin7_marketplacer__marketplacer": {"host": emu.url["marketplacer"]},
+        "cin7_marketplacer__marketplacer": {"host": emu.url.get("marketplacer", "http://127.0.0.1:9")},
         "cin7_john_lewis__cin7": {"host": f"{emu.url['cin7']}/ExternalApi/v2"},
-        "cin7_john_lewis__mirakl": {"host": emu.url["mirakl"]},
+        "cin7_john_lewis__mirakl": {"host": emu.url.get("mirakl", "http://127.0.0.1:9")},
         # without a mail sink nobody listens: alerts fail quietly, as logged
         "smtp_default": {"host": "127.0.0.1", "port": smtp_port or free_port()},
+        **({"cin7_commercetools__cin7": {"host": f"{emu.url['cin7']}/ExternalApi/v2"},
+            "cin7_commercetools__commercetools": {"host": emu.url["commercetools"], "login": "demo-client", "password": "demo-secret",
+                                                  "extra": {"project_key": "demo-shop", "auth_url": emu.url["commercetools"],
+                                                            "scopes": ["manage_orders", "view_payments", "manage_products", "manage_channels"]}}}
+           if "commercetools" in emu.url else {}),
     })
     os.environ.update(env)
     pairings = home / "pairings"

@@ -1,8 +1,10 @@
 """Order burst: a flash sale's orders drained into Cin7 Core at its rate limit.
 
     .venv/bin/python bench/order_burst.py [--orders 5000] [--limit 600] [--baseline-orders 300] [--part all|single|baseline|shared]
+                                          [--pairing cin7_marketplacer|cin7_commercetools]
 
-single:   N Marketplacer orders queued, orders_in drains them into the Cin7 emulator whose limit is
+single:   N orders queued on the pairing's channel (Marketplacer invoices, or commercetools orders
+          with --pairing cin7_commercetools), orders_in drains them into the Cin7 emulator whose limit is
           --limit calls a minute (Cin7's real limit is 60; 600 scales the run down tenfold).
 baseline: the naive design (one Cin7 lookup per order before creating it), on --baseline-orders.
 shared:   two pairings (Marketplacer and John Lewis, N/2 orders each) on the same Cin7 account,
@@ -26,7 +28,8 @@ from harness import ROOT, Emulators, max_in_window, pg_ledger, setup_env, table,
 CIN7_SEED = {
     "products": [{"SKU": s, "Name": s} for s in ("CS-TEE-BLK-M", "CS-TEE-BLK-L", "CS-CAP-NVY")],
     "locations": ["Main Warehouse"], "tax_rules": ["GST on Income", "20% (VAT on Income)"],
-    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", {"Name": "John Lewis Marketplace", "Currency": "GBP"}],
+    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)", {"Name": "John Lewis Marketplace", "Currency": "GBP"},
+                  {"Name": "Storefront GBP", "Currency": "GBP"}],
 }
 
 
@@ -37,6 +40,19 @@ def queue_marketplacer(emu: Emulators, n: int, start: int, placed: datetime) -> 
         emu.post("marketplacer", "/_sandbox/invoices", {"invoices": [
             marketplacer_invoice(start + i, [("CS-TEE-BLK-M", 1 + i % 3, 4500), ("CS-CAP-NVY", 1, 2500)], created_at=placed)
             for i in range(chunk, min(n, chunk + 1000))]})
+
+
+def queue_commercetools(emu: Emulators, n: int, start: int, placed: datetime) -> None:
+    from sandbox.commercetools_builders import make_order
+
+    for chunk in range(0, n, 500):
+        emu.post("commercetools", "/_sandbox/orders", [
+            make_order(f"CT{start + i}", [{"sku": "CS-TEE-BLK-M", "quantity": 1 + i % 3, "price": "45.00"}, {"sku": "CS-CAP-NVY", "quantity": 1, "price": "25.00"}],
+                       created=placed) for i in range(chunk, min(n, chunk + 500))])
+
+
+# the pairing -> its channel's emulator and how a burst is queued on it
+CHANNELS = {"cin7_marketplacer": ("marketplacer", queue_marketplacer), "cin7_commercetools": ("commercetools", queue_commercetools)}
 
 
 def queue_john_lewis(emu: Emulators, n: int, start: int, placed: datetime) -> None:
@@ -63,14 +79,15 @@ def measure(emu: Emulators, orders: int, limit: int, seconds: float) -> dict:
             "ratio": seconds / floor if floor else float("nan")}
 
 
-def run_single(emu: Emulators, n: int, limit: int, *, naive: bool = False) -> dict:
+def run_single(emu: Emulators, n: int, limit: int, *, naive: bool = False, pairing: str = "cin7_marketplacer") -> dict:
     from tests.reliability.matrix import run_flow
 
+    channel, queue = CHANNELS[pairing]
     emu.post("cin7", "/_sandbox/reset", None)
-    emu.post("marketplacer", "/_sandbox/reset", None)
+    emu.post(channel, "/_sandbox/reset", None)
     emu.post("cin7", "/_sandbox/seed", CIN7_SEED)
     now = datetime.now(timezone.utc)
-    queue_marketplacer(emu, n, 100_000 if not naive else 200_000, now - timedelta(minutes=20))
+    queue(emu, n, 100_000 if not naive else 200_000, now - timedelta(minutes=20))
     if naive:
         from commerce_sync.systems.cin7_core import Cin7CoreMaster
 
@@ -78,7 +95,7 @@ def run_single(emu: Emulators, n: int, limit: int, *, naive: bool = False) -> di
         Cin7CoreMaster.find_sales = lambda self, ids, since: self._find_one_by_one(set(ids))
     with pg_ledger():
         started = time.monotonic()
-        status = run_flow("cin7_marketplacer", "orders_in", f"burst-{'naive' if naive else 'paged'}", now - timedelta(hours=1), now + timedelta(minutes=5))
+        status = run_flow(pairing, "orders_in", f"burst-{'naive' if naive else 'paged'}", now - timedelta(hours=1), now + timedelta(minutes=5))
         seconds = time.monotonic() - started
     assert status == "success", status
     return measure(emu, n, limit, seconds)
@@ -112,18 +129,21 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=600, help="Cin7 calls per minute (emulator and pairing)")
     parser.add_argument("--baseline-orders", type=int, default=300)
     parser.add_argument("--part", choices=["all", "single", "baseline", "shared"], default="all")
+    parser.add_argument("--pairing", choices=sorted(CHANNELS), default="cin7_marketplacer", help="whose channel the burst arrives on (shared: always Marketplacer and John Lewis)")
     args = parser.parse_args()
 
     home = setup_env()
-    emu = Emulators(cin7_rate_limit=args.limit)
+    only = ("cin7", "marketplacer", "mirakl") if args.part in ("all", "shared") else ("cin7", CHANNELS[args.pairing][0])
+    emu = Emulators(cin7_rate_limit=args.limit, only=tuple(dict.fromkeys(only + ("cin7", CHANNELS[args.pairing][0]))))
     try:
         # the channels' own limits are not what this measures
-        wire(emu, home, rates={"cin7_core": args.limit, "marketplacer": 100_000, "mirakl": 100_000}, options={"marketplacer": {"page_size": 500}})
+        wire(emu, home, rates={"cin7_core": args.limit, "marketplacer": 100_000, "mirakl": 100_000, "commercetools": 100_000},
+             options={"marketplacer": {"page_size": 500}})
         results = {}
         if args.part in ("all", "single"):
-            results["paged lookup (design)"] = run_single(emu, args.orders, args.limit)
+            results[f"paged lookup (design, {args.pairing})"] = run_single(emu, args.orders, args.limit, pairing=args.pairing)
         if args.part in ("all", "baseline"):
-            results[f"one lookup per order (naive, {args.baseline_orders} orders)"] = run_single(emu, args.baseline_orders, args.limit, naive=True)
+            results[f"one lookup per order (naive, {args.baseline_orders} orders)"] = run_single(emu, args.baseline_orders, args.limit, naive=True, pairing=args.pairing)
         if args.part in ("all", "shared"):
             results["two pairings, one Cin7 account"] = run_shared(emu, args.orders, args.limit)
     finally:
@@ -137,7 +157,7 @@ def main() -> None:
     print(f"Order burst into the Cin7 emulator at {args.limit} calls/minute (targets: calls/order at the minimum of 2 + paging; 0 throttled; drain <= 1.15 x floor)")
     print(table(rows, ["run", "orders", "sales", "Cin7 calls/order", "Cin7 calls", "throttled", "most calls in 60 s", "drain", "floor", "drain/floor"]))
     naive = next((r for n, r in results.items() if "naive" in n), None)
-    design = results.get("paged lookup (design)")
+    design = next((r for n, r in results.items() if n.startswith("paged lookup")), None)
     if naive and design:
         projected = naive["per_order"] * design["orders"] / args.limit * 60
         print(f"naive design projected to {design['orders']} orders: {naive['per_order']:.2f} calls/order, {projected:.0f} s at the limit "

@@ -1,6 +1,13 @@
-"""Stock at scale: 100,000 SKUs over 3 Cin7 locations, John Lewis (Mirakl) stock_out.
+"""Stock at scale: 100,000 SKUs over 3 Cin7 locations, John Lewis (Mirakl) stock_out; or, with
+--pairing cin7_commercetools, commercetools stock_out into 3 supply channels (one Cin7 location each).
 
-    .venv/bin/python bench/stock_scale.py [--skus 100000] [--changed 0.01]
+    .venv/bin/python bench/stock_scale.py [--skus 100000] [--changed 0.01] [--pairing cin7_john_lewis|cin7_commercetools]
+
+commercetools: three copies of the pairing file (as three brands would have), each setting its
+own supply channel from its own Cin7 location; the entries start in step with Cin7. Runs: the
+first sync (nothing pushed before: every entry read back, only those that differ written), a run
+with nothing changed, a run after 1% of SKUs changed, and the naive baseline (every entry set,
+no diff, no read-back) projected from the measured cost of one write.
 
 Runs the flow's steps (extract: Cin7 availability + Mirakl offers; gate: GX; push: diff + one
 STO01 import) in this process against the emulators (their own process), three times: the first
@@ -47,12 +54,12 @@ def mappings(home, n: int) -> None:
     os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
 
 
-def run(run_id: str, *, full: bool = False) -> dict:
+def run(run_id: str, *, full: bool = False, pairing: str = PAIRING) -> dict:
     from commerce_sync.flows import stock_out
     from commerce_sync.runtime import FlowContext
 
     times = {}
-    with FlowContext.for_pairing(PAIRING) as ctx:
+    with FlowContext.for_pairing(pairing) as ctx:
         t = time.perf_counter()
         extracted = stock_out.extract(ctx, run_id)
         times["extract"] = time.perf_counter() - t
@@ -74,11 +81,91 @@ def mirakl_writes(emu: Emulators) -> int:
     return sum(1 for c in emu.get("mirakl", "/_sandbox/calls")["calls"] if c["method"] == "POST")
 
 
+CT_CHANNELS = {"cin7_commercetools": ("Main Warehouse", "cin7-main-warehouse"), "cin7_commercetools_syd": ("Sydney Store", "cin7-sydney"),
+               "cin7_commercetools_mel": ("Melbourne Store", "cin7-melbourne")}
+
+
+def ct_setup(emu: Emulators, home, n: int) -> None:
+    """Three pairing copies (one supply channel each), their SKU maps, Cin7 and commercetools seeded in step."""
+    import os
+
+    pairings, target = home / "pairings", home / "mappings"
+    base = yaml.safe_load((pairings / "cin7_commercetools.yaml").read_text())
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir()
+    for key, (location, channel) in CT_CHANNELS.items():
+        data = yaml.safe_load(yaml.safe_dump(base))
+        data["channel"]["options"].update({"supply_channel": channel, "page_size": 500})
+        data["stock"].update({"locations": [location], "full_resync_hour_utc": None, "push_batch_size": 100})
+        (pairings / f"{key}.yaml").write_text(yaml.safe_dump(data))
+        shutil.copytree(ROOT / "include" / "mappings" / "cin7_commercetools", target / key)
+        with (target / key / "skus.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["channel_sku", "master_sku", "name"])
+            w.writerows([f"CS-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
+    os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
+    emu.post("cin7", "/_sandbox/seed", {"products": [{"SKU": f"CS-{i:06d}", "Name": f"Product {i}"} for i in range(n)], "locations": LOCATIONS})
+    for start in range(0, n, 20_000):
+        rows = [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 10 + i % 7, "Allocated": i % 3} for i in range(start, min(n, start + 20_000)) for loc in LOCATIONS]
+        emu.post("cin7", "/_sandbox/seed", {"availability": rows})
+    emu.post("commercetools", "/_sandbox/channels", [{"key": c, "roles": ["InventorySupply"]} for _, c in CT_CHANNELS.values()])
+    for _, channel in CT_CHANNELS.values():
+        for start in range(0, n, 10_000):  # in step with Cin7: available less the buffer of one
+            emu.post("commercetools", "/_sandbox/inventory", [{"sku": f"CS-{i:06d}", "quantityOnStock": max(0, 10 + i % 7 - i % 3 - 1),
+                                                               "supplyChannel": {"typeId": "channel", "key": channel}} for i in range(start, min(n, start + 10_000))])
+
+
+def ct_main(args) -> None:
+    home = setup_env()
+    emu = Emulators(cin7_rate_limit=1_000_000, only=("cin7", "commercetools"))
+    rows = []
+    try:
+        wire(emu, home, rates={"cin7_core": 1_000_000, "commercetools": 1_000_000})
+        t = time.perf_counter()
+        ct_setup(emu, home, args.skus)
+        print(f"seeded {args.skus} SKUs x {len(CT_CHANNELS)} supply channels in {time.perf_counter() - t:.0f} s", flush=True)
+        writes = lambda: sum(1 for c in emu.get("commercetools", "/_sandbox/calls")["calls"] if c["method"] == "POST" and "/inventory/" in c["path"])  # noqa: E731
+        per_write = None
+        with pg_ledger():
+            for label, run_id, change in (("first sync (nothing pushed before)", "r1", 0), ("nothing changed", "r2", 0), (f"{args.changed:.0%} changed", "r3", args.changed)):
+                if change:
+                    k = int(args.skus * change)
+                    for loc in LOCATIONS:  # the same SKUs move at every location: every supply channel has writes
+                        emu.post("cin7", "/_sandbox/seed", {"availability": [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 40, "Allocated": 0}
+                                                                             for i in range(0, args.skus, args.skus // k)][:k]})
+                before, total, sent, listings = writes(), {"extract": 0.0, "gate": 0.0, "push": 0.0, "total": 0.0}, 0, 0
+                for key in CT_CHANNELS:
+                    r = run(f"{run_id}-{key}", pairing=key)
+                    total = {k: total[k] + r["times"][k] for k in total}
+                    sent, listings = sent + r["pushed"]["sent"], listings + r["listings"]
+                done = writes() - before
+                if change:
+                    per_write = total["push"] / done if done else None
+                rows.append([label, listings, sent, done, f"{total['extract']:.1f}", f"{total['gate']:.1f}", f"{total['push']:.1f}", f"{total['total']:.1f}"])
+                print(f"{label}: {total['total']:.1f} s", flush=True)
+        if per_write:
+            entries = args.skus * len(CT_CHANNELS)
+            rows.append(["naive: set every entry each run (projected)", entries, entries, entries, "-", "-", f"{per_write * entries:.0f}", f"{per_write * entries:.0f}"])
+    finally:
+        emu.stop()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print()
+    print(f"stock_out, commercetools, {args.skus} SKUs x {len(CT_CHANNELS)} supply channels (one Cin7 location each)")
+    print(table(rows, ["run", "entries", "sent", "inventory writes", "extract s", "gate s", "push s", "run s"]))
+    if per_write:
+        print(f"one entry write (changed run): {per_write * 1000:.1f} ms; the naive row is that x every entry")
+    print(f"peak memory of the flow process: {peak_mb:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skus", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--pairing", choices=[PAIRING, "cin7_commercetools"], default=PAIRING)
     args = parser.parse_args()
+    if args.pairing == "cin7_commercetools":
+        return ct_main(args)
     home = setup_env()
     emu = Emulators(cin7_rate_limit=1_000_000)
     rows = []

@@ -413,6 +413,8 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                     return _error(400, f"Line {i + 1}: Quantity must be greater than zero")
                 if not (0 <= discount <= 100):
                     return _error(400, f"Line {i + 1}: Discount is a percentage between 0 and 100")
+                if data.tax_rules and line.get("TaxRule") is not None and line["TaxRule"] not in data.tax_rules:
+                    return _error(400, f"Line {i + 1}: Tax rule '{line['TaxRule']}' not found")
                 expected = (price * qty * (1 - discount / 100)).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
                 if line.get("Total") is not None and _money(line["Total"]) != expected:
                     return _error(400, f"Line {i + 1}: Total {line['Total']} does not match Price x Quantity less Discount ({expected})")
@@ -421,6 +423,8 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
                 tax += _money(line.get("Tax", 0))
             charges = []
             for charge in body.get("AdditionalCharges") or []:
+                if data.tax_rules and charge.get("TaxRule") is not None and charge["TaxRule"] not in data.tax_rules:
+                    return _error(400, f"Additional charge '{charge.get('Description')}': Tax rule '{charge['TaxRule']}' not found")
                 amount = (_money(charge.get("Price", 0)) * _money(charge.get("Quantity", 1))).quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
                 charges.append({**charge, "Total": amount})
                 total += amount

@@ -40,7 +40,8 @@ MAPPING_KINDS: dict[str, MappingSpec] = {
     "sellers": MappingSpec("channel_seller_id", ("channel_seller_id", "seller_name", "master_customer")),
     "carriers": MappingSpec("master_carrier", ("master_carrier", "channel_carrier")),
     "locations": MappingSpec("master_location", ("master_location", "include")),
-    "tax_codes": MappingSpec("channel_tax_code", ("channel_tax_code", "master_tax_rule")),
+    # the channel's tax (its name, at a rate: a fraction, 0.2 for 20 %) -> the ERP tax rule, 1:1
+    "tax_codes": MappingSpec("channel_tax_code", ("channel_tax_code", "rate", "master_tax_rule"), qualifier="rate"),
     # the ERP customer for orders in a currency (a sale takes its customer's currency)
     "customers": MappingSpec("currency", ("currency", "master_customer"), qualifier="seller_ref"),
     # catalogue_out: the master's category -> the channel's, and a channel attribute <- the master's

@@ -87,6 +87,10 @@ class OrderLine(_Model):
     discount: Amount = Decimal("0")  # money off this line, positive number
     line_total: Amount  # what the customer pays for the line, after discount
     tax: Amount = Decimal("0")
+    # the channel's own tax on this line (its name and rate, a fraction), for the pairing's tax
+    # mapping (tax_codes.csv); None where the channel names none (the pairing's tax_rule applies)
+    tax_name: str | None = None
+    tax_rate: Decimal | None = None
 
 
 class Charge(_Model):
@@ -96,6 +100,8 @@ class Charge(_Model):
     description: str
     amount: Amount
     tax: Amount = Decimal("0")  # the tax inside `amount`, as the channel stated it
+    tax_name: str | None = None  # as on OrderLine
+    tax_rate: Decimal | None = None
 
 
 class Order(_Model):
@@ -272,6 +278,17 @@ def order_line_sum(order: Order) -> Decimal:
 
 def order_charge_sum(order: Order) -> Decimal:
     return sum((c.amount for c in order.charges), Decimal("0"))
+
+
+def tax_key(name: str | None, rate: Decimal | str | None) -> tuple[str, Decimal] | None:
+    """A channel tax as the tax mapping keys it: (name, rate), the rate normalised (0.20 == 0.2).
+    None where the channel names no tax or gives an unreadable rate (then nothing maps it)."""
+    if name is None or rate is None:
+        return None
+    try:
+        return name, Decimal(str(rate)).normalize()
+    except ArithmeticError:
+        return None
 
 
 def order_tax_sum(order: Order) -> Decimal:

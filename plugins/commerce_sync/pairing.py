@@ -78,6 +78,9 @@ class StockPolicy(_Cfg):
     sku_buffers: dict[str, Buffer] = Field(default_factory=dict)  # by master SKU
     full_resync_hour_utc: int | None = 3  # the run whose interval covers this hour pushes every SKU
     push_batch_size: int = 50
+    # orders captured on the channel this recently and not booked in the master are held back
+    # from what is pushed (older unbooked ones sit in the orders quarantine, also held back)
+    unbooked_lookback_hours: int = Field(default=24, ge=1)
 
 
 class PayoutPolicy(_Cfg):

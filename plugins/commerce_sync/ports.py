@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from commerce_sync.models import CatalogueProduct, CreditNoteRef, Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError
+from commerce_sync.models import CatalogueProduct, CreditNoteRef, Listing, Order, PayoutLine, Refund, SaleRef, Shipment, StockLevel, TranslationError, tax_key
 
 RawRecord = dict[str, Any]
 
@@ -85,6 +85,14 @@ class SaleInstructions:
     shipping_description: str = "Shipping"
     discount_description: str = "Discount"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # the channel's taxes (models.tax_key) -> ERP tax rules, from tax_codes.csv; an item whose tax
+    # is not here is booked with `tax_rule` (the gate has already held orders with unmapped taxes)
+    tax_rules: Mapping[tuple[str, Decimal], str] = field(default_factory=dict)
+
+    def tax_rule_for(self, item: Any) -> str:
+        """The ERP tax rule for an order line or charge."""
+        key = tax_key(getattr(item, "tax_name", None), getattr(item, "tax_rate", None))
+        return self.tax_rules.get(key, self.tax_rule) if key else self.tax_rule
 
     @property
     def tax_inclusive(self) -> bool:

@@ -22,6 +22,8 @@ EXPECTED |= {"commerce_sync__housekeeping"}  # one per deployment, not per pairi
 # cin7_marketplacer does not (its sellers list their own products)
 CATALOGUE_PAIRINGS = ("cin7_commercetools", "cin7_sfcc", "centra_marketplacer")
 EXPECTED |= {f"{pairing}__catalogue_out" for pairing in CATALOGUE_PAIRINGS}
+# D2C pairings reconcile their payment provider's settlement files
+EXPECTED |= {"cin7_commercetools__settlement_reconciliation"}
 
 
 @pytest.fixture(scope="module")

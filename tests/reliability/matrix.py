@@ -68,6 +68,10 @@ FAULTS: list[Fault] = [
 
 
 # -- the world a cell runs in -------------------------------------------------------------------
+# emulators a pairing's scenario module starts itself: name -> its URL (started on first call)
+EMULATORS: dict[str, Callable[[], str]] = {}
+
+
 @dataclass
 class World:
     cin7: str
@@ -79,7 +83,8 @@ class World:
     centra: str = ""
 
     def url(self, emulator: str) -> str:
-        return {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl, "centra": self.centra}[emulator]
+        known = {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl, "centra": self.centra}
+        return known[emulator] if known.get(emulator) else EMULATORS[emulator]()
 
     def post(self, emulator: str, path: str, body: Any) -> Any:
         r = requests.post(f"{self.url(emulator)}{path}", json=body, timeout=30)
@@ -148,7 +153,7 @@ class Scenario:
     setup: Callable[[World], None]  # seed, and run the flows this one depends on (no faults)
     check: Callable[[World], list[str]]  # problems; [] = the invariants hold
     targets: dict[str, dict[str, Any]]  # "write"/"read" -> {"emulator", "path"/"operation", "list_key", "drift"}
-    faults: tuple[str, ...] | None = None  # the faults this scenario's cells run (None: every one)
+    faults: tuple[str, ...] | None = None  # the faults this scenario's cells run (by name; None: every one)
 
 
 def _quarantine_check(world: World, pairing: str, flow: str, bad: set[str], key_of: Callable[[Any], str]) -> list[str]:
@@ -465,7 +470,7 @@ def run_cell(world: World, scenario: Scenario, fault: Fault, observe: Callable[[
 
 def table(results: dict[tuple[str, str, str], str]) -> str:
     """fault x flow -> held / broken: one row per fault, one column per pairing and flow."""
-    short = {MKP: "MKP", JL: "JL", "centra_marketplacer": "CM"}
+    short = {MKP: "MKP", JL: "JL", "centra_marketplacer": "CM", "cin7_commercetools": "CT"}
     cols = [(s.pairing, s.flow) for s in SCENARIOS if any((s.pairing, s.flow, f.name) in results for f in FAULTS)]
     head = ["fault"] + [f"{short.get(p, p)} {f}" for p, f in cols]
     body = [[fault.name] + [results.get((p, f, fault.name), "-") for p, f in cols] for fault in FAULTS
@@ -476,4 +481,8 @@ def table(results: dict[tuple[str, str, str], str]) -> str:
     return "\n".join([line(head), "-+-".join("-" * w for w in widths)] + [line(r) for r in body] + [f"{held} of {len(results)} cells held"])
 
 
-from tests.reliability.matrix_centra import SCENARIOS as _CENTRA; SCENARIOS += _CENTRA  # noqa: E402,E702 - centra_marketplacer's cells
+# each pairing's cells in their own module
+from tests.reliability.matrix_centra import SCENARIOS as _CENTRA  # noqa: E402
+from tests.reliability.matrix_commercetools import SCENARIOS as _CT_SCENARIOS  # noqa: E402
+
+SCENARIOS += _CENTRA + _CT_SCENARIOS

@@ -74,3 +74,23 @@ def test_an_order_must_state_its_tax_mode():
     with pytest.raises(ValueError, match="tax_inclusive"):
         Order(channel="t", channel_ref="1", channel_id="1", placed_at=datetime(2026, 11, 30, tzinfo=timezone.utc), currency="AUD",
               lines=[], total=Decimal("0"))
+
+
+def test_each_named_tax_maps_one_to_one_to_an_erp_rule_and_an_unmapped_one_is_named():
+    from commerce_sync.flows.booking import tax_rules, unmapped_taxes
+    from commerce_sync.models import Charge
+    from commerce_sync.ports import SaleInstructions
+
+    rules = tax_rules({"tax_codes": {"VAT 20%:0.20": {"channel_tax_code": "VAT 20%", "rate": "0.20", "master_tax_rule": "20% (VAT on Income)"},
+                                     "VAT 5%:0.05": {"channel_tax_code": "VAT 5%", "rate": "0.05", "master_tax_rule": "5% (VAT on Income)"}}})
+    order = _order("GBP")
+    line = order.lines[0].model_copy(update={"tax_name": "VAT 20%", "tax_rate": Decimal("0.2")})  # 0.2 == 0.20
+    ship = Charge(kind="shipping", description="Delivery", amount=Decimal("4"), tax_name="VAT 5%", tax_rate=Decimal("0.050"))
+    odd = Charge(kind="fee", description="Wrap", amount=Decimal("1"), tax_name="VAT 20%", tax_rate=Decimal("0.21"))  # known name, other rate
+    named = order.model_copy(update={"lines": [line], "charges": [ship]})
+    assert unmapped_taxes(named, rules) == []
+    assert unmapped_taxes(named.model_copy(update={"charges": [ship, odd]}), rules) == ["VAT 20% at 0.21"]
+    assert unmapped_taxes(named.model_copy(update={"charges": [odd]}), {}) == []  # no tax_codes.csv: the pairing's tax_rule
+    how = SaleInstructions(external_id="1", customer="c", location="l", tax_rule="Default", tax_calculation="Inclusive", status="s",
+                           sku_map={}, source_channel="x", tax_rules=rules)
+    assert [how.tax_rule_for(i) for i in (line, ship, order.lines[0])] == ["20% (VAT on Income)", "5% (VAT on Income)", "Default"]

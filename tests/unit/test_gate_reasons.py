@@ -13,6 +13,7 @@ import pytest
 
 from commerce_sync.errors import GateBatchError
 from commerce_sync.gates.engine import RECORD_KEY, Check, expect, run_gate
+from commerce_sync.flows.booking import unmapped_taxes
 from commerce_sync.gates.orders import gate_orders, orders_checks
 from commerce_sync.gates.refunds import gate_refunds
 from commerce_sync.gates.shipments import gate_shipments, shipment_checks
@@ -67,6 +68,7 @@ def test_every_orders_rule_reads_as_a_sentence_with_money_as_the_channel_wrote_i
         "total_off": _order("11", total="10.01"),
         "tax_off": _order("12", [_line(tax="1.67")], tax_total="1.66"),
         "aud_customer": _order("13", seller="s2"),
+        "tax_unmapped": _order("14", [_line().model_copy(update={"tax_name": "VAT 21%", "tax_rate": D("0.21")})]),
     }
     customers = {"s1": ("UK customer", "GBP"), "s2": ("AU customer", "AUD"), "s9": ("UK customer", "GBP"), None: ("UK customer", "GBP")}
     result = gate_orders(
@@ -78,6 +80,7 @@ def test_every_orders_rule_reads_as_a_sentence_with_money_as_the_channel_wrote_i
         max_bad_share=D("1"),
         min_records_for_share=1,
         customer_of=lambda o: customers[o.seller_ref],
+        unmapped_taxes=lambda o: unmapped_taxes(o, {("VAT 20%", D("0.2")): "20% (VAT on Income)"}),
     )
     seen = _scan(result.failed)
     rules = {c.name for c in orders_checks(mapped_skus=set(), mapped_sellers=set(), currencies=["GBP"]) if not c.batch_level}
@@ -88,6 +91,7 @@ def test_every_orders_rule_reads_as_a_sentence_with_money_as_the_channel_wrote_i
     assert "(-5.00 GBP)" in detail["neg_unit"] and "(got 'USD')" in detail["usd"] and "(got 0)" in detail["qty"]
     assert "by -0.01 GBP" in detail["line_off"] and "by +0.01 GBP" in detail["tax_off"]
     assert "'AU customer' trades in AUD" in detail["aud_customer"]
+    assert detail["tax_unmapped"].startswith("tax VAT 21% at 0.21 is not mapped to an ERP tax rule")
 
 
 def test_every_stock_shipment_and_refund_rule_reads_as_a_sentence():

@@ -7,16 +7,20 @@
   so the customer is chosen per currency: customers.csv's (seller, currency) row, then its
   currency row, then the seller's customer in sellers.csv, then the pairing's `policies.customer`.
 - The tax mode (`tax_inclusive`): the order's own, else the pairing's `tax_calculation`.
+- The tax rules (`tax_rules`): where the pairing has a tax_codes.csv, each tax the channel names
+  on a line or charge (name and rate) maps 1:1 to an ERP tax rule; an order naming a tax the file
+  lacks is held by the gate. The sale's own rule is its items' one rule, else `policies.tax_rule`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from commerce_sync.flows.common import load_mappings
-from commerce_sync.models import Order
+from commerce_sync.models import Order, tax_key
 from commerce_sync.pairing import Pairing
 from commerce_sync.ports import SaleInstructions
 from commerce_sync.runtime import FlowContext
@@ -54,14 +58,42 @@ def tax_mode_note(pairing: Pairing, order: Order) -> str | None:
     return "differs" if order.tax_inclusive != pairing.policies.tax_inclusive else None
 
 
+def tax_rules(maps: Maps) -> dict[tuple[str, Decimal], str]:
+    """tax_codes.csv as {(channel tax name, rate): ERP tax rule}; empty where the pairing has none."""
+    rules = {}
+    for row in (maps.get("tax_codes") or {}).values():
+        key = tax_key(row["channel_tax_code"], row["rate"])
+        if key is not None:
+            rules[key] = row["master_tax_rule"]
+    return rules
+
+
+def unmapped_taxes(order: Order, rules: Mapping[tuple[str, Decimal], str]) -> list[str]:
+    """The taxes the order names that the mapping lacks ('VAT 21% at 0.21'); none without a mapping."""
+    if not rules:
+        return []
+    missing = []
+    for item in [*order.lines, *order.charges]:
+        if item.tax_name is None:
+            continue
+        key = tax_key(item.tax_name, item.tax_rate)
+        if key is None or key not in rules:
+            missing.append(f"{item.tax_name} at {item.tax_rate}")
+    return sorted(set(missing))
+
+
 def instructions(ctx: FlowContext, order: Order, maps: Maps) -> SaleInstructions:
     p = ctx.pairing
     seller = (maps.get("sellers") or {}).get(order.seller_ref or "", {})
+    rules = tax_rules(maps)
+    used = {rules.get(tax_key(i.tax_name, i.tax_rate)) for i in [*order.lines, *order.charges] if i.tax_name is not None} - {None}
     return SaleInstructions(
         external_id=p.external_id(order.channel_ref),
         customer=customer_for(p, order, maps),
         location=p.policies.location,
-        tax_rule=p.policies.tax_rule,
+        # the sale's rule (and that of charges naming no tax): its items' one rule where they agree
+        tax_rule=used.pop() if len(used) == 1 else p.policies.tax_rule,
+        tax_rules=rules,
         tax_calculation="Inclusive" if tax_inclusive(p, order) else "Exclusive",
         status=p.policies.sale_status,
         sku_map={k: v["master_sku"] for k, v in (maps.get("skus") or {}).items()},
@@ -98,4 +130,5 @@ def check_bookable(ctx: FlowContext, orders: dict[str, Order], *, unreadable: di
         min_records_for_share=policy.min_records_for_share,
         replayed=replayed,
         customer_of=customer_of,
+        unmapped_taxes=(lambda order: unmapped_taxes(order, rules)) if (rules := tax_rules(maps)) else None,
     )

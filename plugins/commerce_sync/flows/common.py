@@ -87,7 +87,7 @@ def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:
     synced = sync_pairing_mappings(ctx.ledger, ctx.pairing.key, folder) if folder.is_dir() else {}
     # a kind just synced from its file now holds exactly the file's rows in the ledger
     return {kind: synced[kind].rows if kind in synced else ctx.ledger.mapping(ctx.pairing.key, kind)
-            for kind in ("skus", "sellers", "carriers", "locations", "customers")}
+            for kind in ("skus", "sellers", "carriers", "locations", "customers", "tax_codes")}
 
 
 def api_stats(ctx: FlowContext) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """drift_monitor: the quiet failures, found before they cost money.
 
-- stock drift: what the channel shows vs the master's sellable (available less buffer), over a tolerance;
+- stock drift: what the channel shows vs the master's sellable (available less unbooked orders and buffer), over a tolerance;
 - orphaned orders: on the channel, neither in the master nor in quarantine, well after they were placed;
 - shipped, not synced: a box shipped in the master that never reached the channel inside the window;
 - money mismatches: an order's total or tax in the master differing from the channel's.
@@ -37,7 +37,8 @@ def _stock_drift(ctx: FlowContext) -> list[dict[str, Any]]:
         expected = sellable_of(row, ctx.pairing.stock)
         shown = row.get("channel_quantity")
         if expected is not None and shown is not None and abs(shown - expected) > tolerance:
-            found.append({"type": "stock_drift", "key": row["channel_sku"], "detail": f"channel shows {shown}, {master_label(ctx)} allows {expected}"})
+            found.append({"type": "stock_drift", "key": row["channel_sku"], "detail": f"channel shows {shown}, {master_label(ctx)} allows {expected}"
+                          + (f" ({row['unbooked']} unit(s) in orders not booked yet held back)" if row.get("unbooked") else "")})
     return found
 
 

@@ -10,6 +10,14 @@ names. Those SKUs are kept in the ledger (watermark `pending`) from the extract 
 sent them, and the feed is confirmed only once the extract committed that: a worker dying in
 between loses nothing (the feed or the watermark still holds them) and doubles nothing (the push
 sends only what differs from what was last sent).
+
+In-flight orders: an order captured on the channel but not booked in the ERP yet (staged by
+orders_in, held in its quarantine, claimed by a load in flight, or not yet read by orders_in at
+all) is not in the ERP's availability, so its units are taken off what is pushed: each such
+order once (keyed by the channel's record key, whichever source saw it), a booked one never (the
+ERP's availability holds it). The listings are read before the orders, so an order placed after
+the orders were read is one the channel took off its own figure after our read: a channel that
+writes at the version it read (409 otherwise) takes those off too (stock.less_sold_since_read).
 """
 
 from __future__ import annotations
@@ -17,15 +25,15 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from commerce_sync.flows.common import flush_outbox, load_mappings, master_label
-from commerce_sync.models import Listing, TranslationError
+from commerce_sync.models import Listing, Order, TranslationError
 from commerce_sync.ports import AvailabilityChanges
 from commerce_sync.runtime import FlowContext
-from commerce_sync.stock import buffer_for, sellable, total_available
+from commerce_sync.stock import buffer_for, sellable, total_available, unbooked_units
 
 FLOW = "stock_out"
 SNAPSHOT_KEY = "__snapshot__"  # one staged record holds the whole batch: 100k rows, one write
@@ -57,6 +65,8 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
             (unreadable if isinstance(item, TranslationError) else levels).append(item)
         listings = pending.result()
         skus = maps.result().get("skus", {})
+    # after the listings (see the module docstring): what is captured and not booked yet
+    unbooked = unbooked_units(*unbooked_orders(ctx, policy.unbooked_lookback_hours), {k: v["master_sku"] for k, v in skus.items()})
     totals = total_available(levels, policy.locations)
     rows = []
     for sku, listing in listings.items():
@@ -72,6 +82,7 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
                 "channel_quantity": listing.quantity,
                 "master_sku": master,
                 "available": str(available) if available is not None else None,
+                "unbooked": unbooked.get(master, 0) if master else 0,
             }
         )
     listed_masters = {r["master_sku"] for r in rows if r["master_sku"]}
@@ -83,14 +94,39 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
     }
 
 
+def unbooked_orders(ctx: FlowContext, lookback_hours: int) -> tuple[dict[str, Order], set[str]]:
+    """(every captured order the sources know, by record key; the references of those of them
+    already booked, which stock.unbooked_units leaves out). Sources: orders_in's staged records and open
+    quarantine (the ledger), and the channel's bookable orders of the lookback (those orders_in
+    has not read yet). An order the channel cannot translate has no SKUs to hold back: it is
+    orders_in's to quarantine, and counted here once it can be read."""
+    from commerce_sync.flows.orders_in import FLOW as ORDERS, LINK_KIND
+
+    key = ctx.pairing.key
+    since = datetime.now(timezone.utc) - timedelta(hours=lookback_hours)
+    raws: dict[str, Any] = {r.record_key: r.payload for r in ctx.ledger.staged_since(key, ORDERS, since)}
+    raws.update({q.record_key: q.payload for q in ctx.ledger.open_quarantine(key, ORDERS)})
+    raws.update({ctx.channel.record_key(raw): raw for raw in ctx.channel.fetch_orders(since, datetime.now(timezone.utc) + timedelta(minutes=1))})
+    orders: dict[str, Order] = {}
+    for record_key, raw in raws.items():
+        try:
+            orders[record_key] = ctx.channel.to_order(raw)
+        except (TranslationError, ValueError):
+            continue
+    booked = set(ctx.ledger.links(key, LINK_KIND, [o.channel_ref for o in orders.values() if o.channel_ref]))
+    log.info("%s: %d order(s) captured on the channel, %d of them booked", key, len(orders), len(booked))
+    return orders, booked
+
+
 def sellable_of(row: dict[str, Any], policy) -> int | None:
-    """What the channel should show for a row, or None where no whole, non-negative number exists."""
+    """What the channel should show for a row (the ERP's availability less the unbooked orders'
+    units and the buffer), or None where no whole, non-negative number exists."""
     if row.get("master_sku") is None or row.get("available") is None:
         return None
     available = Decimal(row["available"])
     if available != available.to_integral_value() or available < 0:
         return None
-    return sellable(available, buffer_for(row["master_sku"], policy))
+    return sellable(available - int(row.get("unbooked") or 0), buffer_for(row["master_sku"], policy))
 
 
 def _changes(ctx: FlowContext, full: bool) -> tuple[set[str] | None, set[str] | None]:

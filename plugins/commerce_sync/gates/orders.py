@@ -23,6 +23,8 @@ from commerce_sync.money import from_minor, minor_units, quantize
 
 # (the ERP customer the order would be booked to, that customer's currency or None if unknown)
 CustomerOf = Callable[[Order], tuple[str | None, str | None]]
+# the taxes an order names that the pairing's tax mapping lacks (empty: all mapped)
+UnmappedTaxes = Callable[[Order], list[str]]
 
 COLUMNS = [
     RECORD_KEY,
@@ -39,6 +41,8 @@ COLUMNS = [
     "master_customer",
     "customer_currency",
     "customer_currency_ok",
+    "unmapped_taxes",
+    "taxes_mapped",
 ]
 
 
@@ -52,13 +56,14 @@ def _money(row: Mapping[str, Any], column: str, sign: bool = False) -> str:
     return f"{amount:+} {row['currency']}" if sign else f"{amount} {row['currency']}"
 
 
-def orders_frame(orders: dict[str, Order], customer_of: CustomerOf | None = None) -> pd.DataFrame:
+def orders_frame(orders: dict[str, Order], customer_of: CustomerOf | None = None, unmapped_taxes: UnmappedTaxes | None = None) -> pd.DataFrame:
     rows = []
     for key, order in orders.items():
         cur = order.currency
         order_variance = order_line_sum(order) + order_charge_sum(order) - order.total
         tax_variance = order_tax_sum(order) - order.tax_total
         customer, customer_currency = customer_of(order) if customer_of else (None, None)
+        untaxed = ", ".join(unmapped_taxes(order)) if unmapped_taxes else ""
         for line in order.lines:
             line_variance = line.unit_price * line.quantity - line.discount - line.line_total
             rows.append(
@@ -78,12 +83,15 @@ def orders_frame(orders: dict[str, Order], customer_of: CustomerOf | None = None
                     # unknown to the ERP (None) is not a mismatch: the ERP itself refuses an unknown customer
                     "customer_currency": customer_currency,
                     "customer_currency_ok": customer_currency is None or customer_currency == cur,
+                    "unmapped_taxes": untaxed,
+                    "taxes_mapped": not untaxed,
                 }
             )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("quantity", "unit_price_minor", "line_total_minor", "line_variance_minor", "order_variance_minor", "tax_variance_minor"):
         frame[col] = frame[col].astype("int64")
-    frame["customer_currency_ok"] = frame["customer_currency_ok"].astype(bool)
+    for col in ("customer_currency_ok", "taxes_mapped"):
+        frame[col] = frame[col].astype(bool)
     return frame
 
 
@@ -147,6 +155,12 @@ def orders_checks(*, mapped_skus: set[str], mapped_sellers: set[str], currencies
             ),
         ),
         Check(
+            "tax_mapped",
+            "the order names a tax (name and rate) that tax_codes.csv does not map to an ERP tax rule",
+            expect.ExpectColumnValuesToBeInSet(column="taxes_mapped", value_set=[True]),
+            explain=lambda r: f"tax {r['unmapped_taxes']} is not mapped to an ERP tax rule; add it to tax_codes.csv (name, rate, master_tax_rule)",
+        ),
+        Check(
             "line_total_adds_up",
             "line total differs from unit price x quantity - discount",
             expect.ExpectColumnValuesToBeBetween(column="line_variance_minor", min_value=0, max_value=0),
@@ -178,11 +192,12 @@ def gate_orders(
     min_records_for_share: int = 10,
     replayed: set[str] = frozenset(),
     customer_of: CustomerOf | None = None,
+    unmapped_taxes: UnmappedTaxes | None = None,
 ) -> GateResult:
     checks = orders_checks(mapped_skus=mapped_skus, mapped_sellers=mapped_sellers, currencies=currencies)
     result = run_gate(
         "orders_in",
-        orders_frame(orders, customer_of),
+        orders_frame(orders, customer_of, unmapped_taxes),
         checks,
         max_bad_share=max_bad_share,
         min_records_for_share=min_records_for_share,

@@ -145,6 +145,13 @@ class Ledger(SettlementLedger):
             )
             return [StagedRecord(r.record_key, r.payload) for r in rows]
 
+    def staged_since(self, pairing: str, flow: str, since: datetime) -> list[StagedRecord]:
+        """Every record of `flow` staged since `since`, whatever the run (oldest first)."""
+        t = staged_record
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.record_key, t.c.payload).where(t.c.pairing == pairing, t.c.flow == flow, t.c.staged_at >= since).order_by(t.c.id))
+            return [StagedRecord(r.record_key, r.payload) for r in rows]
+
     def clear_staged(self, pairing: str, flow: str, older_than: datetime) -> int:
         t = staged_record
         with self.engine.begin() as conn:

@@ -362,14 +362,14 @@ class Cin7CoreMaster:
                     "Price": line.unit_price,
                     "Discount": Decimal("0"),
                     "Tax": line.tax,
-                    "TaxRule": how.tax_rule,
+                    "TaxRule": how.tax_rule_for(line),
                     "Total": gross,
                 }
             )
         charges = []
         for charge in order.charges:
             description = how.shipping_description if charge.kind == "shipping" else how.discount_description
-            charges.append(_charge(description, charge.amount, how.tax_rule, charge.tax))
+            charges.append(_charge(description, charge.amount, how.tax_rule_for(charge), charge.tax))
         if discounts:
             # Cin7 line discounts are percentages; channel discounts are amounts. Booking them as
             # one negative charge keeps every cent exact instead of rounding a percentage.

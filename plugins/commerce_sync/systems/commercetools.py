@@ -37,6 +37,7 @@ from commerce_sync import ports
 from commerce_sync.errors import ClientError, ConflictError
 from commerce_sync.http import HttpClient, OAuth2ClientCredentials, paginate_keyset
 from commerce_sync.models import CatalogueItem, CatalogueProduct, Listing, Order, PayoutLine, Refund, SaleRef, Shipment
+from commerce_sync.stock import less_sold_since_read
 from commerce_sync.systems.commercetools_orders import (
     CAPTURED,
     localized,
@@ -361,13 +362,16 @@ class CommercetoolsChannel:
     def push_stock(self, updates: list[tuple[Listing, int]], batch_size: int = 50) -> list[tuple[str, str | None]]:
         """Set each entry's quantityOnStock (changeQuantity) at its current version; the entries
         are read back a batch at a time first (one call per `batch_size`), and one left as it is
-        already needs no write. A 409 re-reads that entry and sets it again."""
+        already needs no write. Orders placed since the flow read the entry (`listing.quantity`)
+        took their units off it and are not in the target yet: they come off the target too. A 409
+        (an order or another writer meanwhile) re-reads that entry and computes it again."""
         results: list[tuple[str, str | None]] = []
         for chunk in _chunks(list(updates), max(1, min(int(batch_size), IDS_PER_QUERY))):
             current = self._by_ids("/inventory", [listing.listing_id for listing, _ in chunk])
             for listing, qty in chunk:
                 try:
-                    self.update(f"/inventory/{listing.listing_id}", _set_to(qty), current=current.get(listing.listing_id))
+                    self.update(f"/inventory/{listing.listing_id}", _set_less_sold(qty, listing.quantity), current=current.get(listing.listing_id),
+                                state_based=False)
                     results.append((listing.sku, None))
                 except ClientError as exc:
                     results.append((listing.sku, _error_message(exc)))
@@ -555,6 +559,19 @@ class CommercetoolsChannel:
 
     def take_off_sale(self, listing: Listing) -> None:
         self.unpublish(listing.listing_id)
+
+
+def _set_less_sold(target: int, read: int | None) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """Set to the target less what sold since `read` (stock.less_sold_since_read). Computed from
+    the entry's state but not re-sent after a lost answer: had it landed, the re-read would take
+    our own write for a sale (the next run sets it right)."""
+
+    def compute(entry: dict[str, Any]) -> list[dict[str, Any]]:
+        on_stock = entry.get("quantityOnStock")
+        quantity = less_sold_since_read(target, read, on_stock if isinstance(on_stock, int) else None)
+        return [] if on_stock == quantity else [{"action": "changeQuantity", "quantity": quantity}]
+
+    return compute
 
 
 def _set_to(quantity: int) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:

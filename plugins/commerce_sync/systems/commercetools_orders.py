@@ -121,6 +121,18 @@ def _tax_of(item: Mapping[str, Any], field: str, currency: str) -> Decimal:
     return taxed[2] if taxed else ZERO
 
 
+def _tax_named(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The item's TaxRate as the tax mapping keys it: its name and rate (`amount`, a fraction)."""
+    rate = item.get("taxRate")
+    if not isinstance(rate, Mapping) or rate.get("name") is None:
+        return {}
+    try:
+        value = Decimal(str(rate.get("amount"))) if rate.get("amount") is not None else None
+    except ArithmeticError:
+        value = None  # unreadable: nothing maps it, so the gate holds the order
+    return {"tax_name": str(rate["name"]), "tax_rate": value}
+
+
 def order_from(raw: Mapping[str, Any], *, channel: str, default_seller: str | None, locale: str | None = None) -> Order:
     """One commercetools Order as the canonical Order (see the module docstring for the money)."""
     key = str(raw.get("id"))
@@ -157,6 +169,7 @@ def order_from(raw: Mapping[str, Any], *, channel: str, default_seller: str | No
                     discount=discount,
                     line_total=money(li.get("totalPrice"), f"{where}.totalPrice", currency),
                     tax=_tax_of(li, where, currency),
+                    **_tax_named(li),
                 )
             )
         if not lines:
@@ -168,13 +181,13 @@ def order_from(raw: Mapping[str, Any], *, channel: str, default_seller: str | No
             if isinstance(cli.get("taxRate"), Mapping):
                 included.append(bool(cli["taxRate"].get("includedInPrice")))
             charges.append(Charge(kind="discount" if amount < 0 else "fee", description=localized(cli.get("name"), locale) or "Charge",
-                                  amount=amount, tax=_tax_of(cli, where, currency)))
+                                  amount=amount, tax=_tax_of(cli, where, currency), **_tax_named(cli)))
         for i, info in enumerate(_shipping_infos(raw)):
             where = f"shippingInfo[{i}]"
             price = money(info.get("price"), f"{where}.price", currency)
             if isinstance(info.get("taxRate"), Mapping):
                 included.append(bool(info["taxRate"].get("includedInPrice")))
-            charges.append(Charge(kind="shipping", description=info.get("shippingMethodName") or "Shipping", amount=price, tax=_tax_of(info, where, currency)))
+            charges.append(Charge(kind="shipping", description=info.get("shippingMethodName") or "Shipping", amount=price, tax=_tax_of(info, where, currency), **_tax_named(info)))
             if isinstance(info.get("discountedPrice"), Mapping):
                 after = money(info["discountedPrice"].get("value"), f"{where}.discountedPrice.value", currency)
                 if after != price:
