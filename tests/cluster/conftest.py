@@ -158,7 +158,8 @@ def cluster():
             "COMMERCE_SYNC_HOME": str(ROOT),
             "COMMERCE_SYNC_LEDGER_URL": ledger_url,
             "COMMERCE_SYNC_PAIRINGS_DIR": str(_pairings(tmp)),
-            "COMMERCE_SYNC_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
+            # a copy: the ops console's mapping apply (tests/browser) writes the pairing's file
+            "COMMERCE_SYNC_MAPPINGS_DIR": str(shutil.copytree(ROOT / "include" / "mappings", tmp / "mappings")),
             "COMMERCE_SYNC_UI_URL": f"http://127.0.0.1:{port}",
         }
     )
