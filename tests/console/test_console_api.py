@@ -24,7 +24,10 @@ def console(console_env):
     from commerce_sync.ledger import Ledger
 
     serialize_dags([ORDERS_DAG])
+    from commerce_sync.mappings import sync_pairing_mappings
+
     ledger = Ledger.from_url(console_env["ledger_url"])
+    sync_pairing_mappings(ledger, PAIRING, console_env["mappings"] / PAIRING)  # as every run loads them
     unmapped = [("CS-NOT-MAPPED", 1, 4500)]
     for n in (9001, 9002):
         ledger.quarantine(PAIRING, "orders_in", f"inv-{n}", marketplacer_invoice(n, unmapped),
@@ -131,7 +134,7 @@ def test_mapping_upload_shows_the_dry_run_diff_then_applies_it_as_the_cli_does(c
     new = installed.rstrip("\n") + "\n" + installed.splitlines()[1].replace(installed.splitlines()[1].split(",")[0], "CS-NOT-MAPPED", 1) + "\n"
     dry = c.post(f"/commerce-sync/api/mappings/{PAIRING}/skus", files={"file": ("skus.csv", new.encode())}, headers=h)
     assert dry.status_code == 200, dry.text
-    assert "CS-NOT-MAPPED" in dry.json()["added"] and dry.json()["applied"] is False
+    assert {"CS-NOT-MAPPED"} == {a["key"] for a in dry.json()["added"]} and dry.json()["applied"] is False
     assert (console_env["mappings"] / PAIRING / "skus.csv").read_text() == installed  # a dry run changes nothing
     done = c.post(f"/commerce-sync/api/mappings/{PAIRING}/skus", files={"file": ("skus.csv", new.encode())}, data={"apply": "true"}, headers=h)
     assert done.status_code == 200, done.text

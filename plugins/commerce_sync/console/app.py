@@ -344,7 +344,7 @@ def _mappings_html(data: dict[str, Any]) -> str:
 
 
 def _diff_html(key: str, r: dict[str, Any], csv_text: str) -> str:
-    rows = ([f"<tr><td>added</td><td>{escape(k)}</td><td></td></tr>" for k in r["added"]]
+    rows = ([f"<tr><td>added</td><td>{escape(a['key'])}</td><td>{escape(json.dumps(a['new'], ensure_ascii=False))}</td></tr>" for a in r["added"]]
             + [f"<tr><td>changed</td><td>{escape(c['key'])}</td><td>{escape(json.dumps(c['old']))} &rarr; {escape(json.dumps(c['new']))}</td></tr>" for c in r["changed"]]
             + [f"<tr><td class='bad'>removed</td><td>{escape(k)}</td><td></td></tr>" for k in r["removed"]])
     out = f"<p id='diff-summary'>{escape(r['summary'])}</p><table><tr><th>change</th><th>key</th><th>values</th></tr>{''.join(rows)}</table>"

@@ -154,7 +154,7 @@ def import_mapping(led: Ledger, pairing: Pairing, kind: str, data: bytes, *, app
         path = Path(tmp) / f"{kind}.csv"
         path.write_bytes(data)
         diff, target = install_mapping_file(led, pairing.key, kind, path, merge=merge, apply=apply, changed_by=by)
-    return {"kind": kind, "applied": apply, "merge": merge, "summary": diff.summary().splitlines()[0], "added": list(diff.added),
+    return {"kind": kind, "applied": apply, "merge": merge, "summary": diff.summary().splitlines()[0], "added": [{"key": k, "new": diff.rows.get(k)} for k in diff.added],
             "changed": [{"key": k, "old": o, "new": n} for k, o, n in diff.changed], "removed": list(diff.removed),
             "installed": str(target) if apply else None}
 

@@ -2,6 +2,7 @@
 logs in on Airflow's login page, opens the console from the menu, finds why an order is held, adds
 the missing SKU mapping (dry-run diff, then apply), replays the order and sees it booked, and
 discards another with a reason. Screenshots are kept under tmp/artifacts (the path is printed).
+It lives beside the scheduler tests to share their running Airflow (tests/cluster/conftest.py).
 
 Needs Debian's chromium and chromium-driver (.ci/run installs them): missing, the test skips
 locally and fails under CI=true.
@@ -17,7 +18,6 @@ import pytest
 import requests
 
 from tests.builders import marketplacer_invoice
-from tests.cluster.conftest import cluster  # noqa: F401 - the module's Airflow, emulators and ledger
 from tests.conftest import IN_CI, ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.pg, pytest.mark.e2e]
@@ -68,13 +68,13 @@ def _wait(what, predicate, timeout: float = 60):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _held(cluster) -> list:  # noqa: F811
+def _held(cluster) -> list:
     from commerce_sync.ledger import Ledger
 
     return Ledger.from_url(cluster.ledger_url, migrate_schema=False).open_quarantine("cin7_marketplacer", "orders_in")
 
 
-def test_an_ops_person_fixes_replays_and_discards_from_the_airflow_ui(cluster, browser, artifacts, tmp_path):  # noqa: F811
+def test_an_ops_person_fixes_replays_and_discards_from_the_airflow_ui(cluster, browser, artifacts, tmp_path):
     from selenium.webdriver.common.by import By
 
     # two orders the gate holds: one names a SKU the mapping lacks, one whose money does not add up
