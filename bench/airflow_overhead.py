@@ -100,7 +100,7 @@ def console_figures(home: Path) -> None:
     n = pairs[0][0][0]
     with_s = statistics.median(x for a, _ in pairs for x in [a[1]])
     without_s = statistics.median(x for _, b in pairs for x in [b[1]])
-    print("\nThe console's cost at parse: each DAG's runbook doc_md (median of 5)")
+    print("\nThe console's cost at parse: each DAG's runbook doc_md (median of 2 x 5, interleaved)")
     print(table([["runbook doc_md (as shipped)", n, f"{with_s:.2f} s"], ["one-line doc_md (before)", n, f"{without_s:.2f} s"]],
                 ["", "DAGs", "DagBag fill"]))
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, cwd=ROOT)

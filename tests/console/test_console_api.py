@@ -98,7 +98,9 @@ def test_overview_shows_backlog_and_quarantine_by_reason(console):
     assert mine["backlog"]["held_orders"] >= 1
     orders = mine["flows"]["orders_in"]
     assert orders["by_reason"].get("order_total_adds_up") == 1 and orders["loaded"] == 0 and orders["extracted"] == 3
-    assert "undelivered" in data["outbox"]
+    assert "undelivered" in data["outbox"] and orders["api_calls"] == 0 and orders["throttled"] == 0
+    page = console["client"].get("/commerce-sync/", headers=_as(console, "viewer"))
+    assert page.status_code == 200 and "Backlog" in page.text and "<svg" in page.text
 
 
 def test_discard_needs_a_reason_and_keeps_who_did_it(console):
@@ -159,3 +161,19 @@ def test_each_dag_page_links_to_its_pairings_console_page(console):
     assert r.status_code == 303 and r.headers["location"] == f"/commerce-sync/pairing/{PAIRING}"
     page = console["client"].get(r.headers["location"], headers=_as(console, "viewer"))
     assert page.status_code == 200 and "MKP-9001" in page.text
+
+
+def test_overview_charts_count_per_hour_what_the_ledger_holds(console):
+    from datetime import datetime, timedelta, timezone
+
+    from commerce_sync.console.service import charts
+    from commerce_sync.pairing import load_pairings
+
+    now = datetime.now(timezone.utc)
+    c = charts(console["ledger"], load_pairings()[PAIRING], now=now)
+    assert len(c["booked_per_hour"]) == len(c["quarantined_per_hour"]) == len(c["backlog_per_hour"]) == 168
+    held_now = len(console["ledger"].open_quarantine(PAIRING, "orders_in"))
+    assert c["backlog_per_hour"][-1] == held_now and sum(c["quarantined_per_hour"][-2:]) >= 3  # this module's three orders
+    assert c["backlog_per_hour"][0] == 0  # none were held a week ago
+    an_hour_on = charts(console["ledger"], load_pairings()[PAIRING], now=now + timedelta(hours=1))
+    assert an_hour_on["quarantined_per_hour"][-1] == 0 and an_hour_on["quarantined_per_hour"][:-1] == c["quarantined_per_hour"][1:]

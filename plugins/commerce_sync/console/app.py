@@ -250,6 +250,7 @@ def _import(request: Request, user, key: str, kind: str, data: bytes, apply: boo
 CSS = """body{font-family:system-ui,sans-serif;margin:1rem 2rem;color:#1f2937}nav a{margin-right:1rem}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #d1d5db;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f3f4f6}.bad{color:#b91c1c;font-weight:600}.ok{color:#15803d}.done{background:#ecfdf5;padding:.5rem}
+.charts{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}figcaption{font-size:.85rem}
 pre{max-height:12rem;overflow:auto;background:#f9fafb;font-size:.8rem;margin:0}form.inline{display:inline}small{color:#6b7280}"""
 
 
@@ -279,8 +280,9 @@ def _overview_html(data: dict[str, Any]) -> str:
             f"<p class='backlog'>Backlog: <b>{b['held_orders']}</b> channel order(s) held, not in the ERP"
             + (f" (oldest {b['oldest_hours']} h)" if b["oldest_hours"] is not None else "")
             + f"; <b>{b['orphaned_orders']}</b> neither booked nor held at the last drift check.</p>"
+            + _charts_html(p["charts"]) +
             "<table><tr><th>flow</th><th>last run (Airflow)</th><th>finished (ledger)</th><th>extracted</th><th>loaded</th><th>held</th>"
-            "<th>open quarantine by reason</th><th>oldest open</th></tr>"
+            "<th>throttled</th><th>open quarantine by reason</th><th>oldest open</th></tr>"
         )
         for flow, f in p["flows"].items():
             reasons = ", ".join(f"{escape(k)} {v}" for k, v in f["by_reason"].items()) or "-"
@@ -289,10 +291,27 @@ def _overview_html(data: dict[str, Any]) -> str:
             breaches = "".join(f"<br><span class='bad'>! {escape(x)}</span>" for x in f["breaches"])
             parts.append(f"<tr><td><a target='_top' href='/dags/{quote(f['dag_id'])}'>{escape(flow)}</a></td><td>{run}</td>"
                          f"<td>{escape(f['finished_at'] or '-')}{breaches}</td><td>{f['extracted']}</td><td>{f['loaded']}</td>"
-                         f"<td>{f['quarantined']}</td><td>{f['open_quarantine']}: {reasons}</td>"
+                         f"<td>{f['quarantined']}</td><td>{f['throttled']} of {f['api_calls']} calls</td><td>{f['open_quarantine']}: {reasons}</td>"
                          f"<td>{'-' if f['oldest_open_hours'] is None else str(f['oldest_open_hours']) + ' h'}</td></tr>")
         parts.append("</table>")
     return "".join(parts)
+
+
+def _bars(title: str, values: list, every: str) -> str:
+    """A bar chart people read at a glance: inline SVG, no script."""
+    top = max(values or [0]) or 1
+    width = 3 if len(values) > 100 else 6
+    bars = "".join(f"<rect x='{i * width}' y='{40 - 40 * v / top:.1f}' width='{width - 1}' height='{40 * v / top:.1f}'><title>{v}</title></rect>"
+                   for i, v in enumerate(values) if v)
+    return (f"<figure><figcaption>{escape(title)} <small>(max {max(values or [0])}, {every})</small></figcaption>"
+            f"<svg width='{max(1, len(values)) * width}' height='42' role='img'><line x1='0' y1='41' x2='{len(values) * width}' y2='41' stroke='#9ca3af'/>"
+            f"<g fill='#2563eb'>{bars}</g></svg></figure>")
+
+
+def _charts_html(c: dict[str, list]) -> str:
+    return ("<div class='charts'>" + _bars("Backlog: held orders", c["backlog_per_hour"], "per hour, 7 days")
+            + _bars("Orders booked", c["booked_per_hour"], "per hour, 7 days") + _bars("Newly quarantined", c["quarantined_per_hour"], "per hour, 7 days")
+            + _bars("Stock drift found", c["stock_drift_per_run"], "per drift check") + "</div>")
 
 
 def _filters_html(known: dict[str, Pairing], f: dict[str, Any]) -> str:

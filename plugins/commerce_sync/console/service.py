@@ -5,7 +5,7 @@ pages, and decides who may call them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ def overview(led: Ledger, pairing: Pairing, airflow_runs: dict[str, dict] | None
                 by_reason[check] = by_reason.get(check, 0) + 1
         oldest = min((r.first_seen for r in held), default=None)
         run = (airflow_runs or {}).get(pairing.dag_id(flow)) or {}
+        last = led.runs(pairing.key, flow, limit=1)
         flows[flow] = {
             **h,
             "dag_id": pairing.dag_id(flow),
@@ -77,6 +78,7 @@ def overview(led: Ledger, pairing: Pairing, airflow_runs: dict[str, dict] | None
             "open_quarantine": len(held),
             "by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
             "oldest_open_hours": _age_hours(oldest, now),
+            **throttled(last[0] if last else None),
         }
     backlog = [r for r in rows if r.flow in BACKLOG_FLOWS]
     drift = (health["flows"].get("drift_monitor") or {}).get("drift") or {}
@@ -90,7 +92,40 @@ def overview(led: Ledger, pairing: Pairing, airflow_runs: dict[str, dict] | None
             # orders on the channel neither in the ERP nor held, as the last drift check found
             "orphaned_orders": drift.get("orphaned_order", 0),
         },
+        "charts": charts(led, pairing, now),
     }
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+
+
+def charts(led: Ledger, pairing: Pairing, now: datetime | None = None, hours: int = 168) -> dict[str, list]:
+    """The last `hours` hours, oldest first, one value per hour: orders booked, records newly
+    quarantined, the orders backlog (held orders open at the hour's end); and stock drift found
+    per drift check."""
+    now = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = now - timedelta(hours=hours)
+    runs, held = led.activity_since(pairing.key, start)
+    booked, quarantined = [0] * hours, [0] * hours
+    for r in runs:
+        if r["flow"] == "orders_in" and r["started_at"] is not None:
+            booked[min(hours - 1, int((_utc(r["started_at"]) - start).total_seconds() // 3600))] += r["loaded"] or 0
+    for q in held:
+        seen = _utc(q["first_seen"])
+        if seen >= start:
+            quarantined[int((seen - start).total_seconds() // 3600)] += 1
+    ends = [start + timedelta(hours=h + 1) for h in range(hours)]
+    orders = [q for q in held if q["flow"] in BACKLOG_FLOWS]
+    backlog = [sum(1 for q in orders if _utc(q["first_seen"]) < end and (q["resolved_at"] is None or _utc(q["resolved_at"]) >= end)) for end in ends]
+    drift = [((r["details"] or {}).get("counts") or {}).get("stock_drift", 0) for r in runs if r["flow"] == "drift_monitor"]
+    return {"booked_per_hour": booked, "quarantined_per_hour": quarantined, "backlog_per_hour": backlog, "stock_drift_per_run": drift[-100:]}
+
+
+def throttled(last_run: dict | None) -> dict[str, int]:
+    """API calls of a run and how many were answered 429/503, from its report's steps."""
+    steps = [v for v in ((last_run or {}).get("details") or {}).values() if isinstance(v, dict)]
+    return {"api_calls": sum(int(s.get("api_calls") or 0) for s in steps), "throttled": sum(int(s.get("throttled") or 0) for s in steps)}
 
 
 def outbox(led: Ledger) -> dict[str, Any]:

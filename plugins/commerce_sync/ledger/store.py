@@ -388,6 +388,18 @@ class Ledger(SettlementLedger):
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.id.desc()).limit(limit))]
 
+    def activity_since(self, pairing: str, since: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Runs started and quarantine rows first seen since `since` (no payload is read or
+        unsealed): what the console's charts count per hour."""
+        r, q = run_report, quarantine
+        with self.engine.connect() as conn:
+            runs = conn.execute(select(r.c.flow, r.c.started_at, r.c.loaded, r.c.details).where(r.c.pairing == pairing, r.c.started_at >= since)
+                                .order_by(r.c.started_at))
+            runs = [dict(x._mapping) for x in runs]
+            held = conn.execute(select(q.c.flow, q.c.first_seen, q.c.resolved_at).where(
+                q.c.pairing == pairing, (q.c.resolved_at.is_(None)) | (q.c.resolved_at >= since)))
+            return runs, [dict(x._mapping) for x in held]
+
     # -- payload log ------------------------------------------------------------------------
     def log_payload(self, entry: dict[str, Any]) -> None:
         cols = {c.name for c in payload_log.columns} - {"id"}
