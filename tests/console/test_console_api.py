@@ -177,3 +177,15 @@ def test_overview_charts_count_per_hour_what_the_ledger_holds(console):
     assert c["backlog_per_hour"][0] == 0  # none were held a week ago
     an_hour_on = charts(console["ledger"], load_pairings()[PAIRING], now=now + timedelta(hours=1))
     assert an_hour_on["quarantined_per_hour"][-1] == 0 and an_hour_on["quarantined_per_hour"][:-1] == c["quarantined_per_hour"][1:]
+
+
+def test_airflow_lists_the_console_as_the_plugins_nav_entry_and_dag_tab(console):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    admin = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    r = console["client"].get("/api/v2/plugins", headers={"Authorization": f"Bearer {admin}"})
+    assert r.status_code == 200, r.text
+    plugin = next(p for p in r.json()["plugins"] if p["name"] == "commerce_sync")
+    assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/commerce-sync"]
+    assert {(v["destination"], v["href"]) for v in plugin["external_views"]} == {("nav", "/commerce-sync/"), ("dag", "/commerce-sync/dag/{DAG_ID}")}
