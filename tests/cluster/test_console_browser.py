@@ -106,9 +106,7 @@ def test_an_ops_person_fixes_replays_and_discards_from_the_airflow_ui(cluster, b
     frame = _wait("the console in the Airflow UI", lambda: b.find_element(By.TAG_NAME, "iframe"))
     b.switch_to.frame(frame)
     _wait("the overview", lambda: "Backlog" in b.find_element(By.TAG_NAME, "body").text)
-    b.switch_to.default_content()
-    b.save_screenshot(str(artifacts / "01-overview-in-airflow.png"))
-    b.switch_to.frame(frame)
+    b.save_screenshot(str(artifacts / "01-overview-in-airflow.png"))  # the whole window: Airflow's menu around the console
 
     # why is MKP-6300 held?
     b.find_element(By.LINK_TEXT, "Quarantine").click()
@@ -122,7 +120,9 @@ def test_an_ops_person_fixes_replays_and_discards_from_the_airflow_ui(cluster, b
     skus = cluster.env["COMMERCE_SYNC_MAPPINGS_DIR"] + "/cin7_marketplacer/skus.csv"
     upload = tmp_path / "skus.csv"
     upload.write_text(open(skus).read().rstrip("\n") + f"\n{NEW_SKU},CS-TEE-BLK-M,Tee black M\n")
-    b.get(f"{cluster.ui}/commerce-sync/mappings/cin7_marketplacer")
+    b.find_element(By.LINK_TEXT, "cin7_marketplacer").click()  # still inside the Airflow UI's frame
+    _wait("the pairing's page", lambda: b.find_element(By.LINK_TEXT, "Mappings")).click()
+    _wait("the mappings page", lambda: b.find_element(By.ID, "dry-run"))
     for option in b.find_elements(By.CSS_SELECTOR, "select[name=kind] option"):
         if option.text == "skus":
             option.click()
@@ -137,8 +137,8 @@ def test_an_ops_person_fixes_replays_and_discards_from_the_airflow_ui(cluster, b
     assert NEW_SKU in open(skus).read()
 
     # replay the held order: a run of the flow's DAG through Airflow, linked from the page
-    b.get(f"{cluster.ui}/commerce-sync/quarantine")
-    b.find_element(By.ID, f"replay-{held_id}").click()
+    b.find_element(By.LINK_TEXT, "Quarantine").click()
+    _wait("the replay button", lambda: b.find_element(By.ID, f"replay-{held_id}")).click()
     link = _wait("the replay's run link", lambda: b.find_element(By.CSS_SELECTOR, "#replayed a"))
     run_id = link.text
     assert f"/dags/{DAG}/runs/" in link.get_attribute("href")
@@ -149,7 +149,8 @@ def test_an_ops_person_fixes_replays_and_discards_from_the_airflow_ui(cluster, b
     assert booked.count("MKP-6300") == 1 and "MKP-6301" not in booked
 
     # discard the other, with a reason
-    b.get(f"{cluster.ui}/commerce-sync/quarantine")
+    b.find_element(By.LINK_TEXT, "Quarantine").click()
+    _wait("the quarantine page", lambda: b.find_element(By.ID, f"discard-{other_id}"))
     assert "MKP-6300" not in b.find_element(By.TAG_NAME, "body").text  # booked: no longer held
     b.find_element(By.ID, f"discard-reason-{other_id}").send_keys("test order, cancelled by the buyer")
     b.find_element(By.ID, f"discard-{other_id}").click()

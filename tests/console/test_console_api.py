@@ -189,3 +189,12 @@ def test_airflow_lists_the_console_as_the_plugins_nav_entry_and_dag_tab(console)
     plugin = next(p for p in r.json()["plugins"] if p["name"] == "commerce_sync")
     assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/commerce-sync"]
     assert {(v["destination"], v["href"]) for v in plugin["external_views"]} == {("nav", "/commerce-sync/"), ("dag", "/commerce-sync/dag/{DAG_ID}")}
+
+
+def test_a_ledger_it_cannot_reach_is_one_line_not_a_traceback(console, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("COMMERCE_SYNC_LEDGER_URL", f"sqlite:///{tmp_path / 'missing.db'}")
+    r = TestClient(console["client"].app, raise_server_exceptions=False).get("/commerce-sync/api/overview", headers=_as(console, "viewer"))
+    assert r.status_code == 503
+    assert r.json()["detail"].startswith("the console could not do that: no ledger at ") and "Traceback" not in r.text

@@ -106,7 +106,7 @@ def create_app() -> FastAPI:
     async def _unavailable(request: Request, exc: Exception):  # the ledger down, a seal key missing: one line, no traceback
         from commerce_sync.cli import _one_line
 
-        return JSONResponse({"detail": f"the console cannot read the ledger: {_one_line(exc)}"}, status_code=503)
+        return JSONResponse({"detail": f"the console could not do that: {_one_line(exc)}"}, status_code=503)
 
     # JSON -------------------------------------------------------------------------------------
     @api.get("/overview")
