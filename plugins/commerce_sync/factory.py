@@ -306,6 +306,10 @@ def _build_steps(pairing: Pairing, flow: str, cfg: FlowConfig) -> None:
         results[step.name] = _make_task(pairing, flow, cfg, step)(*(results[name] for name in step.after))
 
 
+# e-mails sent to these recipients keys only (no fallback to ops when the key names nobody)
+_NO_OPS_FALLBACK = {"the exception report", "the settlement report"}
+
+
 def _emails(pairing: Pairing, flow: str, cfg: FlowConfig) -> list[tuple[str, str]]:
     """(what, recipients key) for every e-mail a flow's run can send, from the pairing file."""
     out = [("a task failed after its retries", "ops"), ("quarantine thresholds breached", "ops")]
@@ -332,7 +336,8 @@ def runbook(pairing: Pairing, flow: str, cfg: FlowConfig) -> str:
              + (f"; deadline {cfg.deadline_minutes:g} minutes after the run is due." if cfg.deadline_minutes else "; no deadline."),
              "", "**E-mails.**", ""]
     for what, key in _emails(pairing, flow, cfg):
-        lines.append(f"- {what}: {', '.join(pairing.recipients.get(key) or pairing.recipients.get('ops') or ['nobody'])} ({key})")
+        to = pairing.recipients.get(key) or ([] if what in _NO_OPS_FALLBACK else pairing.recipients.get("ops")) or ["nobody"]
+        lines.append(f"- {what}: {', '.join(to)} ({key})")
     if checks:
         lines += ["", "**Quarantine reasons.**", "", "| reason | what it means | what to do |", "|---|---|---|"]
         lines += [f"| `{c}` | {explain(c)[0]} | {explain(c)[1]} |" for c in checks]
