@@ -1,7 +1,8 @@
 """A new ops person, from the Airflow UI alone (headless Chromium against `airflow standalone`):
-logs in on Airflow's login page, opens the console from the menu, finds why an order is held, adds
-the missing SKU mapping (dry-run diff, then apply), replays the order and sees it booked, and
-discards another with a reason. Screenshots are kept under tmp/artifacts (the path is printed).
+logs in on Airflow's login page, opens the console's menu entry (/plugin/commerce-sync: the
+console framed in the UI) and, inside it, finds why an order is held, adds the missing SKU
+mapping (dry-run diff, then apply), replays the order and sees it booked, and discards another
+with a reason. Screenshots are kept under tmp/artifacts (the path is printed).
 It lives beside the scheduler tests to share their running Airflow (tests/cluster/conftest.py).
 
 Needs Debian's chromium and chromium-driver (.ci/run installs them): missing, the test skips
