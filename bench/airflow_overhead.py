@@ -1,11 +1,16 @@
 """Airflow overhead: how long dags/ takes to parse, and what a flow run over an empty window costs.
 
-    .venv/bin/python bench/airflow_overhead.py
+    .venv/bin/python bench/airflow_overhead.py             # everything
+    .venv/bin/python bench/airflow_overhead.py --console   # parse and api-server start only
 
 1. Parse: a fresh interpreter fills a DagBag from dags/ (every pairing's DAGs), as the
    dag-processor does; measured five times, median. Baseline: the same parse with Great
    Expectations imported at module level (what a DAG file that imports the gate code would pay).
-2. Empty run: every flow of the Marketplacer pairing over a window with nothing in it, through
+2. The ops console (issue 19): the same parse with each DAG's doc_md back to the one-line
+   pointer it replaced (the runbook is the console's only parse-time cost), and the api-server's
+   start (spawn to a healthy /api/v2/monitor/health) with the plugin as shipped and with the
+   plugin minus the console (median of 3); plus the console's first request, which builds its app.
+3. Empty run: every flow of the Marketplacer pairing over a window with nothing in it, through
    Airflow (`dag.test`, in-process) and as bare steps (the same functions the tasks call), against
    empty emulators; the difference is Airflow's own share.
 """
@@ -42,6 +47,73 @@ def parse(extra: str = "") -> tuple[int, float, float]:
     return runs[0][0], statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)
 
 
+# the plugin as it was before the console: deadlines and the listener only
+PLUGIN_WITHOUT_CONSOLE = """
+from airflow.plugins_manager import AirflowPlugin
+from commerce_sync import deadlines
+class CommerceSyncPlugin(AirflowPlugin):
+    name = "commerce_sync"
+    deadline_references = [deadlines.RunDueDeadline]
+    listeners = [deadlines]
+"""
+ONE_LINE_DOC = "import commerce_sync.factory as f; f.runbook = lambda p, flow, cfg: f'**{p.key} / {flow}**: {p.description}. See docs/operations.md.'"
+
+
+def api_server_start(plugins: Path) -> tuple[float, float]:
+    """Seconds from spawning `airflow api-server` to a healthy answer, and of the console's
+    first request (401 without a login: the app is built before the login is checked)."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins), "AIRFLOW__API__PORT": str(port)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 180:
+                    raise RuntimeError("the api-server did not start")
+                time.sleep(0.1)
+        started = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/commerce-sync/", timeout=60)
+        except urllib.error.HTTPError:
+            pass
+        return started, time.perf_counter() - t1
+    finally:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def console_figures(home: Path) -> None:
+    # interleaved, so a busy machine weighs on both alike
+    pairs = [(parse(), parse(ONE_LINE_DOC)) for _ in range(2)]
+    n = pairs[0][0][0]
+    with_s = statistics.median(x for a, _ in pairs for x in [a[1]])
+    without_s = statistics.median(x for _, b in pairs for x in [b[1]])
+    print("\nThe console's cost at parse: each DAG's runbook doc_md (median of 2 x 5, interleaved)")
+    print(table([["runbook doc_md (as shipped)", n, f"{with_s:.2f} s"], ["one-line doc_md (before)", n, f"{without_s:.2f} s"]],
+                ["", "DAGs", "DagBag fill"]))
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, cwd=ROOT)
+    bare = home / "plugins_without_console"
+    bare.mkdir(exist_ok=True)
+    (bare / "commerce_sync_plugin.py").write_text(PLUGIN_WITHOUT_CONSOLE)
+    runs = [(api_server_start(ROOT / "plugins"), api_server_start(bare)) for _ in range(3)]  # interleaved, as the parse
+    rows = [["with the console", f"{statistics.median(w[0] for w, _ in runs):.2f} s", f"{statistics.median(w[1] for w, _ in runs):.2f} s"],
+            ["without the console", f"{statistics.median(b[0] for _, b in runs):.2f} s", "-"]]
+    print("\napi-server start, spawn to healthy (median of 3, interleaved)")
+    print(table(rows, ["plugin", "start", "console's first request"]))
+
+
 def empty_runs() -> list[list[str]]:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -65,6 +137,9 @@ def empty_runs() -> list[list[str]]:
 
 def main() -> None:
     home = setup_env()
+    if "--console" in sys.argv:
+        console_figures(home)
+        return
     n, parse_s, total_s = parse()
     _, gx_parse_s, gx_total_s = parse("import great_expectations")
     print("\nDAG parse of dags/ in a fresh interpreter (median of 5)")
@@ -91,6 +166,7 @@ def main() -> None:
         mail.stop()
     print("\nA flow run over an empty window (Marketplacer pairing; seconds)")
     print(table(rows, ["flow", "dag.test", "through Airflow s", "bare steps", "bare steps s", "Airflow's share s"]))
+    console_figures(home)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ cat <<EOT
 
 Commerce Sync demo is running.
   Airflow UI:        http://127.0.0.1:${AIRFLOW__API__PORT}   login: admin / ${password}
+  Ops console:       http://127.0.0.1:${AIRFLOW__API__PORT}/plugin/commerce-sync   ("Commerce Sync" in the UI's menu)
   Sales in Cin7:     curl -s http://127.0.0.1:8101/_sandbox/sales | python -m json.tool
   John Lewis orders: curl -s http://127.0.0.1:8103/_sandbox/shipments | python -m json.tool
   Operator commands: in another shell, cd $ROOT, then (a record's buyer data stays masked unless --reveal, which is recorded)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import shutil
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -167,34 +165,21 @@ def cmd_quarantine_discard(args) -> int:
 def cmd_mappings_import(args) -> int:
     """Show what a mapping file would change; with --apply, install it and load it (audited).
     --merge keeps the rows the file does not name."""
-    from commerce_sync.mappings import import_mapping_file, merge_mapping_file, read_mapping_file
-    from commerce_sync.pairing import mappings_dir
+    from commerce_sync.mappings import install_mapping_file, read_mapping_file
 
     pairing = _one_pairing(args, "a mapping file belongs to one pairing")
     read_mapping_file(args.file, args.kind)  # a broken file stops here, naming file and line
     ledger = _ledger()
-    target = mappings_dir() / pairing.key / f"{args.kind}.csv"
-    with tempfile.TemporaryDirectory() as tmp:
-        source = args.file
-        if args.merge:
-            # the folder's file is what every run loads: the merge starts from it
-            base = read_mapping_file(target, args.kind)[0] if target.exists() else ledger.mapping(pairing.key, args.kind)
-            source = Path(tmp) / target.name
-            merge_mapping_file(base, args.file, args.kind, source)
-        diff = import_mapping_file(ledger, pairing.key, args.kind, source, dry_run=True)
-        if diff.removed:
-            print(
-                f"Rows missing from this file will be removed: {len(diff.removed)} {args.kind} row(s) of {pairing.key} "
-                f"are not in {args.file}. To add or change rows and keep the others, use --merge."
-            )
-        print(diff.summary())
-        if not args.apply:
-            print("(dry run: nothing changed; add --apply to install the file)")
-            return 0
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.resolve() != source.resolve():
-            shutil.copyfile(source, target)  # the folder stays the source of truth the runs load
-    import_mapping_file(ledger, pairing.key, args.kind, target, changed_by=args.by)
+    diff, target = install_mapping_file(ledger, pairing.key, args.kind, args.file, merge=args.merge, apply=args.apply, changed_by=args.by)
+    if diff.removed:
+        print(
+            f"Rows missing from this file will be removed: {len(diff.removed)} {args.kind} row(s) of {pairing.key} "
+            f"are not in {args.file}. To add or change rows and keep the others, use --merge."
+        )
+    print(diff.summary())
+    if not args.apply:
+        print("(dry run: nothing changed; add --apply to install the file)")
+        return 0
     print(f"Installed {target}" + (" (merged)" if args.merge else "") + " and loaded it into the ledger.")
     return 0
 

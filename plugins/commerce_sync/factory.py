@@ -321,6 +321,46 @@ def _build_steps(pairing: Pairing, flow: str, cfg: FlowConfig) -> None:
         results[step.name] = _make_task(pairing, flow, cfg, step)(*(results[name] for name in step.after))
 
 
+# e-mails sent to these recipients keys only (no fallback to ops when the key names nobody)
+_NO_OPS_FALLBACK = {"the exception report", "the settlement report"}
+
+
+def _emails(pairing: Pairing, flow: str, cfg: FlowConfig) -> list[tuple[str, str]]:
+    """(what, recipients key) for every e-mail a flow's run can send, from the pairing file."""
+    out = [("a task failed after its retries", "ops"), ("quarantine thresholds breached", "ops")]
+    if cfg.deadline_minutes:
+        out.append((f"the run missed its {cfg.deadline_minutes:g}-minute deadline", cfg.deadline_recipients))
+    extra = {
+        "orders_in": [("an order cannot be accepted", pairing.acceptance.recipients)] if pairing.acceptance else [],
+        "dispatch_back": [("new shipments held", "ops")],
+        "drift_monitor": [("drift found", "ops")],
+        "payout_reconciliation": [("the exception report", pairing.payouts.report_recipients)] if pairing.payouts else [],
+        "settlement_reconciliation": [("the settlement report", pairing.settlement.report_recipients)] if pairing.settlement else [],
+        "catalogue_out": [("listings without an ERP SKU, products held", pairing.catalogue.recipients)] if pairing.catalogue else [],
+    }
+    return out + extra.get(flow, [])
+
+
+def runbook(pairing: Pairing, flow: str, cfg: FlowConfig) -> str:
+    """The DAG's documentation in the UI: the flow's runbook, generated from the pairing file."""
+    from commerce_sync.reasons import FLOWS, explain
+
+    promise, checks = FLOWS.get(flow, ("", ()))
+    lines = [f"## {pairing.key} / {flow}", pairing.description, "", f"**Guarantee.** {promise}", "",
+             f"**Schedule.** `{cfg.schedule or 'manual only'}` (UTC)"
+             + (f"; deadline {cfg.deadline_minutes:g} minutes after the run is due." if cfg.deadline_minutes else "; no deadline."),
+             "", "**E-mails.**", ""]
+    for what, key in _emails(pairing, flow, cfg):
+        to = pairing.recipients.get(key) or ([] if what in _NO_OPS_FALLBACK else pairing.recipients.get("ops")) or ["nobody"]
+        lines.append(f"- {what}: {', '.join(to)} ({key})")
+    if checks:
+        lines += ["", "**Quarantine reasons.**", "", "| reason | what it means | what to do |", "|---|---|---|"]
+        lines += [f"| `{c}` | {explain(c)[0]} | {explain(c)[1]} |" for c in checks]
+    lines += ["", f"Held records, replay and mappings: the ops console (Commerce Sync in the menu, `/commerce-sync/pairing/{pairing.key}`). "
+              "More in docs/operations.md."]
+    return "\n".join(lines)
+
+
 def build_dag(pairing: Pairing, flow: str) -> DAG:
     check_capabilities(pairing, flow)
     cfg = pairing.flow(flow)
@@ -338,7 +378,7 @@ def build_dag(pairing: Pairing, flow: str) -> DAG:
         max_active_runs=cfg.max_active_runs,
         default_args=_task_args(pairing, flow, cfg),
         tags=["commerce_sync", pairing.key, flow, *pairing.tags],
-        doc_md=f"**{pairing.key} / {flow}**: {pairing.description}. See docs/operations.md.",
+        doc_md=runbook(pairing, flow, cfg),
         **kwargs,
     ) as dag:
         _build_steps(pairing, flow, cfg)

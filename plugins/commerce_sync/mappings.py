@@ -177,3 +177,33 @@ def import_mapping_file(ledger: Ledger, pairing: str, kind: str, path: Path, dry
 def sync_pairing_mappings(ledger: Ledger, pairing: str, folder: Path, changed_by: str = "commerce_sync") -> dict[str, MappingDiff]:
     """Load every *.csv of a pairing's mapping folder. A bad file raises before anything of it is applied."""
     return {path.stem: import_mapping_file(ledger, pairing, path.stem, path, changed_by=changed_by) for path in sorted(Path(folder).glob("*.csv"))}
+
+
+def install_mapping_file(ledger: Ledger, pairing: str, kind: str, file: Path, *, merge: bool = False, apply: bool = False,
+                         changed_by: str = "commerce_sync") -> tuple[MappingDiff, Path]:
+    """What `mappings import` and the ops console both do with an uploaded mapping file: the
+    dry-run diff against the ledger; with `apply`, the file (merged into the installed one with
+    `merge`) is installed in the pairing's mapping folder, the runs' source of truth, and loaded
+    (audited with `changed_by`). Returns the diff and the installed file's path."""
+    import shutil
+    import tempfile
+
+    from commerce_sync.pairing import mappings_dir
+
+    read_mapping_file(file, kind)  # a broken file stops here, naming file and line
+    target = mappings_dir() / pairing / f"{kind}.csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        source = file
+        if merge:
+            # the folder's file is what every run loads: the merge starts from it
+            base = read_mapping_file(target, kind)[0] if target.exists() else ledger.mapping(pairing, kind)
+            source = Path(tmp) / target.name
+            merge_mapping_file(base, file, kind, source)
+        diff = import_mapping_file(ledger, pairing, kind, source, dry_run=True)
+        if not apply:
+            return diff, target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.resolve() != Path(source).resolve():
+            shutil.copyfile(source, target)
+    import_mapping_file(ledger, pairing, kind, target, changed_by=changed_by)
+    return diff, target

@@ -2,7 +2,8 @@
 the emulators, the ledger in its own PostgreSQL database and a real SMTP server. Deadlines and
 backfills only happen with a scheduler and a triggerer, so these tests need all of it.
 
-One cluster per module: starting Airflow takes ~20-40 s on this machine.
+One cluster for the package (the scheduler tests and the console's browser test share it):
+starting Airflow takes ~20-40 s on this machine.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _pairings(tmp: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def cluster():
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message
@@ -158,7 +159,8 @@ def cluster():
             "COMMERCE_SYNC_HOME": str(ROOT),
             "COMMERCE_SYNC_LEDGER_URL": ledger_url,
             "COMMERCE_SYNC_PAIRINGS_DIR": str(_pairings(tmp)),
-            "COMMERCE_SYNC_MAPPINGS_DIR": str(ROOT / "include" / "mappings"),
+            # a copy: the ops console's mapping apply (test_console_browser.py) writes the pairing's file
+            "COMMERCE_SYNC_MAPPINGS_DIR": str(shutil.copytree(ROOT / "include" / "mappings", tmp / "mappings")),
             "COMMERCE_SYNC_UI_URL": f"http://127.0.0.1:{port}",
         }
     )

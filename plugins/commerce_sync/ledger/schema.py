@@ -259,6 +259,21 @@ personal_data_access = Table(
     _ts("accessed_at"),
 )
 
+# What a person did from the ops console beyond discards (kept on the quarantine row) and mapping
+# changes (mapping_history): a replay request, with who asked and the Airflow run it started.
+operator_action = Table(
+    "operator_action",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("flow", String(50), nullable=False),
+    Column("action", String(20), nullable=False),  # replay
+    Column("subject", String(250)),  # e.g. quarantine #12
+    Column("detail", Text),  # e.g. the Airflow run id
+    Column("done_by", String(100), nullable=False),
+    _ts("done_at"),
+)
+
 # Every alert e-mail, recorded before it is sent and kept until delivered: an SMTP server that is
 # down never fails (nor repeats) the work; a later run's report step delivers what is queued.
 # status: queued (waiting, last_error says why) | sending (claimed_by a process) | sent.
@@ -366,6 +381,7 @@ Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_rec
 Index("ix_payload_log_time", payload_log.c.logged_at)
 Index("ix_api_call_slot", api_call_slot.c.account, api_call_slot.c.slot)
 Index("ix_personal_data_access", personal_data_access.c.pairing, personal_data_access.c.accessed_at)
+Index("ix_operator_action", operator_action.c.pairing, operator_action.c.done_at)
 Index("ix_settlement_line_status", settlement_line.c.pairing, settlement_line.c.status)
 Index("ix_settlement_line_ref", settlement_line.c.pairing, settlement_line.c.merchant_ref)
 Index("ix_settlement_line_period", settlement_line.c.pairing, settlement_line.c.period)

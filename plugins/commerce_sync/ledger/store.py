@@ -31,10 +31,12 @@ from commerce_sync.ledger.schema import (
     api_call_slot,
     catalogue_sku,
     mapping,
+    mapping_history,
     order_link,
     outbox,
     payload_log,
     payout_match,
+    operator_action,
     personal_data_access,
     report_file,
     quarantine,
@@ -339,6 +341,19 @@ class Ledger(SettlementLedger):
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.id))]
 
+    def record_action(self, pairing: str, flow: str, action: str, subject: str | None, detail: str | None, by: str) -> None:
+        """A person's action from the ops console (a replay request), kept with who and when."""
+        with self.engine.begin() as conn:
+            conn.execute(operator_action.insert().values(
+                pairing=pairing, flow=flow, action=action, subject=subject, detail=scrub_text(detail) if detail else None, done_by=by, done_at=utcnow(),
+            ))
+
+    def actions(self, pairing: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        t = operator_action
+        q = select(t) if pairing is None else select(t).where(t.c.pairing == pairing)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.id.desc()).limit(limit))]
+
     # -- watermarks -------------------------------------------------------------------------
     def get_watermark(self, pairing: str, flow: str, name: str) -> str | None:
         t = watermark
@@ -379,6 +394,18 @@ class Ledger(SettlementLedger):
             q = q.where(t.c.flow == flow)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.id.desc()).limit(limit))]
+
+    def activity_since(self, pairing: str, since: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Runs started and quarantine rows first seen since `since` (no payload is read or
+        unsealed): what the console's charts count per hour."""
+        r, q = run_report, quarantine
+        with self.engine.connect() as conn:
+            runs = conn.execute(select(r.c.flow, r.c.started_at, r.c.loaded, r.c.details).where(r.c.pairing == pairing, r.c.started_at >= since)
+                                .order_by(r.c.started_at))
+            runs = [dict(x._mapping) for x in runs]
+            held = conn.execute(select(q.c.flow, q.c.first_seen, q.c.resolved_at).where(
+                q.c.pairing == pairing, (q.c.resolved_at.is_(None)) | (q.c.resolved_at >= since)))
+            return runs, [dict(x._mapping) for x in held]
 
     # -- payload log ------------------------------------------------------------------------
     def log_payload(self, entry: dict[str, Any]) -> None:
@@ -478,6 +505,14 @@ class Ledger(SettlementLedger):
         with self.engine.connect() as conn:
             return {r.name: r.content for r in conn.execute(q)}
 
+    def report_index(self, pairing: str, flows: Iterable[str], limit: int = 200) -> list[dict[str, Any]]:
+        """The stored reports and files of `flows`, newest first, without their content."""
+        t = report_file
+        q = (select(t.c.flow, t.c.period, t.c.name, t.c.content_type, t.c.created_at)
+             .where(t.c.pairing == pairing, t.c.flow.in_(list(flows))).order_by(t.c.created_at.desc(), t.c.name).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     # -- the outbox: alert e-mails until delivered ---------------------------------------------
     def queue_email(self, recipients: list[str], subject: str, html: str, attachments: dict[str, str] | None, conn_id: str, claimed_by: str) -> int:
         """Record a message, already claimed by its sender (it tries at once; nobody else may)."""
@@ -542,6 +577,15 @@ class Ledger(SettlementLedger):
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.c.key, t.c.value).where(t.c.pairing == pairing, t.c.kind == kind, t.c.active.is_(True)))
             return {r.key: r.value for r in rows}
+
+    def mapping_history(self, pairing: str, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest changes to a pairing's mappings, newest first."""
+        h = mapping_history
+        q = select(h).where(h.c.pairing == pairing)
+        if kind:
+            q = q.where(h.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(h.c.id.desc()).limit(limit))]
 
     def count(self, table_name: str) -> int:
         from commerce_sync.ledger.schema import metadata
