@@ -1,6 +1,6 @@
 """operator_action: what a person did from the ops console (replay requests), by whom and when
 
-Revision ID: 0020
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-11-30
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
