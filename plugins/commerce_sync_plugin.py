@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from commerce_sync import deadlines
+from commerce_sync import deadlines, webhooks
 
 
 class CommerceSyncPlugin(AirflowPlugin):
     name = "commerce_sync"
     deadline_references = [deadlines.RunDueDeadline]
     listeners = [deadlines]
+    fastapi_apps = [
+        {"app": webhooks.app, "url_prefix": webhooks.URL_PREFIX, "name": "Commerce Sync webhooks"},  # webhooks.py
+    ]
