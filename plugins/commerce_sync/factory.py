@@ -120,6 +120,8 @@ def _task_args(pairing: Pairing, flow: str, cfg: FlowConfig) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=cfg.max_retry_delay_seconds),
         "retry_policy": RETRY_POLICY,
+        # the pairing's Celery queue: its tasks call its systems, so only workers that reach them serve it
+        **({"queue": pairing.queue} if getattr(pairing, "queue", None) else {}),
     }
 
 

@@ -207,6 +207,9 @@ class Pairing(_Cfg):
     settlement: SettlementPolicy | None = None
     catalogue: CataloguePolicy | None = None
     webhooks: dict[Literal["channel", "master"], WebhookConfig] = Field(default_factory=dict)
+    # the Celery queue of its flows' tasks (each calls the pairing's systems): a worker serving it
+    # must reach them; None is the executor's default queue (LocalExecutor ignores queues)
+    queue: str | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]
