@@ -32,6 +32,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,22 @@ def post_asset_event(pairing_key: str, system: str, extra: dict[str, Any]) -> in
         return getattr(event, "id", None)
 
 
+_ledger_lock = threading.Lock()
+_ledger_instance = None
+
+
+def _ledger():
+    """One ledger (one connection pool) for the receiver, its schema brought up to date once:
+    a burst of webhooks arrives on many threads at once."""
+    global _ledger_instance
+    with _ledger_lock:
+        if _ledger_instance is None:
+            from commerce_sync.ledger import Ledger
+
+            _ledger_instance = Ledger.from_url()
+        return _ledger_instance
+
+
 def handle(pairing_key: str, system: str, headers: Mapping[str, str], body: bytes, client: str = "?", *, ledger=None) -> Answer:
     """Verify, record, post: what one request to the receiver does."""
     from commerce_sync.pairing import load_pairings
@@ -184,9 +201,7 @@ def handle(pairing_key: str, system: str, headers: Mapping[str, str], body: byte
         log.warning("webhook %s/%s refused from %s: %s", pairing_key, system, client, reason)
         return Answer(401, {"detail": "not verified"})
 
-    from commerce_sync.ledger import Ledger
-
-    ledger = ledger or Ledger.from_url()
+    ledger = ledger or _ledger()
     digest = hashlib.sha256(body).hexdigest()
     event_id = ledger.record_webhook(pairing_key, system, digest, hook.wakes)
     asset_event = post_asset_event(pairing_key, system, {"webhook_event": event_id})
