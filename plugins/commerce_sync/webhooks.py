@@ -142,9 +142,11 @@ def _side(pairing, system: str) -> str | None:
 
 
 def _connection(conn_id: str):
-    from airflow.sdk import BaseHook
+    # the api-server's own reading (environment, secrets backend, then its metadata DB), not the
+    # task SDK's, which outside a task sees no metadata DB
+    from airflow.models.connection import Connection
 
-    return BaseHook.get_connection(conn_id)
+    return Connection.get_connection_from_secrets(conn_id)
 
 
 def post_asset_event(pairing_key: str, system: str, extra: dict[str, Any]) -> int | None:
@@ -166,19 +168,20 @@ def post_asset_event(pairing_key: str, system: str, extra: dict[str, Any]) -> in
 
 
 _ledger_lock = threading.Lock()
-_ledger_instance = None
+_ledgers: dict[str, object] = {}
 
 
 def _ledger():
-    """One ledger (one connection pool) for the receiver, its schema brought up to date once:
-    a burst of webhooks arrives on many threads at once."""
-    global _ledger_instance
-    with _ledger_lock:
-        if _ledger_instance is None:
-            from commerce_sync.ledger import Ledger
+    """One ledger (one connection pool) per ledger URL for the receiver, its schema brought up to
+    date once: a burst of webhooks arrives on many threads at once."""
+    from commerce_sync.ledger import Ledger
+    from commerce_sync.ledger.db import ledger_url
 
-            _ledger_instance = Ledger.from_url()
-        return _ledger_instance
+    url = ledger_url()
+    with _ledger_lock:
+        if url not in _ledgers:
+            _ledgers[url] = Ledger.from_url(url)
+        return _ledgers[url]
 
 
 def handle(pairing_key: str, system: str, headers: Mapping[str, str], body: bytes, client: str = "?", *, ledger=None) -> Answer:

@@ -207,10 +207,10 @@ class Processes:
         cl.wait("the Airflow API server", healthy, timeout=timeout)
         cl.wait("the DAGs to be parsed", lambda: cl.api("GET", "/api/v2/dags/cin7_marketplacer__orders_in").status_code == 200, timeout=timeout, every=1)
 
-    def stop(self) -> None:
+    def stop(self, sig=signal.SIGTERM) -> None:
         for proc in self.procs.values():
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 pass
         for proc in self.procs.values():
@@ -389,7 +389,7 @@ def celery_cluster():
         procs.wait_ready(cl)
         yield cl
     finally:
-        procs.stop()
+        procs.stop(signal.SIGKILL)  # a throw-away cluster: no warm shutdown to wait for
         c7.stop()
         for m in mkps:
             m.stop()

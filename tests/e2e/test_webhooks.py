@@ -23,9 +23,12 @@ BODY = json.dumps({"events": [{"id": 7, "objectType": "Shipment"}]}).encode()
 
 
 @pytest.fixture(scope="module")
-def api(airflow_db):
+def api(airflow_db, tmp_path_factory):
     """Airflow's api-server app with the plugins loaded, and the DAGs serialized (the assets the
-    flows are scheduled on exist only once the DAGs are in the metadata DB)."""
+    flows are scheduled on exist only once the DAGs are in the metadata DB): only the two pairings
+    these tests post to, to keep the parse short."""
+    import shutil
+
     from fastapi.testclient import TestClient
 
     from airflow.api_fastapi.app import create_app
@@ -34,11 +37,15 @@ def api(airflow_db):
 
     from airflow.dag_processing.bundles.manager import DagBundlesManager
 
-    DagBundlesManager().sync_bundles_to_db()  # the dags-folder bundle the DAG rows point at
-    bag = DagBag(dag_folder=ROOT / "dags")
-    assert not bag.import_errors
-    sync_bag_to_db(bag, "dags-folder", None)
+    pairings = tmp_path_factory.mktemp("pairings")
+    for key in ("centra_marketplacer", "cin7_marketplacer"):
+        shutil.copy(ROOT / "include" / "pairings" / f"{key}.yaml", pairings)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COMMERCE_SYNC_PAIRINGS_DIR", str(pairings))
+        DagBundlesManager().sync_bundles_to_db()  # the dags-folder bundle the DAG rows point at
+        bag = DagBag(dag_folder=ROOT / "dags")
+        assert not bag.import_errors
+        sync_bag_to_db(bag, "dags-folder", None)
         mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "test-jwt-secret-of-this-module")
         with TestClient(create_app()) as client:
             yield client
@@ -109,7 +116,7 @@ def test_a_bad_signature_is_401_and_a_log_line_and_starts_and_records_nothing(ap
     assert len(refused) == 3 and all("centra_marketplacer/centra" in m for m in refused)
     assert secret not in caplog.text
     # a pairing or system without webhooks is not a door either
-    assert api.post(f"{URL_PREFIX}/cin7_sfcc/sfcc", content=BODY).status_code == 404
+    assert api.post(f"{URL_PREFIX}/no_such_pairing/marketplacer", content=BODY).status_code == 404
     assert api.post(f"{URL_PREFIX}/centra_marketplacer/cin7_core", content=BODY).status_code == 404
 
 
