@@ -5,14 +5,15 @@ Expectations stay in the task processes; tests/unit/test_console.py checks). It 
 flows' deadline reference (the scheduler reads it back from serialized DAGs only through a
 plugin), the listener that gives a cleared run a fresh deadline (commerce_sync/deadlines.py), and
 the ops console (commerce_sync/console): a FastAPI app the api-server mounts at /commerce-sync,
-built on its first request, a nav entry and a link from every DAG page to its pairing's page.
+built on its first request, a nav entry and a link from every DAG page to its pairing's page;
+and the webhook receiver (commerce_sync/webhooks.py) at /commerce-sync/webhooks.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from commerce_sync import deadlines
+from commerce_sync import deadlines, webhooks
 
 CONSOLE_PREFIX = "/commerce-sync"
 
@@ -37,7 +38,11 @@ class CommerceSyncPlugin(AirflowPlugin):
     name = "commerce_sync"
     deadline_references = [deadlines.RunDueDeadline]
     listeners = [deadlines]
-    fastapi_apps = [{"app": _Console(), "url_prefix": CONSOLE_PREFIX, "name": "Commerce Sync ops console"}]
+    # mounted in this order, and the console's prefix also covers the receiver's: the receiver first
+    fastapi_apps = [
+        {"app": webhooks.app, "url_prefix": webhooks.URL_PREFIX, "name": "Commerce Sync webhooks"},  # webhooks.py
+        {"app": _Console(), "url_prefix": CONSOLE_PREFIX, "name": "Commerce Sync ops console"},
+    ]
     external_views = [
         # the nav entry: the console inside the Airflow UI (shown at /plugin/commerce-sync)
         {"name": "Commerce Sync", "href": f"{CONSOLE_PREFIX}/", "destination": "nav", "url_route": "commerce-sync", "icon": None},

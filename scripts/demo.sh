@@ -93,6 +93,10 @@ for component in "api-server" "scheduler --skip-serve-logs" "dag-processor" "tri
   pids+=($!)
 done
 wait_for "http://127.0.0.1:${AIRFLOW__API__PORT}/api/v2/monitor/health" "Airflow" 180
+# event-driven: Centra's emulator posts its signed events to the receiver (README, "Webhooks"),
+# waking centra_marketplacer's dispatch_back and stock_out; their crons stay as the safety net
+python -c "import json,sys,urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:8106/_sandbox/webhooks', json.dumps({'url': sys.argv[1], 'secret': 'demo-centra-hook-secret'}).encode(), {'Content-Type': 'application/json'}), timeout=10)" \
+  "http://127.0.0.1:${AIRFLOW__API__PORT}/commerce-sync/webhooks/centra_marketplacer/centra"
 
 echo "5/5 unpausing the demo DAGs and starting a first run (the drift monitors once stock has synced)"
 for _ in $(seq 1 60); do

@@ -14,6 +14,8 @@ from typing import Any
 
 from airflow.sdk import (
     DAG,
+    Asset,
+    AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     ExceptionRetryPolicy,
     RetryAction,
@@ -120,6 +122,8 @@ def _task_args(pairing: Pairing, flow: str, cfg: FlowConfig) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=cfg.max_retry_delay_seconds),
         "retry_policy": RETRY_POLICY,
+        # the pairing's Celery queue: its tasks call its systems, so only workers that reach them serve it
+        **({"queue": pairing.queue} if getattr(pairing, "queue", None) else {}),
     }
 
 
@@ -361,6 +365,22 @@ def runbook(pairing: Pairing, flow: str, cfg: FlowConfig) -> str:
     return "\n".join(lines)
 
 
+def flow_schedule(pairing: Pairing, flow: str, cfg: FlowConfig):
+    """The flow's cron; with the pairing's webhooks naming it (`webhooks.<side>.wakes`), the cron
+    or an event of those systems' assets, whichever comes first (the cron is the safety net for a
+    dropped webhook). An event-woken run has no data interval: its window is the fallback in
+    `window()`, the last hour up to now, so it reads everything new whatever woke it."""
+    from commerce_sync.webhooks import asset_name, asset_uri, waking_sources
+
+    cron = CronDataIntervalTimetable(cfg.schedule, timezone="UTC") if cfg.schedule else None
+    assets = [Asset(name=asset_name(pairing.key, system), uri=asset_uri(pairing.key, system)) for system in waking_sources(pairing, flow)]
+    if not assets:
+        return cron
+    if cron is None:
+        return assets
+    return AssetOrTimeSchedule(timetable=cron, assets=assets)
+
+
 def build_dag(pairing: Pairing, flow: str) -> DAG:
     check_capabilities(pairing, flow)
     cfg = pairing.flow(flow)
@@ -368,11 +388,10 @@ def build_dag(pairing: Pairing, flow: str) -> DAG:
     deadline = _deadline(pairing, flow, cfg)
     if deadline is not None:
         kwargs["deadline"] = deadline
-    schedule = CronDataIntervalTimetable(cfg.schedule, timezone="UTC") if cfg.schedule else None
     with DAG(
         dag_id=pairing.dag_id(flow),
         description=f"{pairing.description} — {flow}",
-        schedule=schedule,
+        schedule=flow_schedule(pairing, flow, cfg),
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=cfg.catchup,
         max_active_runs=cfg.max_active_runs,

@@ -192,6 +192,15 @@ class CataloguePolicy(_Cfg):
         return self
 
 
+class WebhookConfig(_Cfg):
+    """A system's webhooks for this pairing: the Airflow connection holding what the vendor sends
+    to prove itself (commerce_sync/webhooks.py), and the flows its events wake. An event is only a
+    wake-up: the woken flow still reads the source, and its cron stays as the safety net."""
+
+    connection: str
+    wakes: list[str]
+
+
 class FlowConfig(_Cfg):
     schedule: str | None
     overlap_minutes: int = 10
@@ -223,6 +232,10 @@ class Pairing(_Cfg):
     packing_slips: PackingSlipPolicy | None = None
     settlement: SettlementPolicy | None = None
     catalogue: CataloguePolicy | None = None
+    webhooks: dict[Literal["channel", "master"], WebhookConfig] = Field(default_factory=dict)
+    # the Celery queue of its flows' tasks (each calls the pairing's systems): a worker serving it
+    # must reach them; None is the executor's default queue (LocalExecutor ignores queues)
+    queue: str | None = None
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]
@@ -246,6 +259,9 @@ def parse_pairing(key: str, data: dict[str, Any], source: str = "") -> Pairing:
     unknown = set(pairing.flows) - set(FLOWS)
     if unknown:
         raise PairingError(f"{source or key}: unknown flows {sorted(unknown)}; known: {list(FLOWS)}")
+    for side, hook in pairing.webhooks.items():
+        if set(hook.wakes) - set(pairing.flows):
+            raise PairingError(f"{source or key}: webhooks.{side}.wakes names flows the pairing does not run: {sorted(set(hook.wakes) - set(pairing.flows))}")
     if "settlement_reconciliation" in pairing.flows and pairing.settlement is None:
         raise PairingError(f"{source or key}: settlement_reconciliation needs a `settlement:` section (files, format, accounts)")
     if "catalogue_out" in pairing.flows and pairing.catalogue is None:

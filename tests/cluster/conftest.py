@@ -94,59 +94,61 @@ def _pairings(tmp: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="package")
-def cluster():
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
-    from sqlalchemy import text
+@dataclass
+class Databases:
+    """The ledger's and Airflow's metadata databases of one cluster, in the test PostgreSQL."""
 
-    from sandbox import cin7, marketplacer
-    from sandbox.server import start_server
+    admin: object
+    ledger: str
+    meta: str
 
-    admin = _require_pg()
-    db = f"cs_cluster_{uuid.uuid4().hex[:10]}"
-    meta_db = f"{db}_airflow"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db}"'))
-        conn.execute(text(f'CREATE DATABASE "{meta_db}"'))
-    from sqlalchemy.engine import make_url
+    def url(self, name: str) -> str:
+        from sqlalchemy.engine import make_url
 
-    ledger_url = make_url(PG_ADMIN_URL).set(database=db).render_as_string(hide_password=False)
-    # Airflow's metadata in PostgreSQL too, as in production: on SQLite a CLI command (a backfill)
-    # meets "database is locked" while the scheduler writes, on a busy 2-core machine
-    meta_url = make_url(PG_ADMIN_URL).set(database=meta_db).render_as_string(hide_password=False)
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
-    messages: list = []
+    @property
+    def ledger_url(self) -> str:
+        return self.url(self.ledger)
 
-    class Collect(Message):
-        def handle_message(self, message):
-            messages.append(message)
+    @property
+    def meta_url(self) -> str:
+        return self.url(self.meta)
 
-    smtp = Controller(Collect(), hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    c7 = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
-    mkp = start_server(marketplacer.create_app(api_key="demo-marketplacer-key"))
-    requests.post(f"{c7.url}/_sandbox/seed", json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["GST on Income"],
-                                                    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)"]}, timeout=10)
+    @classmethod
+    def create(cls) -> "Databases":
+        from sqlalchemy import text
 
-    tmp = Path(tempfile.mkdtemp(prefix="commerce_sync_cluster_"))
-    port = free_port()
+        admin = _require_pg()
+        db = f"cs_cluster_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{db}"'))
+            conn.execute(text(f'CREATE DATABASE "{db}_airflow"'))
+        return cls(admin, db, f"{db}_airflow")
+
+    def drop(self) -> None:
+        from sqlalchemy import text
+
+        from commerce_sync.ledger.db import dispose
+
+        dispose(self.ledger_url)
+        with self.admin.connect() as conn:
+            for name in (self.ledger, self.meta):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def airflow_env(tmp: Path, port: int, dbs: Databases, pairings: Path, connections: dict[str, dict], **settings: str) -> dict[str, str]:
+    """What every Airflow component of a test cluster is started with: this project's DAGs and
+    plugins, the metadata in PostgreSQL (as in production: on SQLite a CLI command meets "database
+    is locked" while the scheduler writes, on a busy 2-core machine), connections as AIRFLOW_CONN_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        airflow_settings.env(
-            overrides={
-                "cin7_marketplacer__cin7": {"host": f"{c7.url}/ExternalApi/v2"},
-                "cin7_marketplacer__marketplacer": {"host": mkp.url},
-                "smtp_default": {"host": "127.0.0.1", "port": smtp.port},
-            }
-        )
-    )
+    env.update(airflow_settings.env(overrides=connections))
     env.update(
         {
             "PATH": f"{BIN}:{env.get('PATH', '')}",
             "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
             "AIRFLOW_HOME": str(tmp / "airflow"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.meta_url,
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -157,43 +159,245 @@ def cluster():
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
             "COMMERCE_SYNC_DEADLINES": "on",
             "COMMERCE_SYNC_HOME": str(ROOT),
-            "COMMERCE_SYNC_LEDGER_URL": ledger_url,
-            "COMMERCE_SYNC_PAIRINGS_DIR": str(_pairings(tmp)),
+            "COMMERCE_SYNC_LEDGER_URL": dbs.ledger_url,
+            "COMMERCE_SYNC_PAIRINGS_DIR": str(pairings),
             # a copy: the ops console's mapping apply (test_console_browser.py) writes the pairing's file
-            "COMMERCE_SYNC_MAPPINGS_DIR": str(shutil.copytree(ROOT / "include" / "mappings", tmp / "mappings")),
+            "COMMERCE_SYNC_MAPPINGS_DIR": str(shutil.copytree(ROOT / "include" / "mappings", tmp / "mappings", dirs_exist_ok=True)),
             "COMMERCE_SYNC_UI_URL": f"http://127.0.0.1:{port}",
+            **settings,
         }
     )
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    # pools as the project applies them: a task naming a pool that does not exist never runs
-    subprocess.run([sys.executable, "-m", "commerce_sync.airflow_settings", "apply", "--pools-only"], env=env, check=True, capture_output=True, timeout=300)
-    log = open(tmp / "standalone.log", "w")
-    proc = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    cl = Cluster(env=env, home=tmp, ui=f"http://127.0.0.1:{port}", cin7=c7.url, marketplacer=mkp.url, ledger_url=ledger_url, messages=messages)
-    try:
+    return env
+
+
+class Processes:
+    """Airflow components of one test cluster, each in its own process group, logging to tmp."""
+
+    def __init__(self, env: dict[str, str], tmp: Path):
+        self.env, self.tmp, self.procs = env, tmp, {}
+        self._logs = []
+
+    def prepare(self) -> None:
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
+        # pools as the project applies them: a task naming a pool that does not exist never runs
+        subprocess.run([sys.executable, "-m", "commerce_sync.airflow_settings", "apply", "--pools-only"], env=self.env, check=True, capture_output=True, timeout=300)
+
+    def start(self, name: str, *args: str, **env: str) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "w")
+        self._logs.append(log)
+        proc = subprocess.Popen([str(BIN / "airflow"), *args], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig=signal.SIGKILL) -> None:
+        """The component and everything it started (a Celery worker's pool processes, say)."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def wait_ready(self, cl: "Cluster", timeout: float = 240) -> None:
         def healthy():
             try:
                 return urllib.request.urlopen(f"{cl.ui}/api/v2/monitor/health", timeout=2).status == 200
             except OSError:
-                return proc.poll() is not None and pytest.fail(f"airflow standalone exited; see {tmp / 'standalone.log'}")
+                dead = [n for n, p in self.procs.items() if p.poll() is not None]
+                return dead and pytest.fail(f"{', '.join(dead)} exited; see {self.tmp}/*.log")
 
-        cl.wait("the Airflow API server", healthy, timeout=240)
-        cl.wait("the DAGs to be parsed", lambda: "cin7_marketplacer__orders_in" in cl.airflow("dags", "list", "-o", "plain", check=False), timeout=240)
+        cl.wait("the Airflow API server", healthy, timeout=timeout)
+        cl.wait("the DAGs to be parsed", lambda: cl.api("GET", "/api/v2/dags/cin7_marketplacer__orders_in").status_code == 200, timeout=timeout, every=1)
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        for log in self._logs:
+            log.close()
+
+
+def seeded_sandbox(*marketplacer_keys: str):
+    """Cin7 (seeded with the demo products) and one Marketplacer emulator per API key."""
+    from sandbox import cin7, marketplacer
+    from sandbox.server import start_server
+
+    c7 = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
+    requests.post(f"{c7.url}/_sandbox/seed", json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["GST on Income"],
+                                                    "customers": ["Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)"]}, timeout=10)
+    return c7, [start_server(marketplacer.create_app(api_key=key)) for key in marketplacer_keys]
+
+
+@pytest.fixture(scope="package")
+def cluster():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    dbs = Databases.create()
+    messages: list = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            messages.append(message)
+
+    smtp = Controller(Collect(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    c7, (mkp,) = seeded_sandbox("demo-marketplacer-key")
+    tmp = Path(tempfile.mkdtemp(prefix="commerce_sync_cluster_"))
+    port = free_port()
+    env = airflow_env(tmp, port, dbs, _pairings(tmp), {
+        "cin7_marketplacer__cin7": {"host": f"{c7.url}/ExternalApi/v2"},
+        "cin7_marketplacer__marketplacer": {"host": mkp.url},
+        "smtp_default": {"host": "127.0.0.1", "port": smtp.port},
+    })
+    procs = Processes(env, tmp)
+    procs.prepare()
+    procs.start("standalone", "standalone")
+    cl = Cluster(env=env, home=tmp, ui=f"http://127.0.0.1:{port}", cin7=c7.url, marketplacer=mkp.url, ledger_url=dbs.ledger_url, messages=messages)
+    try:
+        procs.wait_ready(cl)
         yield cl
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        procs.stop()
         c7.stop()
         mkp.stop()
         smtp.stop()
-        from commerce_sync.ledger.db import dispose
-
-        dispose(ledger_url)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{meta_db}" WITH (FORCE)'))
+        dbs.drop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- the CeleryExecutor cluster ------------------------------------------------------------------
+CELERY_PAIRINGS = ("cin7_marketplacer", "lounge_marketplacer")  # two brands, one Cin7 account, own marketplaces
+WORKERS = ("worker-a", "worker-b")
+
+
+@dataclass
+class CeleryCluster(Cluster):
+    marketplacers: dict = field(default_factory=dict)  # pairing -> its Marketplacer emulator's URL
+    procs: object = None
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        r = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        r.raise_for_status()
+        return r.json()["task_instances"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+
+
+def _free_redis_db() -> int:
+    """A Redis database index nobody uses on the machine's Redis (the broker's queues live there)."""
+    import redis
+
+    for db in range(15, 0, -1):
+        if redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
+            return db
+    pytest.skip("no empty Redis database index for the Celery broker")
+
+
+def _celery_pairings(tmp: Path) -> tuple[Path, Path]:
+    """cin7_marketplacer as shipped, plus a second brand on the same systems (a copy: a pairing is
+    data), each on its own Celery queue; one quick retry, so a task lost with its worker runs again."""
+    folder, maps = tmp / "pairings", tmp / "mappings"
+    folder.mkdir()
+    shutil.copytree(ROOT / "include" / "mappings", maps)
+    shutil.copytree(maps / "cin7_marketplacer", maps / "lounge_marketplacer")
+    base = yaml.safe_load((ROOT / "include" / "pairings" / "cin7_marketplacer.yaml").read_text())
+    for key in CELERY_PAIRINGS:
+        data = json.loads(json.dumps(base))
+        data["queue"] = key
+        for flow in data["flows"].values():
+            flow.update(retries=1, retry_delay_seconds=1)
+        data["stock"]["full_resync_hour_utc"] = None  # incremental at any hour the test runs
+        # Cin7's budget lifted (60 calls a minute shared by both brands would make this a test of
+        # the throttle, which bench/order_burst.py measures): here, distribution and exactly-once
+        data["master"]["rate_limit_per_minute"] = 6000
+        if key == "cin7_marketplacer":
+            data["flows"]["orders_in"]["schedule"] = "0 0 1 1 *"  # yearly: every orders_in run in the tests is a webhook's
+        else:
+            data["channel"]["connection"], data["master"]["connection"] = f"{key}__marketplacer", f"{key}__cin7"
+            data["channel"]["reference_prefix"] = "LNG-"
+            data["webhooks"] = {side: {**hook, "connection": hook["connection"].replace("cin7_marketplacer", key)} for side, hook in data["webhooks"].items()}
+        (folder / f"{key}.yaml").write_text(yaml.safe_dump(data))
+    return folder, maps
+
+
+def celery_settings(dbs: Databases, redis_db: int) -> dict[str, str]:
+    """The CeleryExecutor settings docker-compose.yaml gives every component: one broker, results
+    in PostgreSQL, one Fernet key, JWT secret and API secret for all of them."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + dbs.meta_url,
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",  # a worker holds no task another one could run
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+        "AIRFLOW__API__SECRET_KEY": uuid.uuid4().hex,
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.cluster.worker_name.hostname",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    }
+
+
+def start_celery(procs: Processes, port: int, queues: list[str]) -> None:
+    """api-server, scheduler, dag-processor, triggerer and the two workers (each its own log-server port)."""
+    procs.start("api-server", "api-server", "--port", str(port))
+    for component in ("scheduler", "dag-processor", "triggerer"):
+        procs.start(component, component)
+    for name in WORKERS:
+        procs.start(name, "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", ",".join(queues), "--concurrency", "2",
+                    COMMERCE_SYNC_TEST_WORKER=name, AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
+
+
+@pytest.fixture(scope="module")
+def celery_cluster():
+    """api-server, scheduler, dag-processor, triggerer and two `airflow celery worker`s (Redis
+    broker, PostgreSQL metadata and results), against Cin7 and two Marketplacer emulators."""
+    dbs = Databases.create()
+    c7, mkps = seeded_sandbox("demo-marketplacer-key", "lounge-marketplacer-key")
+    tmp = Path(tempfile.mkdtemp(prefix="commerce_sync_celery_"))
+    port, redis_db = free_port(), _free_redis_db()
+    pairings, maps = _celery_pairings(tmp)
+    lounge = {"AIRFLOW_CONN_LOUNGE_MARKETPLACER__CIN7": json.dumps({"conn_type": "http", "host": f"{c7.url}/ExternalApi/v2", "login": "demo-account", "password": "demo-key"}),
+              "AIRFLOW_CONN_LOUNGE_MARKETPLACER__MARKETPLACER": json.dumps({"conn_type": "http", "host": mkps[1].url, "password": "lounge-marketplacer-key"}),
+              "AIRFLOW_CONN_LOUNGE_MARKETPLACER__MARKETPLACER_WEBHOOK": json.dumps({"conn_type": "generic", "password": "lounge-hook-secret", "extra": {"scheme": "header", "header": "X-Webhook-Secret"}}),
+              "AIRFLOW_CONN_LOUNGE_MARKETPLACER__CIN7_WEBHOOK": json.dumps({"conn_type": "generic", "login": "lounge", "password": "lounge-cin7-secret", "extra": {"scheme": "basic"}})}
+    env = airflow_env(tmp, port, dbs, pairings, {
+        "cin7_marketplacer__cin7": {"host": f"{c7.url}/ExternalApi/v2"},
+        "cin7_marketplacer__marketplacer": {"host": mkps[0].url},
+    }, **lounge, **celery_settings(dbs, redis_db),
+        COMMERCE_SYNC_MAPPINGS_DIR=str(maps),
+        COMMERCE_SYNC_DEADLINES="off",  # deadlines are the standalone cluster's subject
+        # a worker that dies takes its tasks' heartbeats with it: after 20 s the scheduler fails the
+        # try and the retry goes to a live worker (production keeps the 300 s default)
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
+    )
+    procs = Processes(env, tmp)
+    procs.prepare()
+    start_celery(procs, port, ["default", *CELERY_PAIRINGS])
+    cl = CeleryCluster(env=env, home=tmp, ui=f"http://127.0.0.1:{port}", cin7=c7.url, marketplacer=mkps[0].url, ledger_url=dbs.ledger_url,
+                       marketplacers=dict(zip(CELERY_PAIRINGS, (m.url for m in mkps))), procs=procs)
+    try:
+        procs.wait_ready(cl)
+        yield cl
+    finally:
+        procs.stop(signal.SIGKILL)  # a throw-away cluster: no warm shutdown to wait for
+        c7.stop()
+        for m in mkps:
+            m.stop()
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()  # only the index this cluster took
+        dbs.drop()
+        if not os.environ.get("COMMERCE_SYNC_KEEP_CLUSTER_LOGS"):  # set it to read the components' logs after a failure
+            shutil.rmtree(tmp, ignore_errors=True)

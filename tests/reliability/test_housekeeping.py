@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.reliability]
 HARSHEST = HousekeepingSettings(
     batch_rows=50, pause_seconds=0,
     retention={k: 0 for k in ("payload_log_days", "staged_days", "staged_unfinished_days", "api_call_slot_seconds", "api_budget_idle_days",
-                              "work_claim_days", "quarantine_resolved_days", "run_report_days", "report_days", "stored_files_days", "outbox_days")}
+                              "work_claim_days", "quarantine_resolved_days", "run_report_days", "report_days", "stored_files_days", "outbox_days",
+                              "webhook_event_days")}
     | {"staged_days_by_flow": {}},
     personal_data={"erase_after_days": 0},
 )

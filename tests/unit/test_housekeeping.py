@@ -346,3 +346,13 @@ def test_a_record_no_current_key_opens_is_reported_not_guessed(ledger, monkeypat
     counts = erase_address(ledger.engine, "old@example.com", "dpo", settings())
     assert counts == {"sealed_unreadable": 1}
     assert "__sealed__" in _raw_payload(ledger, staged_record, "inv-1")  # left as it was: unreadable to anyone
+
+
+def test_webhook_events_go_after_their_days(ledger):
+    now = datetime.now(timezone.utc)
+    old, recent = (ledger.record_webhook("p", "cin7_core", "0" * 64, ["orders_in"]) for _ in range(2))
+    with ledger.engine.begin() as conn:
+        conn.execute(text("UPDATE webhook_event SET received_at = :t WHERE id = :i"), {"t": now - timedelta(days=31), "i": old})
+    deleted = housekeeping.prune("hk", ledger=ledger, settings=settings())["deleted"]
+    assert deleted["webhook_event"] == 1
+    assert [e["id"] for e in ledger.webhook_events()] == [recent]

@@ -27,6 +27,7 @@ from commerce_sync.ledger.schema import (
     run_report,
     staged_record,
     utcnow,
+    webhook_event,
     work_claim,
 )
 
@@ -72,6 +73,7 @@ def rules(engine: Engine, settings, now: datetime) -> Iterator[tuple[str, Table,
     yield "report_file", f, and_(f.c.data.is_(None), f.c.created_at < now - days(r.report_days))
     yield "report_file", f, and_(f.c.data.is_not(None), f.c.created_at < now - days(r.stored_files_days))
     yield from _outbox(engine, r, now)
+    yield "webhook_event", webhook_event, webhook_event.c.received_at < now - days(r.webhook_event_days)
 
 
 def prune(engine: Engine, settings, now: datetime | None = None) -> dict[str, int]:

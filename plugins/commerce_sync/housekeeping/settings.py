@@ -38,6 +38,7 @@ class Retention(_Cfg):
     report_days: float = 400  # stored text reports (payout exception reports)
     stored_files_days: float = 30  # stored binary files (packing slips): printed at dispatch
     outbox_days: float = 30  # delivered alerts, when the ledger has an outbox
+    webhook_event_days: float = 30  # verified webhooks: a wake-up's record, worth nothing once its run is done
 
 
 class PersonalData(_Cfg):

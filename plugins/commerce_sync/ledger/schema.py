@@ -375,6 +375,20 @@ catalogue_sku = Table(
     PrimaryKeyConstraint("pairing", "sku", name="pk_catalogue_sku"),
 )
 
+# Verified webhook events (commerce_sync/webhooks.py): a wake-up's record, never its body (a
+# digest only: the body is the vendor's word, and may carry a buyer's details).
+webhook_event = Table(
+    "webhook_event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pairing", String(100), nullable=False),
+    Column("system", String(50), nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("wakes", JSON, nullable=False),  # the flows it woke
+    Column("asset_event_id", Integer),  # Airflow's asset event; None: not posted (DAGs not parsed yet)
+    _ts("received_at"),
+)
+
 Index("ix_order_link_master", order_link.c.pairing, order_link.c.kind, order_link.c.master_id)
 Index("ix_quarantine_open", quarantine.c.pairing, quarantine.c.flow, quarantine.c.status)
 Index("ix_staged_run", staged_record.c.pairing, staged_record.c.flow, staged_record.c.run_id)
@@ -393,3 +407,4 @@ Index("ix_report_file_time", report_file.c.created_at)
 Index("ix_order_link_channel_id", order_link.c.pairing, order_link.c.kind, order_link.c.channel_id)
 
 RUN_FIELDS = [c.name for c in run_report.columns if c.name not in ("id", "pairing", "flow", "run_id")]
+Index("ix_webhook_event_time", webhook_event.c.pairing, webhook_event.c.received_at)

@@ -45,6 +45,7 @@ from commerce_sync.ledger.schema import (
     stock_snapshot,
     utcnow,
     watermark,
+    webhook_event,
     work_claim,
 )
 
@@ -377,6 +378,21 @@ class Ledger(SettlementLedger):
         value = load()
         self.set_watermark(pairing, scope, name, json.dumps(value, sort_keys=True, default=str))
         return value
+
+    # -- webhook events (commerce_sync/webhooks.py) -----------------------------------------
+    def record_webhook(self, pairing: str, system: str, body_sha256: str, wakes: list[str]) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(webhook_event.insert().values(pairing=pairing, system=system, body_sha256=body_sha256, wakes=list(wakes),
+                                                              received_at=utcnow())).inserted_primary_key[0]
+
+    def webhook_posted(self, id: int, asset_event_id: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(webhook_event).where(webhook_event.c.id == id).values(asset_event_id=asset_event_id))
+
+    def webhook_events(self, pairing: str | None = None) -> list[dict[str, Any]]:
+        q = select(webhook_event) if pairing is None else select(webhook_event).where(webhook_event.c.pairing == pairing)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(webhook_event.c.id))]
 
     # -- run reports ------------------------------------------------------------------------
     def record_run(self, pairing: str, flow: str, run_id: str, **fields: Any) -> None:

@@ -58,6 +58,10 @@ from commerce_sync.systems.common import parse_time, translating
 
 # No JOURNALS (Centra keeps no general ledger) and no CREDIT_NOTES (refunds are not in the
 # Integration API): the factory refuses the flows' Cin7-shaped variants for a Centra master.
+# Webhooks (commerce_sync/webhooks.py): signed, `X-Centra-Signature: t=<unix>,v1=<HMAC-SHA256 of
+# "<t>.<body>">`, checked by verify_webhook below.
+WEBHOOK_SCHEMES = ("signature",)
+WEBHOOK_SIGNATURE_HEADER = "X-Centra-Signature"
 CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.CUSTOMER_CURRENCY, ports.CHANGE_EVENTS, ports.MASTER_RETURNS, ports.CATALOGUE})
 
 LIST_LIMIT = 200  # Centra's largest page: fewest calls against 60 requests per 10 s

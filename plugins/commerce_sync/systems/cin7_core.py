@@ -100,6 +100,9 @@ def _ship_to_of(fulfilment: dict[str, Any]) -> ShipTo | None:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+# Webhooks (commerce_sync/webhooks.py): Cin7 Core sends what the webhook's settings say
+# (ExternalAuthorizationType: basic auth, a bearer token, or custom headers).
+WEBHOOK_SCHEMES = ("basic", "bearer", "header")
 CAPABILITIES = frozenset({ports.SALES, ports.SALE_AMOUNTS, ports.AVAILABILITY, ports.FULFILMENTS, ports.JOURNALS, ports.CREDIT_NOTES,
                           ports.CUSTOMER_CURRENCY, ports.CATALOGUE})
 # product fields read as attributes (a channel's attribute mapping may name them); the rest of a

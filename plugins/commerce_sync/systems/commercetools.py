@@ -605,6 +605,10 @@ def _extra(conn) -> dict[str, Any]:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+# Webhooks (commerce_sync/webhooks.py): commercetools Subscriptions push to queues (SQS, SNS,
+# EventBridge, Pub/Sub, Azure), never straight to a URL; a queue's HTTP push (an EventBridge API
+# destination, a Pub/Sub push subscription) sends the basic auth or the header it is given.
+WEBHOOK_SCHEMES = ("basic", "header")
 CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS, ports.CATALOGUE_READ, ports.CATALOGUE_WRITE,
                           ports.CATALOGUE_UNPUBLISH})
 

@@ -161,6 +161,9 @@ def _iso(dt: datetime) -> str:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+# Webhooks (commerce_sync/webhooks.py): Marketplacer's webhook auth is unverified; a shared
+# secret in a header (assumed).
+WEBHOOK_SCHEMES = ("header",)
 CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS, ports.CATALOGUE_READ, ports.CATALOGUE_WRITE,
                           ports.REFUND_REQUESTS})
 

@@ -109,6 +109,10 @@ def _address(addr: Mapping[str, Any] | None) -> Address | None:
 
 
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS)
+# Webhooks (commerce_sync/webhooks.py): MMP's HTTP webhooks are set up by the operator; no
+# signature is documented, so a shared secret in a header the operator adds (assumed: confirm with
+# the operator).
+WEBHOOK_SCHEMES = ("header",)
 CAPABILITIES = frozenset({ports.ORDERS, ports.ACCEPTANCE, ports.STOCK, ports.SHIPMENTS, ports.REFUNDS, ports.PAYOUTS})
 
 class MiraklChannel:
