@@ -1,9 +1,8 @@
 """cin7_sfcc end to end (dag.test; Cin7 and SFCC emulators over real HTTP with the Account
 Manager token; ledger in PostgreSQL; alerts through a real SMTP server): orders_in from the UK
 site's export queue, dispatch_back into custom order attributes and the shipping status,
-stock_out through OCI file imports, drift_monitor. One site books here: the three sites' own
-customers, currencies and tax modes need per-order booking (issue 13) and come with the rest of
-issue 16."""
+stock_out through OCI file imports, drift_monitor; three sites (UK GBP gross, EU EUR gross, US
+USD net) booked each in its own currency, tax mode, customer and location."""
 
 from __future__ import annotations
 
@@ -167,4 +166,53 @@ def test_drift_monitor_sees_a_stalled_queue_and_stock_out_of_step(sfcc, pg_url):
     assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("stock_drift", "CS-TEE-BLK-M")]
     (alert,) = sfcc.mailbox.messages
     assert "drift found (2)" in alert["Subject"]
+    ledger.dispose()
+
+
+def test_three_sites_book_in_their_own_currency_tax_mode_customer_and_location_to_the_cent(sfcc, pg_url, fast_pairings):
+    # a fourth site in the pairing that sellers.csv does not name yet: its orders are held
+    path = fast_pairings / f"{PAIRING}.yaml"
+    pairing = yaml.safe_load(path.read_text())
+    pairing["channel"]["options"]["sites"]["CA"] = {"label": "CA webshop", "currency": "USD", "taxation": "net", "order_prefix": "CA-", "region": "us"}
+    path.write_text(yaml.safe_dump(pairing))
+    sfcc.post("/_sandbox/sites", {s: {"currency": c, "taxation": t} for s, c, t in
+                                  (("UK", "GBP", "gross"), ("EU", "EUR", "gross"), ("US", "USD", "net"), ("CA", "USD", "net"))})
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    placed = now - timedelta(minutes=20)
+    requests.post(f"{sfcc.cin7}/_sandbox/seed", json={"locations": ["EU Warehouse", "US Warehouse"]}, timeout=10).raise_for_status()
+    net = lambda sku, qty, price, rate: {"sku": sku, "quantity": qty, "price": price, "tax_rate": rate}  # noqa: E731
+    good = {
+        "UK-00000100": make_order("00000100", "UK", [TEE, CAP], shipping="4.95", created=placed),
+        # the same order number on another site: its own sale, told apart by the site's prefix
+        "EU-00000100": make_order("00000100", "EU", [{**CAP, "price": "29.00", "tax_rate": "0.19"}], currency="EUR", shipping="3.90",
+                                  order_adjustments=[{"amount": "-2.90", "promotion": "EU10"}], created=placed),
+        "US-00000100": make_order("00000100", "US", [net("CS-TEE-BLK-L", 3, "19.99", "0.0725"), {**net("CS-CAP-NVY", 1, "24.50", "0.0725"),
+                                  "adjustments": [{"amount": "-2.45", "promotion": "US10"}]}], currency="USD", taxation="net", shipping="7.50",
+                                  shipping_tax_rate="0.0725", created=placed),
+    }
+    wrong_total = make_order("00000101", "US", [net("CS-CAP-NVY", 1, "24.50", "0.0725")], currency="USD", taxation="net", created=placed)
+    wrong_total["orderTotal"] = _d(wrong_total["orderTotal"]) + _d("0.01")
+    sfcc.post("/_sandbox/orders", list(good.values()) + [
+        wrong_total,
+        make_order("00000102", "EU", [CAP], currency="GBP", created=placed),  # the EU site sells in EUR only
+        make_order("00000103", "CA", [net("CS-CAP-NVY", 1, "24.50", "0.05")], currency="USD", taxation="net", created=placed),  # site not in sellers.csv
+        make_order("00000104", "US", [net("CS-SOCK-WHT", 1, "9.00", "0.0725")], currency="USD", taxation="net", created=placed),  # unmapped SKU
+    ])
+    _orders_in(1, now)
+
+    sales = {s["ExternalID"]: s for s in sfcc.sales()}
+    assert set(sales) == set(good)
+    want = {"UK-00000100": ("Webshop UK (SFCC)", "GBP", "Inclusive", "Main Warehouse"), "EU-00000100": ("Webshop EU (SFCC)", "EUR", "Inclusive", "EU Warehouse"),
+            "US-00000100": ("Webshop US (SFCC)", "USD", "Exclusive", "US Warehouse")}
+    for ref, raw in good.items():
+        sale = sales[ref]
+        assert (sale["Customer"], sale["CustomerCurrency"], sale["TaxCalculation"], sale["Location"]) == want[ref], ref
+        assert _d(sale["Order"]["Total"]) == _d(raw["orderTotal"]) and _d(sale["Order"]["Tax"]) == _d(raw["taxTotal"]), ref
+    assert [sfcc.order(s, "00000100")["exportStatus"] for s in ("UK", "EU", "US")] == ["exported"] * 3
+    ledger = Ledger.from_url(pg_url)
+    assert held(ledger, "orders_in", PAIRING) == {"US/00000101": {"order_total_adds_up"}, "EU/00000102": {"payload_readable"},
+                                                 "CA/00000103": {"seller_mapped"}, "US/00000104": {"sku_mapped"}}
+    reasons = {q.record_key: q.reasons[0]["detail"] for q in ledger.open_quarantine(PAIRING, "orders_in")}
+    assert "currency 'GBP' is not the currency site EU sells in (EUR)" in reasons["EU/00000102"]
+    assert "+0.01 USD" in reasons["US/00000101"] or "-0.01 USD" in reasons["US/00000101"]
     ledger.dispose()

@@ -7,6 +7,7 @@
   so the customer is chosen per currency: customers.csv's (seller, currency) row, then its
   currency row, then the seller's customer in sellers.csv, then the pairing's `policies.customer`.
 - The tax mode (`tax_inclusive`): the order's own, else the pairing's `tax_calculation`.
+- The location: the seller's `master_location` in sellers.csv where given, else the pairing's.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def instructions(ctx: FlowContext, order: Order, maps: Maps) -> SaleInstructions
     return SaleInstructions(
         external_id=p.external_id(order.channel_ref),
         customer=customer_for(p, order, maps),
-        location=p.policies.location,
+        # a seller (a site, a store) may ship from its own location: sellers.csv's optional column
+        location=seller.get("master_location") or p.policies.location,
         tax_rule=p.policies.tax_rule,
         tax_calculation="Inclusive" if tax_inclusive(p, order) else "Exclusive",
         status=p.policies.sale_status,

@@ -262,6 +262,7 @@ class SfccChannel:
             billing = raw.get("billingAddress") or {}
             shipping = next((s.get("shippingAddress") for s in raw.get("shipments") or [] if s.get("shippingAddress")), None)
             number = raw.get("orderNo")
+            total, tax_total = amount(raw.get("orderTotal"), "orderTotal"), amount(raw.get("taxTotal"), "taxTotal")
             return Order(
                 channel=self.name,
                 channel_ref=f"{cfg.get('order_prefix', '')}{number}" if number not in (None, "") else None,
@@ -279,8 +280,10 @@ class SfccChannel:
                 ),
                 lines=lines,
                 charges=charges,
-                total=amount(raw.get("orderTotal"), "orderTotal"),  # as SFCC sent it, never recomputed
-                tax_total=amount(raw.get("taxTotal"), "taxTotal"),
+                # as SFCC sent it, never recomputed; on a net order SFCC's total adds the tax on top,
+                # and the canonical total of a tax-exclusive order is without it
+                total=total if taxation == "gross" else total - tax_total,
+                tax_total=tax_total,
                 tax_inclusive=taxation == "gross",  # set from the order, never left to a default
             )
 
