@@ -36,6 +36,11 @@ CATALOGUE = "catalogue"  # products and prices can be read (the master is produc
 # channel side
 ORDERS = "orders"  # fetch_orders, record_key, to_order, acknowledge_order
 ACCEPTANCE = "acceptance"  # orders_awaiting_acceptance, accept_order
+# orders are read from a queue the channel keeps until told (OrderQueue): acknowledge_order takes a
+# booked order off it (so it is repeated for an order found already booked: a crash or a lost
+# answer may have come between the booking and the acknowledgement), hold_order marks one the gate
+# holds, so the channel's own back office shows it and the queue moves on
+ORDER_QUEUE = "order_queue"
 STOCK = "stock"  # read_listings, push_stock
 SHIPMENTS = "shipments"  # push_shipment
 REFUNDS = "refunds"  # fetch_refunds, to_refund
@@ -43,6 +48,16 @@ PAYOUTS = "payouts"  # fetch_payouts, to_payout_lines
 CATALOGUE_READ = "catalogue_read"  # selling_skus: what a shopper can buy there now (CatalogueReader)
 CATALOGUE_WRITE = "catalogue_write"  # find, create and update products with the master's fields (CatalogueWriter)
 CATALOGUE_UNPUBLISH = "catalogue_unpublish"  # take_off_sale (CatalogueUnpublisher)
+
+
+@runtime_checkable
+class OrderQueue(Protocol):
+    """A channel whose orders wait in a queue until acknowledged (ORDER_QUEUE)."""
+
+    def hold_order(self, record_key: str, reason: str) -> None:
+        """The gate holds this order (record_key as `record_key(raw)` gives it): show it as held
+        on the channel, with the reason where the channel keeps one. Repeating it is harmless;
+        acknowledge_order after a replay books it."""
 
 
 @runtime_checkable

@@ -70,7 +70,7 @@ def sent(server):
     assert sorted(ch.record_key(r) for r in raws) == ["UK/00000101", "UK/00000102", "US/00000101"]
     orders = {ch.record_key(r): ch.to_order(r) for r in raws}
     ch.acknowledge_order(orders["UK/00000102"], SaleRef(master_id="s1", external_id="UK-00000102"))
-    ch.mark_failed("US/00000101", "Net (tax-exclusive) orders wait for per-order tax modes")
+    ch.hold_order("US/00000101", "sku_mapped: SKU is not mapped")
     box = lambda ref, sku, tracking: Shipment(order_channel_ref="UK-00000101", master_ref="s2", shipment_ref=ref, carrier="DPD",  # noqa: E731
                                               tracking_number=tracking, shipped_at=datetime.now(timezone.utc), lines=[ShipmentLine(sku=sku, quantity=1)])
     ch.push_shipment("UK/00000101", box("F1:1", "TEE", "DPD-1"), "dpd")
@@ -140,7 +140,7 @@ def test_the_adapter_writes_only_what_scapi_lets_it_write(server, sent):
     patches = [json.loads(e["request_body"]) for e in _orders_calls(sent["log"]) if e["method"] == "PATCH"]
     assert patches and all(k.startswith("c_") for body in patches for k in body)
     us = requests.get(f"{server.url}/_sandbox/orders/US/00000101", timeout=10).json()
-    assert us["exportStatus"] == "failed" and us["c_commerceSyncHold"].startswith("Net")
+    assert us["exportStatus"] == "failed" and us["c_commerceSyncHold"].startswith("sku_mapped")
     assert requests.get(f"{server.url}/_sandbox/orders/UK/00000102", timeout=10).json()["exportStatus"] == "exported"
     assert requests.get(f"{server.url}/_sandbox/orders/UK/00000103", timeout=10).json()["exportStatus"] == "ready"  # not bookable: untouched
 

@@ -32,6 +32,13 @@ def _orders_in(n: int, now: datetime):
     assert run("orders_in", now - timedelta(hours=1), now + timedelta(minutes=1), n, pairing=PAIRING).state == "success"
 
 
+def _steps(n: int, now: datetime):
+    """orders_in's steps in-process, each retried as its task is (the DAG itself runs above)."""
+    from tests.reliability.matrix import run_flow
+
+    assert run_flow(PAIRING, "orders_in", f"run-{n}", now - timedelta(hours=1), now + timedelta(minutes=1)) == "success"
+
+
 def test_orders_in_books_each_bookable_order_once_at_sfcc_totals_and_exports_it_even_after_a_lost_answer(sfcc, pg_url):
     now = datetime.now(timezone.utc).replace(microsecond=0)
     placed = now - timedelta(minutes=20)
@@ -58,10 +65,10 @@ def test_orders_in_books_each_bookable_order_once_at_sfcc_totals_and_exports_it_
     assert sorted((c["Description"], _d(c["Total"])) for c in order["AdditionalCharges"]) == [
         ("Discount", _d("-9.00")), ("Discount", _d("-5.00")), ("Shipping", _d("4.95"))]
 
-    assert [sfcc.order("UK", n)["exportStatus"] for n in ("00001001", "00001002", "00001003", "00001004", "00001005")] == ["exported", "exported", "ready", "ready", "ready"]
+    assert [sfcc.order("UK", n)["exportStatus"] for n in ("00001001", "00001002", "00001003", "00001004", "00001005")] == ["exported", "exported", "ready", "failed", "failed"]
     # the export status of 1001 was set, its answer lost, and the PUT sent again: one sale all the same
     assert [c.get("fault") for c in sfcc.calls("PUT", "/00001001/export-status")] == [["lose_response_after_commit"], None]
-    assert sfcc.calls(path_part="/00001003") == []  # read in the queue, never written
+    assert sfcc.calls(path_part="/00001003") == []  # read in the queue, never written: not bookable yet, so not held either
     ledger = Ledger.from_url(pg_url)
     assert held(ledger, "orders_in", PAIRING) == {"UK/00001004": {"sku_mapped"}, "UK/00001005": {"payload_readable"}}
     (wrong_currency,) = [q for q in ledger.open_quarantine(PAIRING, "orders_in") if q.record_key == "UK/00001005"]
@@ -198,7 +205,7 @@ def test_three_sites_book_in_their_own_currency_tax_mode_customer_and_location_t
         make_order("00000103", "CA", [net("CS-CAP-NVY", 1, "24.50", "0.05")], currency="USD", taxation="net", created=placed),  # site not in sellers.csv
         make_order("00000104", "US", [net("CS-SOCK-WHT", 1, "9.00", "0.0725")], currency="USD", taxation="net", created=placed),  # unmapped SKU
     ])
-    _orders_in(1, now)
+    _steps(1, now)
 
     sales = {s["ExternalID"]: s for s in sfcc.sales()}
     assert set(sales) == set(good)
@@ -216,3 +223,56 @@ def test_three_sites_book_in_their_own_currency_tax_mode_customer_and_location_t
     assert "currency 'GBP' is not the currency site EU sells in (EUR)" in reasons["EU/00000102"]
     assert "+0.01 USD" in reasons["US/00000101"] or "-0.01 USD" in reasons["US/00000101"]
     ledger.dispose()
+
+
+def test_a_held_order_is_failed_in_sfcc_and_booked_once_after_the_mapping_fix(sfcc, pg_url, mappings):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    sock = {"sku": "CS-SOCK-WHT", "quantity": 2, "price": "9.00"}
+    sfcc.post("/_sandbox/orders", [make_order("00004001", "UK", [CAP, sock], created=now - timedelta(minutes=20)),
+                                   make_order("00004002", "UK", [CAP], created=now - timedelta(minutes=20))])
+    _steps(1, now)
+    held_order = sfcc.order("UK", "00004001")
+    assert held_order["exportStatus"] == "failed" and "sku_mapped" in held_order["c_commerceSyncHold"]  # Business Manager shows it, and why
+    assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00004002"]
+    ledger = Ledger.from_url(pg_url)
+    assert held(ledger, "orders_in", PAIRING) == {"UK/00004001": {"sku_mapped"}}
+
+    # the next run: still held, not marked again (it left the queue)
+    _steps(2, now)
+    assert len(sfcc.calls("PUT", "/00004001/export-status")) == 1
+
+    with open(mappings / PAIRING / "skus.csv", "a", encoding="utf-8") as fh:
+        fh.write("CS-SOCK-WHT,CS-SOCK-WHT,Socks white\n")
+    _steps(3, now)  # the replay, from quarantine: the order is no longer in SFCC's queue
+    _steps(4, now)
+    booked = [s for s in sfcc.sales() if s["ExternalID"] == "UK-00004001"]
+    assert len(booked) == 1 and sorted(l["SKU"] for l in booked[0]["Order"]["Lines"]) == ["CS-CAP-NVY", "CS-SOCK-WHT"]
+    assert sfcc.order("UK", "00004001")["exportStatus"] == "exported"
+    assert len(sfcc.calls("PUT", "/00004001/export-status")) == 2  # failed once, exported once
+    assert held(ledger, "orders_in", PAIRING) == {}
+    ledger.dispose()
+
+
+def test_a_worker_killed_between_booking_and_export_status_still_makes_one_sale(sfcc, pg_url):
+    """(A lost answer on the export-status call: the first test; the client sends the PUT again.)"""
+    from tests.reliability.matrix import run_flow
+    from tests.reliability.worker import kill_when
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start, end = now - timedelta(hours=1), now + timedelta(minutes=1)
+    # the worker killed after the booking and its link, before SFCC heard of it: the order is
+    # still `ready` in the queue; the retry finds it booked and only marks it exported
+    sfcc.post("/_sandbox/orders", [make_order("00005002", "UK", [CAP], created=now - timedelta(minutes=20))])
+    # SFCC answers the first try 503 (unprocessed) and asks for 5 s: the worker dies while it waits
+    sfcc.post("/_sandbox/faults", {"status_burst": {"path": "/00005002/export-status", "status": 503, "retry_after": 5, "count": 1}})
+    waiting = lambda: any("status_burst" in (c.get("fault") or []) for c in sfcc.calls("PUT", "/00005002/export-status"))  # noqa: E731
+    kill_when(PAIRING, "orders_in", "killed", start, end, waiting, "the export-status call")
+    requests.delete(f"{sfcc.url}/_sandbox/faults", timeout=10).raise_for_status()
+    assert sfcc.order("UK", "00005002")["exportStatus"] == "ready"
+    ledger = Ledger.from_url(pg_url)
+    assert list(ledger.links(PAIRING, "order", ["UK-00005002"])) == ["UK-00005002"]  # booked and linked before the kill
+    ledger.dispose()
+    assert run_flow(PAIRING, "orders_in", "killed", start, end) == "success"
+    assert sfcc.order("UK", "00005002")["exportStatus"] == "exported"
+    assert [c.get("fault") for c in sfcc.calls("PUT", "/00005002/export-status")] == [["status_burst"], None]
+    assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00005002"]  # one sale

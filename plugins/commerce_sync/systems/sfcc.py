@@ -11,7 +11,9 @@ Orders are a queue (SCAPI Orders, checkout/orders/v1): every site's orders with 
 several runs), de-duplicated on the order number. Only orders the pairing calls bookable (order,
 confirmation and payment status lists) are handed on; the rest stay in the queue untouched.
 Once the ERP sale exists and its ledger link is written, the export status becomes `exported`
-(a PUT: repeating it after a lost answer changes nothing, so the client retries it itself).
+(a PUT: repeating it after a lost answer changes nothing, so the client retries it itself); an
+order found booked while still `ready` (a crash or a lost answer in between) is marked again
+(ports.ORDER_QUEUE). An order the gate holds is marked `failed` (`hold_order`).
 
 One SFCC order is one canonical Order, keyed `<siteId>/<orderNo>` (order numbers are unique per
 site only); the reference the ERP keeps is the site's prefix + orderNo. Money passes through
@@ -216,10 +218,12 @@ class SfccChannel:
         """The sale exists and its link is written: the order leaves the export queue."""
         self.set_export_status(order.channel_id, "exported")
 
-    def mark_failed(self, channel_id: str, reason: str | None = None) -> None:
-        """An order held in quarantine: `failed` in Business Manager (it leaves the queue; a
-        replay books it from the quarantine and marks it exported), with the reason in the
-        pairing's hold attribute when it names one."""
+    def hold_order(self, record_key: str, reason: str | None = None) -> None:
+        """ports.OrderQueue: an order held in quarantine is `failed` in Business Manager (it leaves
+        the queue; a replay books it from the quarantine and marks it exported), with the reason
+        in the pairing's hold attribute when it names one. The record key is the order's channel
+        id (`<siteId>/<orderNo>`). Both calls set absolute values: repeating them is harmless."""
+        channel_id = record_key
         site, order_no = split_channel_id(channel_id)
         if self.hold_reason_attr and reason:
             self.client.request("PATCH", self._orders(order_no), json={self.hold_reason_attr: reason[:4000]}, params={"siteId": site}, idempotent=True)
@@ -518,7 +522,7 @@ class SfccChannel:
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS); refunds and
 # payouts come from the payment provider's settlement report, not SFCC. Products are made in SFCC
 # (Business Manager, a PIM): the catalogue flow only checks what the sites sell (CATALOGUE_READ).
-CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.CATALOGUE_READ})
+CAPABILITIES = frozenset({ports.ORDERS, ports.ORDER_QUEUE, ports.STOCK, ports.SHIPMENTS, ports.CATALOGUE_READ})
 
 
 def connect(conn) -> Connected:
