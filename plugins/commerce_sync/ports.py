@@ -122,7 +122,8 @@ class Channel(Protocol):
         """Every listing on the channel by channel SKU, with the stock the channel shows."""
 
     def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
-        """Set stock for listings, batched as the API allows; (sku, error or None) per update."""
+        """Set stock for listings, batched as the API allows; (listing.key, error or None) per
+        update (the key is the SKU but for a listing in a region)."""
 
     def fetch_payouts(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Payouts (one per order and payment) paid in [start, end), channel-native."""

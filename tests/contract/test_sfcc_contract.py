@@ -76,8 +76,8 @@ def sent(server):
     ch.push_shipment("UK/00000101", box("F1:1", "TEE", "DPD-1"), "dpd")
     ch.push_shipment("UK/00000101", box("F1:2", "TEE", "DPD-2"), "dpd")
     listings = ch.read_listings()
-    assert set(listings) == {"TEE", "CAP"} and listings["CAP"].quantity == 4
-    assert ch.push_stock([(listings["TEE"], 3), (listings["CAP"], 1)]) == [("TEE", None), ("CAP", None)]
+    assert set(listings) == {"uk:TEE", "uk:CAP"} and listings["uk:CAP"].quantity == 4
+    assert ch.push_stock([(listings["uk:TEE"], 3), (listings["uk:CAP"], 1)]) == [("uk:TEE", None), ("uk:CAP", None)]
     yield {"log": log, "orders": orders, "auth": auth}
 
 

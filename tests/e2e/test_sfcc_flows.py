@@ -116,47 +116,54 @@ def test_dispatch_back_writes_each_box_once_and_the_shipping_status(sfcc, pg_url
     ledger.dispose()
 
 
-def test_stock_out_sends_only_changed_skus_by_oci_import_and_quarantines_refused_records(sfcc, pg_url, mappings, fast_pairings):
+def test_stock_out_sends_only_changed_skus_per_region_by_oci_import_and_quarantines_refused_records(sfcc, pg_url, mappings, fast_pairings):
     path = fast_pairings / f"{PAIRING}.yaml"
     pairing = yaml.safe_load(path.read_text())
     pairing["stock"]["full_resync_hour_utc"] = None  # a run at 03:00 UTC must not turn into a full resync here
     path.write_text(yaml.safe_dump(pairing))
-    skus = [f"SK-{i:04d}" for i in range(400)]
+    skus = [f"SK-{i:04d}" for i in range(2000)]
     with open(mappings / PAIRING / "skus.csv", "a", encoding="utf-8") as fh:
         fh.writelines(f"{s},{s},Item {s}\n" for s in skus)
     cin7 = lambda rows: requests.post(f"{sfcc.cin7}/_sandbox/seed", json={"availability": rows}, timeout=10).raise_for_status()  # noqa: E731
+    requests.post(f"{sfcc.cin7}/_sandbox/seed", json={"locations": ["EU Warehouse", "US Warehouse"]}, timeout=10).raise_for_status()
     cin7([{"SKU": s, "Location": "Main Warehouse", "OnHand": 10 + i % 7} for i, s in enumerate(skus)]
-         + [{"SKU": s, "Location": "Other Store", "OnHand": 50} for s in skus[:10]])  # not the uk region's: not counted
-    sfcc.post("/_sandbox/oci/inventory", [{"location": "uk-warehouse", "sku": s, "onHand": 0} for s in skus])
+         + [{"SKU": s, "Location": "Other Store", "OnHand": 50} for s in skus[:10]]  # no region's: not counted
+         + [{"SKU": s, "Location": "EU Warehouse", "OnHand": 5} for s in skus[:20]]
+         + [{"SKU": s, "Location": "US Warehouse", "OnHand": 40} for s in skus[:20]])
+    sfcc.post("/_sandbox/oci/inventory", [{"location": "uk-warehouse", "sku": s, "onHand": 0} for s in skus]
+              + [{"location": loc, "sku": s, "onHand": 0} for loc in ("eu-warehouse", "us-warehouse") for s in skus[:20]])
     sfcc.post("/_sandbox/products", [{"id": "CS-CAP-NVY", "online": {"UK": True}}])  # orderable on the UK site, no OCI record yet
     cin7([{"SKU": "CS-CAP-NVY", "Location": "Main Warehouse", "OnHand": 6}])
     now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    oci = lambda: {(r["location"], r["sku"]): r["onHand"] for r in sfcc.get("/_sandbox/oci/inventory")["records"]}  # noqa: E731
 
     assert run("stock_out", now - timedelta(minutes=15), now, 1, pairing=PAIRING).state == "success"
-    (first,) = sfcc.get("/_sandbox/oci/imports")["imports"]
-    assert first["recordsProcessedCount"] == 401
-    oci = {r["sku"]: r["onHand"] for r in sfcc.get("/_sandbox/oci/inventory")["records"]}
-    assert oci["SK-0000"] == 8 and oci["SK-0006"] == 14 and oci["CS-CAP-NVY"] == 4  # Cin7 available less the region's 2 units
+    (first,) = sfcc.get("/_sandbox/oci/imports")["imports"]  # every region in one file
+    assert first["recordsProcessedCount"] == 2041
+    shown = oci()
+    # Cin7 available in each region's locations, less the region's own safety stock (uk 2, eu 1, us 3 + 5%)
+    assert [shown[("uk-warehouse", "SK-0000")], shown[("uk-warehouse", "SK-0006")], shown[("uk-warehouse", "CS-CAP-NVY")]] == [8, 14, 4]
+    assert [shown[("eu-warehouse", "SK-0000")], shown[("us-warehouse", "SK-0000")]] == [4, 35]
 
     # 1% of the SKUs change in Cin7; OCI refuses one of them; the upload's answer is lost once
-    changed = skus[100:104]
+    changed = skus[100:120]
     cin7([{"SKU": s, "Location": "Main Warehouse", "OnHand": 30} for s in changed])
     sfcc.post("/_sandbox/config", {"record_errors": {changed[0]: "SKU is not assigned to location uk-warehouse"}})
     sfcc.post("/_sandbox/faults", {"lose_response_after_commit": {"method": "PUT"}})  # the run's one PUT: the file upload
     assert run("stock_out", now - timedelta(minutes=15), now + timedelta(seconds=50), 2, pairing=PAIRING).state == "success"
 
     second = sfcc.get("/_sandbox/oci/imports")["imports"][-1]
-    sent_files = [[json.loads(line) for line in f.splitlines()[1:]] for f in second["files"]]
+    sent_files = [[json.loads(line) for line in f.splitlines()] for f in second["files"]]
     assert len(sent_files) == 2 and sent_files[0] == sent_files[1]  # the same file again, after the lost answer
-    assert sorted(r["sku"] for r in sent_files[0]) == changed  # exactly the changed SKUs
+    assert sent_files[0][0]["location"] == "uk-warehouse" and sorted(r["sku"] for r in sent_files[0][1:]) == changed  # exactly the changed SKUs
     applied = [a for a in sfcc.get("/_sandbox/oci/applied")["applied"] if a["importId"] == second["importId"]]
     assert sorted(a["sku"] for a in applied) == changed[1:]  # each record once, the refused one not at all
-    assert second["recordsSkippedCount"] == 3
-    oci = {r["sku"]: r["onHand"] for r in sfcc.get("/_sandbox/oci/inventory")["records"]}
-    assert [oci[s] for s in changed] == [oci[changed[0]], 28, 28, 28] and oci[changed[0]] != 28
+    assert second["recordsSkippedCount"] == 19
+    shown = oci()
+    assert {shown[("uk-warehouse", s)] for s in changed[1:]} == {28} and shown[("uk-warehouse", changed[0])] != 28
     ledger = Ledger.from_url(pg_url)
     (q,) = ledger.open_quarantine(PAIRING, "stock_out")
-    assert q.record_key == changed[0] and "SKU is not assigned to location uk-warehouse" in q.reasons[0]["detail"]
+    assert q.record_key == f"uk:{changed[0]}" and "SKU is not assigned to location uk-warehouse" in q.reasons[0]["detail"]
     ledger.dispose()
 
 
@@ -170,7 +177,7 @@ def test_drift_monitor_sees_a_stalled_queue_and_stock_out_of_step(sfcc, pg_url):
                                    make_order("00003002", "UK", [CAP], created=now - timedelta(minutes=2))])  # too young to be stalled
 
     ledger = Ledger.from_url(pg_url)
-    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("stock_drift", "CS-TEE-BLK-M")]
+    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("stock_drift", "uk:CS-TEE-BLK-M")]
     (alert,) = sfcc.mailbox.messages
     assert "drift found (2)" in alert["Subject"]
     ledger.dispose()

@@ -24,11 +24,13 @@ Dispatch: SCAPI has no field for tracking numbers, so each shipped box is writte
 order attributes the pairing names (`c_*`, PATCH) and the order's shipping status becomes
 `part_shipped` or `shipped` (PUT) by what has been shipped of each line.
 
-Stock: OCI file imports (inventory/impex/v1): one NDJSON file per run naming the region's OCI
-location, one record per SKU with its own UUID recordId (OCI applies a record id once, so a file
+Stock: OCI file imports (inventory/impex/v1): one NDJSON file per run with a section per region
+(its OCI location line, then its records), one record per SKU with its own UUID recordId (OCI applies a record id once, so a file
 re-sent after a lost answer changes nothing); the import status is polled and every rejected
-record comes back by SKU with OCI's reason. Listings are the location's OCI records (read by an
-OCI export) plus the SKUs orderable on the region's sites (SCAPI Products) that have none yet.
+record comes back by listing with OCI's reason. Listings are each region's OCI records (one OCI
+export for all the regions' locations) plus the SKUs orderable on the region's sites (SCAPI
+Products) that have none yet, keyed `<region>:<sku>`; the pairing's stock.regions say which Cin7
+locations feed a region and its safety stock.
 
 Assumed where Salesforce publishes no machine-readable contract (OCI, see sandbox/README.md):
 the paths and bodies of imports, uploads, import status and exports; validation errors naming
@@ -409,23 +411,25 @@ class SfccChannel:
         return {sku: Listing(sku=sku, listing_id=sku, where=", ".join(sites)) for sku, sites in sorted(sites_of.items())}
 
     # -- stock (OCI) --------------------------------------------------------------------------
-    def _region(self) -> dict[str, Any]:
-        if self.stock_region is None:
-            raise ValueError("sfcc: stock needs `stock_region` and `regions` in the pairing's channel options")
-        region = self.regions[self.stock_region]
-        if not region.get("location"):
-            raise ValueError(f"sfcc: region {self.stock_region} names no OCI location")
-        return region
+    def _stock_regions(self) -> dict[str, dict[str, Any]]:
+        """The regions stock goes to: every region with an OCI location (`stock_region` narrows
+        it to one)."""
+        names = [self.stock_region] if self.stock_region else list(self.regions)
+        regions = {name: self.regions[name] for name in names if self.regions[name].get("location")}
+        if not regions:
+            raise ValueError("sfcc: stock needs `regions` (each with its OCI location) in the pairing's channel options")
+        return regions
 
-    def inventory_records(self, location: str) -> dict[str, dict[str, Any]]:
-        """Every OCI record at a location, by SKU (an OCI export, polled until its file is ready)."""
-        started = self.client.post(self._impex("/exports"), json={"objects": {"locations": [location]}}) or {}
+    def inventory_records(self, locations: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every OCI record at these locations, by location and SKU (one OCI export, polled until
+        its file is ready)."""
+        started = self.client.post(self._impex("/exports"), json={"objects": {"locations": list(locations)}}) or {}
         status = self._wait(started.get("exportStatusLink") or self._impex(f"/exports/{started.get('exportId')}/status"), "export")
         link = (status.get("download") or {}).get("downloadLink")
         if status.get("status") != "COMPLETED" or not link:
             raise MalformedResponseError(f"OCI export {started.get('exportId')} ended {status.get('status')} without a file", method="GET", url=str(link), status=200)
         raw = self.client.get(link, expect_json=False) or b""
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, dict[str, dict[str, Any]]] = {loc: {} for loc in locations}
         current = None
         for number, text in enumerate(raw.decode("utf-8-sig").splitlines(), start=1):
             if not text.strip():
@@ -436,40 +440,53 @@ class SfccChannel:
                 raise MalformedResponseError(f"OCI export {started.get('exportId')} line {number} is not JSON", method="GET", url=str(link), status=200) from None
             if "location" in entry:
                 current = entry["location"]
-            elif current == location and entry.get("sku"):
-                records[str(entry["sku"])] = entry
+            elif current in records and entry.get("sku"):
+                records[current][str(entry["sku"])] = entry
         return records
 
     def read_listings(self) -> dict[str, Listing]:
-        """The region's OCI records (what shoppers are offered now) and, with no record yet, the
-        SKUs orderable on the region's sites: both are stock this pairing must keep."""
-        region = self._region()
-        location = region["location"]
+        """Per region: its OCI records (what shoppers are offered now) and, with no record yet,
+        the SKUs orderable on the region's sites: both are stock this pairing must keep. Keyed
+        `<region>:<sku>` (Listing.key): each region is its own stock pool."""
+        regions = self._stock_regions()
+        by_location = self.inventory_records([r["location"] for r in regions.values()])
         listings: dict[str, Listing] = {}
-        for sku, record in self.inventory_records(location).items():
-            listings[sku] = Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=_whole(record.get("onHand")))
-        if self.listings_from_catalog:
-            for site in region.get("sites") or []:
-                for sku in self.orderable_skus(site):
-                    listings.setdefault(sku, Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=None))
+        orderable: dict[str, set[str]] = {}
+        for name, region in regions.items():
+            location = region["location"]
+            found = [Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=_whole(record.get("onHand")), region=name)
+                     for sku, record in by_location[location].items()]
+            if self.listings_from_catalog:
+                known = {l.sku for l in found}
+                for site in region.get("sites") or []:
+                    if site not in orderable:
+                        orderable[site] = self.orderable_skus(site)
+                    found += [Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=None, region=name) for sku in sorted(orderable[site] - known)]
+                    known |= orderable[site]
+            listings.update((l.key, l) for l in found)
         return listings
 
     def push_stock(self, updates: list[tuple[Listing, int]], batch_size: int | None = None) -> list[tuple[str, str | None]]:
-        """One OCI import for the run: a location line, then one record per SKU with a fresh UUID
-        recordId and onHand = the sellable quantity (the region's buffer is already taken off,
-        so OCI's own safetyStockCount stays 0). Polled to the end; each validation error naming
-        one of our record ids refuses that SKU with OCI's reason."""
+        """One OCI import for the run: per region, its location line, then one record per SKU
+        with a fresh UUID recordId and onHand = the sellable quantity (the region's buffer is
+        already taken off, so OCI's own safetyStockCount stays 0). Polled to the end; each
+        validation error naming one of our record ids refuses that listing with OCI's reason."""
         if not updates:
             return []
-        location = self._region()["location"]
+        regions = self._stock_regions()
         effective = _iso(self._clock())
         by_record: dict[str, str] = {}
-        lines = [json.dumps({"location": location, "mode": "UPDATE"})]
+        sections: dict[str, list[str]] = {}
         for listing, quantity in updates:
+            region = listing.region or next(iter(regions))
+            if region not in regions:
+                raise ValueError(f"sfcc: listing {listing.key}: region {region!r} is not one stock goes to ({', '.join(regions)})")
             record_id = str(uuid.uuid4())
-            by_record[record_id.lower()] = listing.sku
-            lines.append(json.dumps({"recordId": record_id, "sku": listing.sku, "onHand": int(quantity), "effectiveDate": effective,
-                                     "safetyStockCount": 0, "futures": []}, separators=(",", ":")))
+            by_record[record_id.lower()] = listing.key
+            sections.setdefault(regions[region]["location"], []).append(json.dumps(
+                {"recordId": record_id, "sku": listing.sku, "onHand": int(quantity), "effectiveDate": effective, "safetyStockCount": 0, "futures": []},
+                separators=(",", ":")))
+        lines = [line for location, records in sections.items() for line in [json.dumps({"location": location, "mode": "UPDATE"}), *records]]
         started = self.client.post(self._impex("/imports"), json={}) or {}
         link = started.get("uploadLink")
         if not link:
@@ -484,16 +501,16 @@ class SfccChannel:
         for error in status.get("validationErrors") or []:
             text = error if isinstance(error, str) else json.dumps(error, default=str)
             named = [by_record[m.lower()] for m in UUID.findall(text) if m.lower() in by_record]
-            for sku in named:
-                refused[sku] = text
+            for key in named:
+                refused[key] = text
             if not named:
                 general.append(text)
         if general:
             log.warning("sfcc: OCI import %s: errors naming no record of ours: %s", started.get("importId"), "; ".join(general)[:1000])
         if status.get("status") != "COMPLETED":
             why = f"OCI import {started.get('importId')} ended {status.get('status')}" + (f": {'; '.join(general)[:500]}" if general else "")
-            return [(listing.sku, refused.get(listing.sku, why)) for listing, _ in updates]
-        return [(listing.sku, refused.get(listing.sku)) for listing, _ in updates]
+            return [(listing.key, refused.get(listing.key, why)) for listing, _ in updates]
+        return [(listing.key, refused.get(listing.key)) for listing, _ in updates]
 
     def _wait(self, status_link: str, what: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.import_timeout_seconds
