@@ -167,19 +167,30 @@ def test_stock_out_sends_only_changed_skus_per_region_by_oci_import_and_quaranti
     ledger.dispose()
 
 
-def test_drift_monitor_sees_a_stalled_queue_and_stock_out_of_step(sfcc, pg_url):
+def test_drift_monitor_sees_a_stalled_queue_first_and_stock_out_of_step(sfcc, pg_url):
+    from tests.reliability.matrix import run_flow
+
     now = datetime.now(timezone.utc).replace(microsecond=0)
     requests.post(f"{sfcc.cin7}/_sandbox/seed", json={"availability": [
         {"SKU": "CS-TEE-BLK-M", "Location": "Main Warehouse", "OnHand": 10}, {"SKU": "CS-CAP-NVY", "Location": "Main Warehouse", "OnHand": 5}]},
         timeout=10).raise_for_status()
     sfcc.post("/_sandbox/oci/inventory", [{"location": "uk-warehouse", "sku": "CS-TEE-BLK-M", "onHand": 5}, {"location": "uk-warehouse", "sku": "CS-CAP-NVY", "onHand": 3}])
+    # booked, but SFCC refuses every export-status call: it stays in the queue
+    sfcc.post("/_sandbox/orders", [make_order("00003003", "UK", [CAP], created=now - timedelta(minutes=40))])
+    sfcc.post("/_sandbox/faults", {"status_burst": {"path": "/export-status", "status": 400, "count": None}})
+    assert run_flow(PAIRING, "orders_in", "refused-export", now - timedelta(hours=1), now + timedelta(minutes=1)).startswith("failed")
+    requests.delete(f"{sfcc.url}/_sandbox/faults", timeout=10).raise_for_status()
     sfcc.post("/_sandbox/orders", [make_order("00003001", "UK", [CAP], created=now - timedelta(minutes=40)),
                                    make_order("00003002", "UK", [CAP], created=now - timedelta(minutes=2))])  # too young to be stalled
 
     ledger = Ledger.from_url(pg_url)
-    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("stock_drift", "uk:CS-TEE-BLK-M")]
-    (alert,) = sfcc.mailbox.messages
-    assert "drift found (2)" in alert["Subject"]
+    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("orphaned_order", "UK-00003003"), ("stock_drift", "uk:CS-TEE-BLK-M")]
+    latest = ledger.runs(PAIRING, "drift_monitor")[0]["run_id"]
+    report = ledger.reports(PAIRING, "drift_monitor", period=latest)["drift.csv"]
+    assert [line.split(",")[0] for line in report.splitlines()[1:]] == ["orphaned_order", "orphaned_order", "stock_drift"]  # the stalled queue first
+    assert "still not marked exported" in report
+    (alert,) = [m for m in sfcc.mailbox.messages if "drift" in m["Subject"]]
+    assert "drift found (3): 2 order(s) not booked or not exported" in alert["Subject"]
     ledger.dispose()
 
 
