@@ -207,6 +207,15 @@ class Pairing(_Cfg):
     packing_slips: PackingSlipPolicy | None = None
     settlement: SettlementPolicy | None = None
     catalogue: CataloguePolicy | None = None
+    # flows this pairing does not run, each with where that work is done instead (its DAGs say so)
+    flows_off: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _off_is_off(self) -> "Pairing":
+        both = sorted(set(self.flows) & set(self.flows_off))
+        if both:
+            raise ValueError(f"flows_off names flows the pairing also runs: {', '.join(both)}")
+        return self
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

@@ -294,3 +294,22 @@ def test_a_worker_killed_between_booking_and_export_status_still_makes_one_sale(
     assert sfcc.order("UK", "00005002")["exportStatus"] == "exported"
     assert [c.get("fault") for c in sfcc.calls("PUT", "/00005002/export-status")] == [["status_burst"], None]
     assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00005002"]  # one sale
+
+
+def test_refunds_and_payouts_come_through_the_settlement_dag_which_reconciles_the_demo_sample(sfcc, pg_url):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from commerce_sync.pairing import project_root
+    from sandbox.settlement_demo import DEMO_FILE, sample, seed
+
+    dags = DagBag(dag_folder=str(project_root() / "dags")).dags
+    assert {f"{PAIRING}__refunds", f"{PAIRING}__payout_reconciliation"}.isdisjoint(dags)  # off, and every DAG says where instead:
+    assert "Not run by this pairing: **refunds**" in dags[f"{PAIRING}__orders_in"].doc_md
+    seed(sfcc.cin7, "")  # the sample's sales in Cin7, under the pairing's references
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    assert run("settlement_reconciliation", end - timedelta(days=1), end, 1, pairing=PAIRING).state == "success"
+    ledger = Ledger.from_url(pg_url)
+    names = {f["id"]: f["name"] for f in ledger.settlement_files(PAIRING)}
+    got = {(names[r["file_id"]], r["line_no"]): (r["status"], r["reason"]) for r in ledger.settlement_lines(PAIRING)}
+    assert got == {(DEMO_FILE.name, line): outcome for (_, line), outcome in sample("").expected.items()}
+    ledger.dispose()
