@@ -76,9 +76,10 @@ class World:
     ledger_url: str
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
     expect: dict[str, Any] = field(default_factory=dict)  # what the scenario's check compares against
+    more: dict[str, str] = field(default_factory=dict)  # emulators a scenario module starts itself (matrix_sfcc), by name
 
     def url(self, emulator: str) -> str:
-        return {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl}[emulator]
+        return {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl, **self.more}[emulator]
 
     def post(self, emulator: str, path: str, body: Any) -> Any:
         r = requests.post(f"{self.url(emulator)}{path}", json=body, timeout=30)
@@ -147,6 +148,12 @@ class Scenario:
     setup: Callable[[World], None]  # seed, and run the flows this one depends on (no faults)
     check: Callable[[World], list[str]]  # problems; [] = the invariants hold
     targets: dict[str, dict[str, Any]]  # "write"/"read" -> {"emulator", "path"/"operation", "list_key", "drift"}
+    faults: frozenset[str] | None = None  # the faults whose cells run (by name); None: every one
+
+
+def cells() -> list[tuple[Scenario, Fault]]:
+    """Every (scenario, fault) cell the matrix runs."""
+    return [(s, f) for s in SCENARIOS for f in FAULTS if s.faults is None or f.name in s.faults]
 
 
 def _quarantine_check(world: World, pairing: str, flow: str, bad: set[str], key_of: Callable[[Any], str]) -> list[str]:
@@ -463,7 +470,7 @@ def run_cell(world: World, scenario: Scenario, fault: Fault, observe: Callable[[
 
 def table(results: dict[tuple[str, str, str], str]) -> str:
     """fault x flow -> held / broken: one row per fault, one column per pairing and flow."""
-    short = {MKP: "MKP", JL: "JL"}
+    short = {MKP: "MKP", JL: "JL", "cin7_sfcc": "SFCC"}
     cols = [(s.pairing, s.flow) for s in SCENARIOS if any((s.pairing, s.flow, f.name) in results for f in FAULTS)]
     head = ["fault"] + [f"{short[p]} {f}" for p, f in cols]
     body = [[fault.name] + [results.get((p, f, fault.name), "-") for p, f in cols] for fault in FAULTS
@@ -472,3 +479,4 @@ def table(results: dict[tuple[str, str, str], str]) -> str:
     line = lambda r: " | ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     held = sum(v == "held" for v in results.values())
     return "\n".join([line(head), "-+-".join("-" * w for w in widths)] + [line(r) for r in body] + [f"{held} of {len(results)} cells held"])
+SCENARIOS += import_module("tests.reliability.matrix_sfcc").SCENARIOS  # noqa: E402 - cin7_sfcc's cells (orders_in, stock_out)

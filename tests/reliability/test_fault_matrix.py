@@ -10,14 +10,13 @@ import logging
 import pytest
 
 from tests.leakscan import mail_text
-from tests.reliability.matrix import FAULTS, SCENARIOS, run_cell
+from tests.reliability.matrix import cells, run_cell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.reliability]
 RESULTS: dict[tuple[str, str, str], str] = {}
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.pairing}/{s.flow}")
+@pytest.mark.parametrize("scenario, fault", cells(), ids=[f"{s.pairing}/{s.flow}-{f.name}" for s, f in cells()])
 def test_cell(world, scenario, fault, smtp, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     smtp.messages.clear()

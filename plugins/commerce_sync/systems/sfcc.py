@@ -185,8 +185,12 @@ class SfccChannel:
             if not isinstance(page, list):
                 raise MalformedResponseError(f"GET {self._orders()}: the answer has no data list", method="GET", url=self._orders(), status=200)
             for raw in page:
-                number = str(raw.get("orderNo")) if isinstance(raw, dict) else None
-                if number is None or number in seen:
+                if not isinstance(raw, dict) or raw.get("orderNo") in (None, "") or raw.get("siteId") in (None, ""):
+                    # an order the queue cannot name is the answer's shape changing, not one bad
+                    # order: holding it would mark nothing (it has no number) and lose track of it
+                    raise MalformedResponseError(f"GET {self._orders()}: an order without orderNo or siteId", method="GET", url=self._orders(), status=200)
+                number = str(raw["orderNo"])
+                if number in seen:
                     continue  # a page that shifted while read repeats an order: once is enough
                 seen.add(number)
                 yield raw
