@@ -190,7 +190,7 @@ def test_drift_monitor_sees_a_stalled_queue_first_and_stock_out_of_step(sfcc, pg
     assert [line.split(",")[0] for line in report.splitlines()[1:]] == ["orphaned_order", "orphaned_order", "stock_drift"]  # the stalled queue first
     assert "still not marked exported" in report
     (alert,) = [m for m in sfcc.mailbox.messages if "drift" in m["Subject"]]
-    assert "drift found (3): 2 order(s) not booked or not exported" in alert["Subject"]
+    assert "drift found (3)" in alert["Subject"] and mail_body(alert).startswith("<p><b>2 order(s) not booked or not exported</b>")
     ledger.dispose()
 
 

@@ -126,8 +126,9 @@ def report(ctx: FlowContext, run_id: str, checked: dict[str, Any]) -> dict[str, 
                 f"<table border='1' cellpadding='4'><tr><th>type</th><th>order / SKU</th><th>detail</th></tr>{rows}</table>"
                 f"<p><a href='{escape(run_link(ctx.pairing.dag_id(FLOW), run_id))}'>Open the run</a>. docs/operations.md, 'Drift', says what each means.</p>")
         stalled = sum(f["type"] == "orphaned_order" for f in findings)
-        first = f": {stalled} order(s) not booked or not exported" if stalled else ""
-        send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {key}: drift found ({len(findings)}){first}", html)
+        if stalled:  # said before anything else: the stalled queue is what ops must see first
+            html = f"<p><b>{stalled} order(s) not booked or not exported</b> (first in the table).</p>" + html
+        send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {key}: drift found ({len(findings)})", html)
     details = {"counts": checked["counts"], "outbox": flush_outbox(ctx)}
     ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)
     return {"findings": len(findings), "counts": checked["counts"]}
