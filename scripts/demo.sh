@@ -78,6 +78,9 @@ wait_for http://127.0.0.1:8103/_sandbox/calls "Mirakl emulator" 30
 wait_for http://127.0.0.1:8104/_sandbox/calls "commercetools emulator" 30
 wait_for http://127.0.0.1:8106/_sandbox/calls "Centra emulator" 30
 wait_for http://127.0.0.1:8105/_sandbox/calls "SFCC emulator" 30
+# the Cin7 sales the shipped settlement sample pays for (include/settlements/demo): the first
+# cin7_sfcc__settlement_reconciliation run reconciles it and e-mails finance the report
+python -m sandbox.settlement_demo --cin7 http://127.0.0.1:8101 --prefix "" >>"$DEMO/sandbox.log" 2>&1
 
 echo "3/5 Airflow metadata DB, connections, pools and variables (airflow_settings.yaml), ledger"
 airflow db migrate >"$DEMO/migrate.log" 2>&1

@@ -397,7 +397,8 @@ def build_dag(pairing: Pairing, flow: str) -> DAG:
         max_active_runs=cfg.max_active_runs,
         default_args=_task_args(pairing, flow, cfg),
         tags=["commerce_sync", pairing.key, flow, *pairing.tags],
-        doc_md=runbook(pairing, flow, cfg),
+        doc_md=runbook(pairing, flow, cfg)
+        + "".join(f"\n\nNot run by this pairing: **{off}**: {why}" for off, why in pairing.flows_off.items()),
         **kwargs,
     ) as dag:
         _build_steps(pairing, flow, cfg)

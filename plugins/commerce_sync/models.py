@@ -146,6 +146,14 @@ class Listing(_Model):
     listing_id: str
     quantity: int | None = None
     where: str | None = None  # where it sells, for people reading a report (the sites it is orderable on)
+    # the channel's stock pool it draws from, where a channel keeps stock per region (the pairing's
+    # stock.regions say which ERP locations and buffer feed it); None: the pairing's one pool
+    region: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Its key in stock_out (snapshot, quarantine): the SKU, `<region>:<SKU>` in a region."""
+        return f"{self.region}:{self.sku}" if self.region else self.sku
 
 
 class ItemPrice(_Model):

@@ -72,9 +72,19 @@ class Buffer(_Cfg):
     percent: Decimal = Decimal("0")
 
 
+class RegionStock(_Cfg):
+    """One of the channel's stock pools: the ERP locations that feed it and its own buffer."""
+
+    locations: list[str]
+    buffer: Buffer = Buffer()
+
+
 class StockPolicy(_Cfg):
     locations: list[str]  # the ERP locations whose stock a channel may sell
     buffer: Buffer = Buffer()
+    # a channel that keeps stock per region (listings with a `region`): each region's locations
+    # and buffer; a listing in a region not named here fails the run with that sentence
+    regions: dict[str, RegionStock] = Field(default_factory=dict)
     sku_buffers: dict[str, Buffer] = Field(default_factory=dict)  # by master SKU
     full_resync_hour_utc: int | None = 3  # the run whose interval covers this hour pushes every SKU
     push_batch_size: int = 50
@@ -236,6 +246,15 @@ class Pairing(_Cfg):
     # the Celery queue of its flows' tasks (each calls the pairing's systems): a worker serving it
     # must reach them; None is the executor's default queue (LocalExecutor ignores queues)
     queue: str | None = None
+    # flows this pairing does not run, each with where that work is done instead (its DAGs say so)
+    flows_off: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _off_is_off(self) -> "Pairing":
+        both = sorted(set(self.flows) & set(self.flows_off))
+        if both:
+            raise ValueError(f"flows_off names flows the pairing also runs: {', '.join(both)}")
+        return self
 
     def flow(self, name: str) -> FlowConfig:
         return self.flows[name]

@@ -36,6 +36,11 @@ CATALOGUE = "catalogue"  # products and prices can be read (the master is produc
 # channel side
 ORDERS = "orders"  # fetch_orders, record_key, to_order, acknowledge_order
 ACCEPTANCE = "acceptance"  # orders_awaiting_acceptance, accept_order
+# orders are read from a queue the channel keeps until told (OrderQueue): acknowledge_order takes a
+# booked order off it (so it is repeated for an order found already booked: a crash or a lost
+# answer may have come between the booking and the acknowledgement), hold_order marks one the gate
+# holds, so the channel's own back office shows it and the queue moves on
+ORDER_QUEUE = "order_queue"
 STOCK = "stock"  # read_listings, push_stock
 SHIPMENTS = "shipments"  # push_shipment
 REFUNDS = "refunds"  # fetch_refunds, to_refund
@@ -44,6 +49,16 @@ CATALOGUE_READ = "catalogue_read"  # selling_skus: what a shopper can buy there 
 CATALOGUE_WRITE = "catalogue_write"  # find, create and update products with the master's fields (CatalogueWriter)
 CATALOGUE_UNPUBLISH = "catalogue_unpublish"  # take_off_sale (CatalogueUnpublisher)
 REFUND_REQUESTS = "refund_requests"  # open_refund_request: a refund made in the master reaches the channel (RefundRequester)
+
+
+@runtime_checkable
+class OrderQueue(Protocol):
+    """A channel whose orders wait in a queue until acknowledged (ORDER_QUEUE)."""
+
+    def hold_order(self, record_key: str, reason: str) -> None:
+        """The gate holds this order (record_key as `record_key(raw)` gives it): show it as held
+        on the channel, with the reason where the channel keeps one. Repeating it is harmless;
+        acknowledge_order after a replay books it."""
 
 
 @runtime_checkable
@@ -129,7 +144,8 @@ class Channel(Protocol):
         """Every listing on the channel by channel SKU, with the stock the channel shows."""
 
     def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
-        """Set stock for listings, batched as the API allows; (sku, error or None) per update."""
+        """Set stock for listings, batched as the API allows; (listing.key, error or None) per
+        update (the key is the SKU but for a listing in a region)."""
 
     def fetch_payouts(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Payouts (one per order and payment) paid in [start, end), channel-native."""

@@ -21,8 +21,11 @@ def total_available(levels: Iterable[StockLevel], locations: list[str]) -> dict[
     return totals
 
 
-def buffer_for(master_sku: str, policy: StockPolicy) -> Buffer:
-    return policy.sku_buffers.get(master_sku, policy.buffer)
+def buffer_for(master_sku: str, policy: StockPolicy, region: str | None = None) -> Buffer:
+    """A SKU's own buffer, else its region's, else the pairing's."""
+    if master_sku in policy.sku_buffers:
+        return policy.sku_buffers[master_sku]
+    return policy.regions[region].buffer if region in policy.regions else policy.buffer
 
 
 def sellable(available: Decimal, buffer: Buffer) -> int:

@@ -70,14 +70,14 @@ def sent(server):
     assert sorted(ch.record_key(r) for r in raws) == ["UK/00000101", "UK/00000102", "US/00000101"]
     orders = {ch.record_key(r): ch.to_order(r) for r in raws}
     ch.acknowledge_order(orders["UK/00000102"], SaleRef(master_id="s1", external_id="UK-00000102"))
-    ch.mark_failed("US/00000101", "Net (tax-exclusive) orders wait for per-order tax modes")
+    ch.hold_order("US/00000101", "sku_mapped: SKU is not mapped")
     box = lambda ref, sku, tracking: Shipment(order_channel_ref="UK-00000101", master_ref="s2", shipment_ref=ref, carrier="DPD",  # noqa: E731
                                               tracking_number=tracking, shipped_at=datetime.now(timezone.utc), lines=[ShipmentLine(sku=sku, quantity=1)])
     ch.push_shipment("UK/00000101", box("F1:1", "TEE", "DPD-1"), "dpd")
     ch.push_shipment("UK/00000101", box("F1:2", "TEE", "DPD-2"), "dpd")
     listings = ch.read_listings()
-    assert set(listings) == {"TEE", "CAP"} and listings["CAP"].quantity == 4
-    assert ch.push_stock([(listings["TEE"], 3), (listings["CAP"], 1)]) == [("TEE", None), ("CAP", None)]
+    assert set(listings) == {"uk:TEE", "uk:CAP"} and listings["uk:CAP"].quantity == 4
+    assert ch.push_stock([(listings["uk:TEE"], 3), (listings["uk:CAP"], 1)]) == [("uk:TEE", None), ("uk:CAP", None)]
     yield {"log": log, "orders": orders, "auth": auth}
 
 
@@ -140,7 +140,7 @@ def test_the_adapter_writes_only_what_scapi_lets_it_write(server, sent):
     patches = [json.loads(e["request_body"]) for e in _orders_calls(sent["log"]) if e["method"] == "PATCH"]
     assert patches and all(k.startswith("c_") for body in patches for k in body)
     us = requests.get(f"{server.url}/_sandbox/orders/US/00000101", timeout=10).json()
-    assert us["exportStatus"] == "failed" and us["c_commerceSyncHold"].startswith("Net")
+    assert us["exportStatus"] == "failed" and us["c_commerceSyncHold"].startswith("sku_mapped")
     assert requests.get(f"{server.url}/_sandbox/orders/UK/00000102", timeout=10).json()["exportStatus"] == "exported"
     assert requests.get(f"{server.url}/_sandbox/orders/UK/00000103", timeout=10).json()["exportStatus"] == "ready"  # not bookable: untouched
 

@@ -18,7 +18,7 @@ so a 150-cell matrix takes minutes, not an hour; `tests/e2e` runs the same flows
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -81,9 +81,10 @@ class World:
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
     expect: dict[str, Any] = field(default_factory=dict)  # what the scenario's check compares against
     centra: str = ""
+    more: dict[str, str] = field(default_factory=dict)  # emulators a scenario module starts itself (matrix_sfcc), by name
 
     def url(self, emulator: str) -> str:
-        known = {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl, "centra": self.centra}
+        known = {"cin7": self.cin7, "marketplacer": self.marketplacer, "mirakl": self.mirakl, "centra": self.centra, **self.more}
         return known[emulator] if known.get(emulator) else EMULATORS[emulator]()
 
     def post(self, emulator: str, path: str, body: Any) -> Any:
@@ -153,7 +154,7 @@ class Scenario:
     setup: Callable[[World], None]  # seed, and run the flows this one depends on (no faults)
     check: Callable[[World], list[str]]  # problems; [] = the invariants hold
     targets: dict[str, dict[str, Any]]  # "write"/"read" -> {"emulator", "path"/"operation", "list_key", "drift"}
-    faults: tuple[str, ...] | None = None  # the faults this scenario's cells run (by name; None: every one)
+    faults: Collection[str] | None = None  # the faults this scenario's cells run (by name; None: every one)
 
 
 def _quarantine_check(world: World, pairing: str, flow: str, bad: set[str], key_of: Callable[[Any], str]) -> list[str]:
@@ -470,7 +471,7 @@ def run_cell(world: World, scenario: Scenario, fault: Fault, observe: Callable[[
 
 def table(results: dict[tuple[str, str, str], str]) -> str:
     """fault x flow -> held / broken: one row per fault, one column per pairing and flow."""
-    short = {MKP: "MKP", JL: "JL", "centra_marketplacer": "CM", "cin7_commercetools": "CT"}
+    short = {MKP: "MKP", JL: "JL", "centra_marketplacer": "CM", "cin7_commercetools": "CT", "cin7_sfcc": "SFCC"}
     cols = [(s.pairing, s.flow) for s in SCENARIOS if any((s.pairing, s.flow, f.name) in results for f in FAULTS)]
     head = ["fault"] + [f"{short.get(p, p)} {f}" for p, f in cols]
     body = [[fault.name] + [results.get((p, f, fault.name), "-") for p, f in cols] for fault in FAULTS
@@ -484,5 +485,6 @@ def table(results: dict[tuple[str, str, str], str]) -> str:
 # each pairing's cells in their own module
 from tests.reliability.matrix_centra import SCENARIOS as _CENTRA  # noqa: E402
 from tests.reliability.matrix_commercetools import SCENARIOS as _CT_SCENARIOS  # noqa: E402
+from tests.reliability.matrix_sfcc import SCENARIOS as _SFCC  # noqa: E402
 
-SCENARIOS += _CENTRA + _CT_SCENARIOS
+SCENARIOS += _CENTRA + _CT_SCENARIOS + _SFCC

@@ -34,7 +34,7 @@ HARSHEST = HousekeepingSettings(
     | {"staged_days_by_flow": {}},
     personal_data={"erase_after_days": 0},
 )
-REPLAY_MAPPING = {MKP: "CS-UNMAPPED,CS-SOCK-WHT,Socks white\n", JL: "JL-UNMAPPED,CS-SOCK-WHT,Socks white\n"}
+REPLAY_MAPPING = {MKP: "CS-UNMAPPED,CS-SOCK-WHT,Socks white\n", JL: "JL-UNMAPPED,CS-SOCK-WHT,Socks white\n", "cin7_sfcc": "CS-SOCK-WHT,CS-SOCK-WHT,Socks white\n"}
 
 
 def prune_all(world: World) -> dict:

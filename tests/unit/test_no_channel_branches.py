@@ -11,7 +11,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "plugins" / "commerce_sync"
 SHARED = sorted([*(PKG / "flows").glob("*.py"), *(PKG / "gates").glob("*.py"), PKG / "factory.py"])
-CHANNELS = ("marketplacer", "mirakl", "john_lewis", "john lewis", "johnlewis", "salesforce", "commercetools", "centra")
+CHANNELS = ("marketplacer", "mirakl", "john_lewis", "john lewis", "johnlewis", "salesforce", "sfcc", "demandware", "commercetools", "centra")
 
 
 def code_words(source: str) -> list[str]:

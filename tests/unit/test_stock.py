@@ -86,3 +86,13 @@ def test_what_sold_on_the_channel_after_the_read_comes_off_the_target(target, re
     from commerce_sync.stock import less_sold_since_read
 
     assert less_sold_since_read(target, read, current) == expected
+
+
+def test_a_region_has_its_own_buffer_and_a_sku_buffer_still_wins():
+    policy = StockPolicy(locations=["Main"], buffer=Buffer(units=2), sku_buffers={"CAP": Buffer(units=9)},
+                         regions={"us": {"locations": ["US"], "buffer": {"units": 3, "percent": 5}}})
+    assert sellable(Decimal(40), buffer_for("TEE", policy, "us")) == 35  # 3 units and 5% of 40
+    assert sellable(Decimal(40), buffer_for("TEE", policy)) == 38  # outside a region: the pairing's
+    assert sellable(Decimal(40), buffer_for("CAP", policy, "us")) == 31
+    levels = [StockLevel(sku="TEE", location=loc, available=Decimal(n)) for loc, n in (("Main", 10), ("US", 40))]
+    assert total_available(levels, policy.regions["us"].locations) == {"TEE": Decimal(40)}

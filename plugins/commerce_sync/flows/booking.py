@@ -10,6 +10,7 @@
 - The tax rules (`tax_rules`): where the pairing has a tax_codes.csv, each tax the channel names
   on a line or charge (name and rate) maps 1:1 to an ERP tax rule; an order naming a tax the file
   lacks is held by the gate. The sale's own rule is its items' one rule, else `policies.tax_rule`.
+- The location: the seller's `master_location` in sellers.csv where given, else the pairing's.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def instructions(ctx: FlowContext, order: Order, maps: Maps) -> SaleInstructions
     return SaleInstructions(
         external_id=p.external_id(order.channel_ref),
         customer=customer_for(p, order, maps),
-        location=p.policies.location,
+        # a seller (a site, a store) may ship from its own location: sellers.csv's optional column
+        location=seller.get("master_location") or p.policies.location,
         # the sale's rule (and that of charges naming no tax): its items' one rule where they agree
         tax_rule=used.pop() if len(used) == 1 else p.policies.tax_rule,
         tax_rules=rules,

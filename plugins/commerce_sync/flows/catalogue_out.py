@@ -22,6 +22,7 @@ from typing import Any
 
 from commerce_sync.errors import ClientError, RefusedFields
 from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_records
+from commerce_sync.flows.common import offers as _offers
 from commerce_sync.models import CatalogueProduct, Listing, TranslationError
 from commerce_sync.pairing import PairingError
 from commerce_sync.ports import CATALOGUE_UNPUBLISH, CATALOGUE_WRITE, ListingInstructions
@@ -41,13 +42,6 @@ def _policy(ctx: FlowContext):
     if ctx.pairing.catalogue is None:
         raise PairingError(f"{ctx.pairing.key}: catalogue_out needs a `catalogue:` section in the pairing file")
     return ctx.pairing.catalogue
-
-
-def _offers(ctx: FlowContext, capability: str) -> bool:
-    """What the pairing's channel declares it can do (its module's CAPABILITIES)."""
-    from commerce_sync.systems import capabilities
-
-    return capability in capabilities(ctx.pairing.channel.system)
 
 
 def _label(ref, adapter) -> str:

@@ -90,6 +90,13 @@ def load_mappings(ctx: FlowContext) -> dict[str, dict[str, dict]]:
             for kind in ("skus", "sellers", "carriers", "locations", "customers", "tax_codes")}
 
 
+def offers(ctx: FlowContext, capability: str) -> bool:
+    """What the pairing's channel declares it can do (its module's CAPABILITIES)."""
+    from commerce_sync.systems import capabilities
+
+    return capability in capabilities(ctx.pairing.channel.system)
+
+
 def api_stats(ctx: FlowContext) -> dict[str, int]:
     """This step's API calls and throttled answers, for the run report's throttling threshold."""
     stats = ctx.stats()

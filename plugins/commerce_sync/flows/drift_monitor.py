@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from commerce_sync.flows.booking import tax_inclusive
-from commerce_sync.flows.common import flush_outbox, master_label
+from commerce_sync import ports
+from commerce_sync.flows.common import flush_outbox, master_label, offers
 from commerce_sync.flows.stock_out import read_stock_rows, sellable_of
 from commerce_sync.models import TranslationError, amount_due
 from commerce_sync.money import quantize
@@ -24,6 +25,7 @@ from commerce_sync.runtime import FlowContext
 FLOW = "drift_monitor"
 FINDINGS_KEY = "__findings__"
 REPORT_COLUMNS = ["type", "key", "detail"]
+FIRST = {"orphaned_order": 0, "dispatch_overdue": 1}  # the report's and the e-mail's order; the other types follow as found
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, 
     linked = ctx.ledger.links(key, "order", [o.channel_ref for o in orders.values()])
     held = {q.record_key for q in ctx.ledger.open_quarantine(key, "orders_in")}
     cutoff = now - timedelta(minutes=drift.orphan_after_minutes)
+    queue = offers(ctx, ports.ORDER_QUEUE)
     found = []
     for record_key, order in orders.items():
         if order.ship_by is not None and order.ship_by < now:
@@ -61,6 +64,10 @@ def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, 
             found.append({"type": "dispatch_overdue", "key": order.channel_ref or record_key,
                           "detail": f"to be dispatched by {order.ship_by:%Y-%m-%d %H:%M} UTC, not yet confirmed to the channel"})
         if order.channel_ref in linked:
+            if queue and order.placed_at < cutoff:
+                # booked, yet still waiting in the channel's export queue: the acknowledgement keeps failing
+                found.append({"type": "orphaned_order", "key": order.channel_ref,
+                              "detail": f"placed {order.placed_at:%Y-%m-%d %H:%M} UTC, booked in Cin7 but still not marked exported on the channel"})
             booked = ctx.master.sale_amounts(linked[order.channel_ref])
             # the ERP's total includes tax whatever the mode; an exclusive order's total does not
             due = amount_due(order, tax_inclusive(ctx.pairing, order))
@@ -93,7 +100,9 @@ def _unsynced_shipments(ctx: FlowContext, since: datetime, now: datetime) -> lis
 def check(ctx: FlowContext, run_id: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     since = now - timedelta(hours=ctx.pairing.drift.lookback_hours)
-    findings = _stock_drift(ctx) + _orders(ctx, since, now) + _unsynced_shipments(ctx, since, now)
+    findings = _orders(ctx, since, now) + _stock_drift(ctx) + _unsynced_shipments(ctx, since, now)
+    # what ops must see first: orders that never reached the ERP (a stalled queue), then the rest
+    findings.sort(key=lambda f: FIRST.get(f["type"], len(FIRST)))
     ctx.ledger.stage(ctx.pairing.key, FLOW, run_id, [(FINDINGS_KEY, findings)])
     counts: dict[str, int] = {}
     for f in findings:
@@ -117,6 +126,9 @@ def report(ctx: FlowContext, run_id: str, checked: dict[str, Any]) -> dict[str, 
         html = (f"<p>The drift monitor found {len(findings)} thing(s) out of step since {escape(checked['since'])}:</p>"
                 f"<table border='1' cellpadding='4'><tr><th>type</th><th>order / SKU</th><th>detail</th></tr>{rows}</table>"
                 f"<p><a href='{escape(run_link(ctx.pairing.dag_id(FLOW), run_id))}'>Open the run</a>. docs/operations.md, 'Drift', says what each means.</p>")
+        stalled = sum(f["type"] == "orphaned_order" for f in findings)
+        if stalled:  # said before anything else: the stalled queue is what ops must see first
+            html = f"<p><b>{stalled} order(s) not booked or not exported</b> (first in the table).</p>" + html
         send_email(ctx.pairing.recipients.get("ops", []), f"[Commerce Sync] {key}: drift found ({len(findings)})", html)
     details = {"counts": checked["counts"], "outbox": flush_outbox(ctx)}
     ctx.ledger.record_run(key, FLOW, run_id, finished_at=datetime.now(timezone.utc), details=details)

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from commerce_sync.flows.booking import check_bookable, instructions, tax_mode_note
-from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, staged_orders
+from commerce_sync import ports
+from commerce_sync.flows.common import api_stats, apply_gate, finish_run, held_records, load_mappings, offers, staged_orders
+from commerce_sync.errors import HttpError
 from commerce_sync.http import ClientError
-from commerce_sync.models import Order, TranslationError
+from commerce_sync.models import Order, SaleRef, TranslationError
 from commerce_sync.runtime import FlowContext
 
 FLOW = "orders_in"
@@ -149,7 +151,13 @@ def extract(ctx: FlowContext, run_id: str, *, start: datetime, end: datetime) ->
         key, FLOW, run_id, interval_start=start, interval_end=end, extracted=len(fetched), started_at=datetime.now(timezone.utc)
     )
     log.info("%s: staged %d orders (%d from the window, %d replayed from quarantine)", key, staged, len(fetched), len(replay))
-    return {"extracted": len(fetched), "replayed": len(replay), "staged": staged, **api_stats(ctx)}
+    out = {"extracted": len(fetched), "replayed": len(replay), "staged": staged, **api_stats(ctx)}
+    if offers(ctx, ports.ORDER_QUEUE):
+        # held, yet still in the channel's queue: the hold never reached the channel (a lost
+        # answer, a crash); the gate marks them again. Normally none.
+        held_keys = {q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)}
+        out["held_in_queue"] = sorted(k for k in fetched if k in held_keys)
+    return out
 
 
 def replay(ctx: FlowContext, run_id: str) -> dict[str, Any]:
@@ -165,9 +173,31 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
     """Validate the staged batch; quarantine failing orders; return the keys fit to load."""
     key = ctx.pairing.key
     payloads, orders, unreadable = staged_orders(ctx, FLOW, run_id)
-    result = check_bookable(ctx, orders, unreadable=unreadable, replayed={q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)})
+    held_before = {q.record_key for q in ctx.ledger.open_quarantine(key, FLOW)}
+    result = check_bookable(ctx, orders, unreadable=unreadable, replayed=held_before)
     log.info("%s: gate passed %d, quarantined %d", key, len(result.passed), len(result.failed))
-    return apply_gate(ctx, FLOW, run_id, result, payloads)
+    gated = apply_gate(ctx, FLOW, run_id, result, payloads)
+    if offers(ctx, ports.ORDER_QUEUE):
+        # after the quarantine rows are written: a hold shown on the channel is always in quarantine
+        again = set((extracted or {}).get("held_in_queue") or ())
+        fresh = {k: r for k, r in result.failed.items() if k not in held_before or k in again}
+        gated["held_on_channel"] = _show_holds(ctx, fresh)
+        gated["hold_not_shown"] = len(fresh) - gated["held_on_channel"]
+    return gated
+
+
+def _show_holds(ctx: FlowContext, holds: dict[str, list[dict[str, str]]]) -> int:
+    """Mark each newly held order held on the channel; one the channel refuses or cannot be
+    reached for stays in quarantine all the same and is marked when the next run finds it
+    still queued."""
+    shown = 0
+    for record_key, reasons in holds.items():
+        try:
+            ctx.channel.hold_order(record_key, "; ".join(f"{r['check']}: {r['detail']}" for r in reasons))
+            shown += 1
+        except HttpError as exc:
+            log.warning("%s: order %s is held, but the channel was not told: %s", ctx.pairing.key, record_key, exc)
+    return shown
 
 
 def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]:
@@ -185,8 +215,12 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     claimed = ctx.ledger.claim(key, LINK_KIND, by_ref, run_id)
     linked = ctx.ledger.links(key, LINK_KIND, claimed)
     counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0, "in_flight": len(by_ref) - len(claimed)}
+    queue = offers(ctx, ports.ORDER_QUEUE)
     for ref in linked:
         counts["already_loaded"] += 1
+        if queue:  # booked, yet read from the queue again: the acknowledgement never arrived
+            ctx.channel.acknowledge_order(by_ref[ref][1], SaleRef(master_id=linked[ref], external_id=ctx.pairing.external_id(ref)))
+            counts["acknowledged_again"] = counts.get("acknowledged_again", 0) + 1
         ctx.ledger.resolve_quarantine(key, FLOW, by_ref[ref][0], note=f"already loaded as {linked[ref]}")
 
     todo = {ref: by_ref[ref] for ref in claimed if ref not in linked}

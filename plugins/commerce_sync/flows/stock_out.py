@@ -65,30 +65,38 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
             (unreadable if isinstance(item, TranslationError) else levels).append(item)
         listings = pending.result()
         skus = maps.result().get("skus", {})
-    # after the listings (see the module docstring): what is captured and not booked yet
+    # after the listings (see the module docstring): what is captured and not booked yet. Per
+    # master SKU, not per region: a region's row holds back every unbooked unit of its SKU (more
+    # than its own share where several regions sell it: never more than the master can ship)
     unbooked = unbooked_units(*unbooked_orders(ctx, policy.unbooked_lookback_hours), {k: v["master_sku"] for k, v in skus.items()})
-    totals = total_available(levels, policy.locations)
+    totals = {None: total_available(levels, policy.locations)}
+    totals |= {name: total_available(levels, region.locations) for name, region in policy.regions.items()}
     rows = []
-    for sku, listing in listings.items():
+    for key, listing in listings.items():
+        sku = listing.sku
         master = (skus.get(sku) or {}).get("master_sku")
         if only is not None and master not in only:
             continue
+        if listing.region is not None and listing.region not in policy.regions:
+            raise ValueError(f"{ctx.pairing.key}: the channel keeps stock in region {listing.region!r}, which the pairing's "
+                             f"stock.regions do not name ({', '.join(policy.regions) or 'none'}): say which locations feed it")
         # a mapped SKU the ERP no longer reports has nothing to sell: 0, never a guess
-        available = totals.get(master, Decimal("0")) if master else None
-        rows.append(
-            {
-                "channel_sku": sku,
-                "listing_id": listing.listing_id,
-                "channel_quantity": listing.quantity,
-                "master_sku": master,
-                "available": str(available) if available is not None else None,
-                "unbooked": unbooked.get(master, 0) if master else 0,
-            }
-        )
+        available = totals[listing.region].get(master, Decimal("0")) if master else None
+        row = {
+            "channel_sku": key,  # the SKU, or region:SKU where the channel keeps stock per region
+            "listing_id": listing.listing_id,
+            "channel_quantity": listing.quantity,
+            "master_sku": master,
+            "available": str(available) if available is not None else None,
+            "unbooked": unbooked.get(master, 0) if master else 0,
+        }
+        if listing.region is not None:
+            row |= {"sku": sku, "region": listing.region}
+        rows.append(row)
     listed_masters = {r["master_sku"] for r in rows if r["master_sku"]}
     return {
         "rows": rows,
-        "unreported": sorted(listed_masters - set(totals)),  # given 0: the master reported no stock of them here
+        "unreported": sorted(listed_masters - set().union(*totals.values())),  # given 0: the master reported no stock of them here
         "unreadable": [{"key": e.record_key, "reason": e.reason} for e in unreadable],
         "mapped_not_listed": sorted(v["master_sku"] for v in skus.values() if v.get("master_sku") not in listed_masters),
     }
@@ -126,7 +134,7 @@ def sellable_of(row: dict[str, Any], policy) -> int | None:
     available = Decimal(row["available"])
     if available != available.to_integral_value() or available < 0:
         return None
-    return sellable(available - int(row.get("unbooked") or 0), buffer_for(row["master_sku"], policy))
+    return sellable(available - int(row.get("unbooked") or 0), buffer_for(row["master_sku"], policy, row.get("region")))
 
 
 def _changes(ctx: FlowContext, full: bool) -> tuple[set[str] | None, set[str] | None]:
@@ -197,12 +205,13 @@ def push(ctx: FlowContext, run_id: str, gated: dict | None = None, *, full: bool
     rows = {r["channel_sku"]: r for r in staged[SNAPSHOT_KEY]["rows"]}
     before = ctx.ledger.pushed_stock(key)
     todo = [
-        (Listing(sku=sku, listing_id=rows[sku]["listing_id"], quantity=rows[sku]["channel_quantity"]), qty)
+        (Listing(sku=rows[sku].get("sku", sku), listing_id=rows[sku]["listing_id"], quantity=rows[sku]["channel_quantity"],
+                 region=rows[sku].get("region")), qty)
         for sku, qty in sorted(quantities.items())
         if full or before.get(sku) != qty
     ]
     results = ctx.channel.push_stock(todo, batch_size=policy.push_batch_size) if todo else []
-    sent = dict((listing.sku, qty) for listing, qty in todo)
+    sent = dict((listing.key, qty) for listing, qty in todo)
     accepted = {sku: sent[sku] for sku, error in results if error is None}
     ctx.ledger.record_pushed_stock(key, accepted, run_id)
     for sku, error in results:

@@ -11,7 +11,9 @@ Orders are a queue (SCAPI Orders, checkout/orders/v1): every site's orders with 
 several runs), de-duplicated on the order number. Only orders the pairing calls bookable (order,
 confirmation and payment status lists) are handed on; the rest stay in the queue untouched.
 Once the ERP sale exists and its ledger link is written, the export status becomes `exported`
-(a PUT: repeating it after a lost answer changes nothing, so the client retries it itself).
+(a PUT: repeating it after a lost answer changes nothing, so the client retries it itself); an
+order found booked while still `ready` (a crash or a lost answer in between) is marked again
+(ports.ORDER_QUEUE). An order the gate holds is marked `failed` (`hold_order`).
 
 One SFCC order is one canonical Order, keyed `<siteId>/<orderNo>` (order numbers are unique per
 site only); the reference the ERP keeps is the site's prefix + orderNo. Money passes through
@@ -22,11 +24,13 @@ Dispatch: SCAPI has no field for tracking numbers, so each shipped box is writte
 order attributes the pairing names (`c_*`, PATCH) and the order's shipping status becomes
 `part_shipped` or `shipped` (PUT) by what has been shipped of each line.
 
-Stock: OCI file imports (inventory/impex/v1): one NDJSON file per run naming the region's OCI
-location, one record per SKU with its own UUID recordId (OCI applies a record id once, so a file
+Stock: OCI file imports (inventory/impex/v1): one NDJSON file per run with a section per region
+(its OCI location line, then its records), one record per SKU with its own UUID recordId (OCI applies a record id once, so a file
 re-sent after a lost answer changes nothing); the import status is polled and every rejected
-record comes back by SKU with OCI's reason. Listings are the location's OCI records (read by an
-OCI export) plus the SKUs orderable on the region's sites (SCAPI Products) that have none yet.
+record comes back by listing with OCI's reason. Listings are each region's OCI records (one OCI
+export for all the regions' locations) plus the SKUs orderable on the region's sites (SCAPI
+Products) that have none yet, keyed `<region>:<sku>`; the pairing's stock.regions say which Cin7
+locations feed a region and its safety stock.
 
 Assumed where Salesforce publishes no machine-readable contract (OCI, see sandbox/README.md):
 the paths and bodies of imports, uploads, import status and exports; validation errors naming
@@ -181,8 +185,12 @@ class SfccChannel:
             if not isinstance(page, list):
                 raise MalformedResponseError(f"GET {self._orders()}: the answer has no data list", method="GET", url=self._orders(), status=200)
             for raw in page:
-                number = str(raw.get("orderNo")) if isinstance(raw, dict) else None
-                if number is None or number in seen:
+                if not isinstance(raw, dict) or raw.get("orderNo") in (None, "") or raw.get("siteId") in (None, ""):
+                    # an order the queue cannot name is the answer's shape changing, not one bad
+                    # order: holding it would mark nothing (it has no number) and lose track of it
+                    raise MalformedResponseError(f"GET {self._orders()}: an order without orderNo or siteId", method="GET", url=self._orders(), status=200)
+                number = str(raw["orderNo"])
+                if number in seen:
                     continue  # a page that shifted while read repeats an order: once is enough
                 seen.add(number)
                 yield raw
@@ -216,10 +224,12 @@ class SfccChannel:
         """The sale exists and its link is written: the order leaves the export queue."""
         self.set_export_status(order.channel_id, "exported")
 
-    def mark_failed(self, channel_id: str, reason: str | None = None) -> None:
-        """An order held in quarantine: `failed` in Business Manager (it leaves the queue; a
-        replay books it from the quarantine and marks it exported), with the reason in the
-        pairing's hold attribute when it names one."""
+    def hold_order(self, record_key: str, reason: str | None = None) -> None:
+        """ports.OrderQueue: an order held in quarantine is `failed` in Business Manager (it leaves
+        the queue; a replay books it from the quarantine and marks it exported), with the reason
+        in the pairing's hold attribute when it names one. The record key is the order's channel
+        id (`<siteId>/<orderNo>`). Both calls set absolute values: repeating them is harmless."""
+        channel_id = record_key
         site, order_no = split_channel_id(channel_id)
         if self.hold_reason_attr and reason:
             self.client.request("PATCH", self._orders(order_no), json={self.hold_reason_attr: reason[:4000]}, params={"siteId": site}, idempotent=True)
@@ -262,6 +272,7 @@ class SfccChannel:
             billing = raw.get("billingAddress") or {}
             shipping = next((s.get("shippingAddress") for s in raw.get("shipments") or [] if s.get("shippingAddress")), None)
             number = raw.get("orderNo")
+            total, tax_total = amount(raw.get("orderTotal"), "orderTotal"), amount(raw.get("taxTotal"), "taxTotal")
             return Order(
                 channel=self.name,
                 channel_ref=f"{cfg.get('order_prefix', '')}{number}" if number not in (None, "") else None,
@@ -279,8 +290,10 @@ class SfccChannel:
                 ),
                 lines=lines,
                 charges=charges,
-                total=amount(raw.get("orderTotal"), "orderTotal"),  # as SFCC sent it, never recomputed
-                tax_total=amount(raw.get("taxTotal"), "taxTotal"),
+                # as SFCC sent it, never recomputed; on a net order SFCC's total adds the tax on top,
+                # and the canonical total of a tax-exclusive order is without it
+                total=total if taxation == "gross" else total - tax_total,
+                tax_total=tax_total,
                 tax_inclusive=taxation == "gross",  # set from the order, never left to a default
             )
 
@@ -402,23 +415,25 @@ class SfccChannel:
         return {sku: Listing(sku=sku, listing_id=sku, where=", ".join(sites)) for sku, sites in sorted(sites_of.items())}
 
     # -- stock (OCI) --------------------------------------------------------------------------
-    def _region(self) -> dict[str, Any]:
-        if self.stock_region is None:
-            raise ValueError("sfcc: stock needs `stock_region` and `regions` in the pairing's channel options")
-        region = self.regions[self.stock_region]
-        if not region.get("location"):
-            raise ValueError(f"sfcc: region {self.stock_region} names no OCI location")
-        return region
+    def _stock_regions(self) -> dict[str, dict[str, Any]]:
+        """The regions stock goes to: every region with an OCI location (`stock_region` narrows
+        it to one)."""
+        names = [self.stock_region] if self.stock_region else list(self.regions)
+        regions = {name: self.regions[name] for name in names if self.regions[name].get("location")}
+        if not regions:
+            raise ValueError("sfcc: stock needs `regions` (each with its OCI location) in the pairing's channel options")
+        return regions
 
-    def inventory_records(self, location: str) -> dict[str, dict[str, Any]]:
-        """Every OCI record at a location, by SKU (an OCI export, polled until its file is ready)."""
-        started = self.client.post(self._impex("/exports"), json={"objects": {"locations": [location]}}) or {}
+    def inventory_records(self, locations: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every OCI record at these locations, by location and SKU (one OCI export, polled until
+        its file is ready)."""
+        started = self.client.post(self._impex("/exports"), json={"objects": {"locations": list(locations)}}) or {}
         status = self._wait(started.get("exportStatusLink") or self._impex(f"/exports/{started.get('exportId')}/status"), "export")
         link = (status.get("download") or {}).get("downloadLink")
         if status.get("status") != "COMPLETED" or not link:
             raise MalformedResponseError(f"OCI export {started.get('exportId')} ended {status.get('status')} without a file", method="GET", url=str(link), status=200)
         raw = self.client.get(link, expect_json=False) or b""
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, dict[str, dict[str, Any]]] = {loc: {} for loc in locations}
         current = None
         for number, text in enumerate(raw.decode("utf-8-sig").splitlines(), start=1):
             if not text.strip():
@@ -429,40 +444,53 @@ class SfccChannel:
                 raise MalformedResponseError(f"OCI export {started.get('exportId')} line {number} is not JSON", method="GET", url=str(link), status=200) from None
             if "location" in entry:
                 current = entry["location"]
-            elif current == location and entry.get("sku"):
-                records[str(entry["sku"])] = entry
+            elif current in records and entry.get("sku"):
+                records[current][str(entry["sku"])] = entry
         return records
 
     def read_listings(self) -> dict[str, Listing]:
-        """The region's OCI records (what shoppers are offered now) and, with no record yet, the
-        SKUs orderable on the region's sites: both are stock this pairing must keep."""
-        region = self._region()
-        location = region["location"]
+        """Per region: its OCI records (what shoppers are offered now) and, with no record yet,
+        the SKUs orderable on the region's sites: both are stock this pairing must keep. Keyed
+        `<region>:<sku>` (Listing.key): each region is its own stock pool."""
+        regions = self._stock_regions()
+        by_location = self.inventory_records([r["location"] for r in regions.values()])
         listings: dict[str, Listing] = {}
-        for sku, record in self.inventory_records(location).items():
-            listings[sku] = Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=_whole(record.get("onHand")))
-        if self.listings_from_catalog:
-            for site in region.get("sites") or []:
-                for sku in self.orderable_skus(site):
-                    listings.setdefault(sku, Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=None))
+        orderable: dict[str, set[str]] = {}
+        for name, region in regions.items():
+            location = region["location"]
+            found = [Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=_whole(record.get("onHand")), region=name)
+                     for sku, record in by_location[location].items()]
+            if self.listings_from_catalog:
+                known = {l.sku for l in found}
+                for site in region.get("sites") or []:
+                    if site not in orderable:
+                        orderable[site] = self.orderable_skus(site)
+                    found += [Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=None, region=name) for sku in sorted(orderable[site] - known)]
+                    known |= orderable[site]
+            listings.update((l.key, l) for l in found)
         return listings
 
     def push_stock(self, updates: list[tuple[Listing, int]], batch_size: int | None = None) -> list[tuple[str, str | None]]:
-        """One OCI import for the run: a location line, then one record per SKU with a fresh UUID
-        recordId and onHand = the sellable quantity (the region's buffer is already taken off,
-        so OCI's own safetyStockCount stays 0). Polled to the end; each validation error naming
-        one of our record ids refuses that SKU with OCI's reason."""
+        """One OCI import for the run: per region, its location line, then one record per SKU
+        with a fresh UUID recordId and onHand = the sellable quantity (the region's buffer is
+        already taken off, so OCI's own safetyStockCount stays 0). Polled to the end; each
+        validation error naming one of our record ids refuses that listing with OCI's reason."""
         if not updates:
             return []
-        location = self._region()["location"]
+        regions = self._stock_regions()
         effective = _iso(self._clock())
         by_record: dict[str, str] = {}
-        lines = [json.dumps({"location": location, "mode": "UPDATE"})]
+        sections: dict[str, list[str]] = {}
         for listing, quantity in updates:
+            region = listing.region or next(iter(regions))
+            if region not in regions:
+                raise ValueError(f"sfcc: listing {listing.key}: region {region!r} is not one stock goes to ({', '.join(regions)})")
             record_id = str(uuid.uuid4())
-            by_record[record_id.lower()] = listing.sku
-            lines.append(json.dumps({"recordId": record_id, "sku": listing.sku, "onHand": int(quantity), "effectiveDate": effective,
-                                     "safetyStockCount": 0, "futures": []}, separators=(",", ":")))
+            by_record[record_id.lower()] = listing.key
+            sections.setdefault(regions[region]["location"], []).append(json.dumps(
+                {"recordId": record_id, "sku": listing.sku, "onHand": int(quantity), "effectiveDate": effective, "safetyStockCount": 0, "futures": []},
+                separators=(",", ":")))
+        lines = [line for location, records in sections.items() for line in [json.dumps({"location": location, "mode": "UPDATE"}), *records]]
         started = self.client.post(self._impex("/imports"), json={}) or {}
         link = started.get("uploadLink")
         if not link:
@@ -477,16 +505,16 @@ class SfccChannel:
         for error in status.get("validationErrors") or []:
             text = error if isinstance(error, str) else json.dumps(error, default=str)
             named = [by_record[m.lower()] for m in UUID.findall(text) if m.lower() in by_record]
-            for sku in named:
-                refused[sku] = text
+            for key in named:
+                refused[key] = text
             if not named:
                 general.append(text)
         if general:
             log.warning("sfcc: OCI import %s: errors naming no record of ours: %s", started.get("importId"), "; ".join(general)[:1000])
         if status.get("status") != "COMPLETED":
             why = f"OCI import {started.get('importId')} ended {status.get('status')}" + (f": {'; '.join(general)[:500]}" if general else "")
-            return [(listing.sku, refused.get(listing.sku, why)) for listing, _ in updates]
-        return [(listing.sku, refused.get(listing.sku)) for listing, _ in updates]
+            return [(listing.key, refused.get(listing.key, why)) for listing, _ in updates]
+        return [(listing.key, refused.get(listing.key)) for listing, _ in updates]
 
     def _wait(self, status_link: str, what: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.import_timeout_seconds
@@ -515,7 +543,7 @@ class SfccChannel:
 # what this system does for the flows (checked by the factory against factory.FLOW_NEEDS); refunds and
 # payouts come from the payment provider's settlement report, not SFCC. Products are made in SFCC
 # (Business Manager, a PIM): the catalogue flow only checks what the sites sell (CATALOGUE_READ).
-CAPABILITIES = frozenset({ports.ORDERS, ports.STOCK, ports.SHIPMENTS, ports.CATALOGUE_READ})
+CAPABILITIES = frozenset({ports.ORDERS, ports.ORDER_QUEUE, ports.STOCK, ports.SHIPMENTS, ports.CATALOGUE_READ})
 
 
 def connect(conn) -> Connected:
