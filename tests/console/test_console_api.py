@@ -187,7 +187,7 @@ def test_airflow_lists_the_console_as_the_plugins_nav_entry_and_dag_tab(console)
     r = console["client"].get("/api/v2/plugins", headers={"Authorization": f"Bearer {admin}"})
     assert r.status_code == 200, r.text
     plugin = next(p for p in r.json()["plugins"] if p["name"] == "commerce_sync")
-    assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/commerce-sync"]
+    assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/commerce-sync/webhooks", "/commerce-sync"]  # the receiver mounted first
     assert {(v["destination"], v["href"]) for v in plugin["external_views"]} == {("nav", "/commerce-sync/"), ("dag", "/commerce-sync/dag/{DAG_ID}")}
 
 

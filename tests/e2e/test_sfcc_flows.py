@@ -184,13 +184,15 @@ def test_drift_monitor_sees_a_stalled_queue_first_and_stock_out_of_step(sfcc, pg
                                    make_order("00003002", "UK", [CAP], created=now - timedelta(minutes=2))])  # too young to be stalled
 
     ledger = Ledger.from_url(pg_url)
-    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("orphaned_order", "UK-00003003"), ("stock_drift", "uk:CS-TEE-BLK-M")]
+    # CAP: Cin7 5, less the two captured orders not booked yet (00003001, 00003002), less the buffer of 2 = 1, and OCI shows 3
+    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("orphaned_order", "UK-00003003"),
+                                                    ("stock_drift", "uk:CS-CAP-NVY"), ("stock_drift", "uk:CS-TEE-BLK-M")]
     latest = ledger.runs(PAIRING, "drift_monitor")[0]["run_id"]
     report = ledger.reports(PAIRING, "drift_monitor", period=latest)["drift.csv"]
-    assert [line.split(",")[0] for line in report.splitlines()[1:]] == ["orphaned_order", "orphaned_order", "stock_drift"]  # the stalled queue first
+    assert [line.split(",")[0] for line in report.splitlines()[1:]] == ["orphaned_order", "orphaned_order", "stock_drift", "stock_drift"]  # the stalled queue first
     assert "still not marked exported" in report
     (alert,) = [m for m in sfcc.mailbox.messages if "drift" in m["Subject"]]
-    assert "drift found (3)" in alert["Subject"] and mail_body(alert).startswith("<p><b>2 order(s) not booked or not exported</b>")
+    assert "drift found (4)" in alert["Subject"] and mail_body(alert).startswith("<p><b>2 order(s) not booked or not exported</b>")
     ledger.dispose()
 
 

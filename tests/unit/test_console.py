@@ -22,7 +22,7 @@ def test_the_plugin_module_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["loaded"] == []
-    assert found["apps"] == ["/commerce-sync"] and sorted(found["views"]) == ["dag", "nav"]
+    assert found["apps"] == ["/commerce-sync/webhooks", "/commerce-sync"] and sorted(found["views"]) == ["dag", "nav"]
 
 
 def test_quarantine_flows_replay_through_the_dag_that_holds_them():
