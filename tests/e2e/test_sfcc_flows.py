@@ -304,6 +304,31 @@ def test_a_worker_killed_between_booking_and_export_status_still_makes_one_sale(
     assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00005002"]  # one sale
 
 
+def test_every_export_status_answer_lost_fails_the_run_and_the_next_run_books_nothing_again(sfcc, pg_url, monkeypatch):
+    from commerce_sync.http import RetryPolicy
+    from tests.reliability.matrix import run_flow
+
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt: 0.0)  # the client's retries at once: the count matters here, not the wait
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start, end = now - timedelta(hours=1), now + timedelta(minutes=1)
+    sfcc.post("/_sandbox/orders", [make_order("00006001", "UK", [CAP], created=now - timedelta(minutes=20))])
+    # SFCC applies every export-status PUT and every answer is lost: the client's retries and the task's all fail
+    sfcc.post("/_sandbox/faults", {"lose_response_after_commit": {"path": "/00006001/export-status", "method": "PUT", "count": None}})
+    assert run_flow(PAIRING, "orders_in", "lost", start, end).startswith("failed after")
+    lost = sfcc.calls("PUT", "/00006001/export-status")
+    assert len(lost) > 1 and all(c.get("fault") == ["lose_response_after_commit"] for c in lost)  # retried, each answer lost
+    assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00006001"]  # one sale, whatever the retries
+    requests.delete(f"{sfcc.url}/_sandbox/faults", timeout=10).raise_for_status()
+
+    assert run_flow(PAIRING, "orders_in", "next", start, end) == "success"
+    assert sfcc.order("UK", "00006001")["exportStatus"] == "exported"
+    assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00006001"]  # not booked again
+    ledger = Ledger.from_url(pg_url)
+    assert list(ledger.links(PAIRING, "order", ["UK-00006001"])) == ["UK-00006001"] and held(ledger, "orders_in", PAIRING) == {}
+    ledger.dispose()
+
+
 def test_refunds_and_payouts_come_through_the_settlement_dag_which_reconciles_the_demo_sample(sfcc, pg_url):
     from airflow.dag_processing.dagbag import DagBag
 
