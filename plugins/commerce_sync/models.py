@@ -149,6 +149,9 @@ class Listing(_Model):
     # the channel's stock pool it draws from, where a channel keeps stock per region (the pairing's
     # stock.regions say which ERP locations and buffer feed it); None: the pairing's one pool
     region: str | None = None
+    # False: sold there (orderable, priced) but the channel keeps no stock record for it yet, so
+    # its stock is unknown to shoppers (drift_monitor reports it as `no_inventory_record`)
+    recorded: bool = True
 
     @property
     def key(self) -> str:

@@ -167,7 +167,7 @@ def test_stock_out_sends_only_changed_skus_per_region_by_oci_import_and_quaranti
     ledger.dispose()
 
 
-def test_drift_monitor_sees_a_stalled_queue_first_and_stock_out_of_step(sfcc, pg_url):
+def test_drift_monitor_sees_a_stalled_queue_first_stock_out_of_step_and_skus_on_sale_without_an_inventory_record(sfcc, pg_url):
     from tests.reliability.matrix import run_flow
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -175,6 +175,10 @@ def test_drift_monitor_sees_a_stalled_queue_first_and_stock_out_of_step(sfcc, pg
         {"SKU": "CS-TEE-BLK-M", "Location": "Main Warehouse", "OnHand": 10}, {"SKU": "CS-CAP-NVY", "Location": "Main Warehouse", "OnHand": 5}]},
         timeout=10).raise_for_status()
     sfcc.post("/_sandbox/oci/inventory", [{"location": "uk-warehouse", "sku": "CS-TEE-BLK-M", "onHand": 5}, {"location": "uk-warehouse", "sku": "CS-CAP-NVY", "onHand": 3}])
+    # orderable on a region's site with no OCI record there: the sock on UK (unmapped too), the cap
+    # on EU; the tee has its UK record, and an offline product is sold nowhere
+    sfcc.post("/_sandbox/products", [{"id": "CS-TEE-BLK-M", "online": {"UK": True}}, {"id": "CS-SOCK-WHT", "online": {"UK": True}},
+                                     {"id": "CS-CAP-NVY", "online": {"EU": True}}, {"id": "CS-OLD-GRY", "online": {"UK": False, "US": False}}])
     # booked, but SFCC refuses every export-status call: it stays in the queue
     sfcc.post("/_sandbox/orders", [make_order("00003003", "UK", [CAP], created=now - timedelta(minutes=40))])
     sfcc.post("/_sandbox/faults", {"status_burst": {"path": "/export-status", "status": 400, "count": None}})
@@ -185,14 +189,16 @@ def test_drift_monitor_sees_a_stalled_queue_first_and_stock_out_of_step(sfcc, pg
 
     ledger = Ledger.from_url(pg_url)
     # CAP: Cin7 5, less the two captured orders not booked yet (00003001, 00003002), less the buffer of 2 = 1, and OCI shows 3
-    assert drift_findings(ledger, now, PAIRING) == [("orphaned_order", "UK-00003001"), ("orphaned_order", "UK-00003003"),
+    assert drift_findings(ledger, now, PAIRING) == [("no_inventory_record", "eu:CS-CAP-NVY"), ("no_inventory_record", "uk:CS-SOCK-WHT"),
+                                                    ("orphaned_order", "UK-00003001"), ("orphaned_order", "UK-00003003"),
                                                     ("stock_drift", "uk:CS-CAP-NVY"), ("stock_drift", "uk:CS-TEE-BLK-M")]
     latest = ledger.runs(PAIRING, "drift_monitor")[0]["run_id"]
     report = ledger.reports(PAIRING, "drift_monitor", period=latest)["drift.csv"]
-    assert [line.split(",")[0] for line in report.splitlines()[1:]] == ["orphaned_order", "orphaned_order", "stock_drift", "stock_drift"]  # the stalled queue first
+    assert [line.split(",")[0] for line in report.splitlines()[1:3]] == ["orphaned_order", "orphaned_order"]  # the stalled queue first
     assert "still not marked exported" in report
+    assert "in region uk with no inventory record there; not mapped to a Cin7 Core SKU" in report
     (alert,) = [m for m in sfcc.mailbox.messages if "drift" in m["Subject"]]
-    assert "drift found (4)" in alert["Subject"] and mail_body(alert).startswith("<p><b>2 order(s) not booked or not exported</b>")
+    assert "drift found (6)" in alert["Subject"] and mail_body(alert).startswith("<p><b>2 order(s) not booked or not exported</b>")
     ledger.dispose()
 
 
@@ -296,6 +302,31 @@ def test_a_worker_killed_between_booking_and_export_status_still_makes_one_sale(
     assert sfcc.order("UK", "00005002")["exportStatus"] == "exported"
     assert [c.get("fault") for c in sfcc.calls("PUT", "/00005002/export-status")] == [["status_burst"], None]
     assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00005002"]  # one sale
+
+
+def test_every_export_status_answer_lost_fails_the_run_and_the_next_run_books_nothing_again(sfcc, pg_url, monkeypatch):
+    from commerce_sync.http import RetryPolicy
+    from tests.reliability.matrix import run_flow
+
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt: 0.0)  # the client's retries at once: the count matters here, not the wait
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start, end = now - timedelta(hours=1), now + timedelta(minutes=1)
+    sfcc.post("/_sandbox/orders", [make_order("00006001", "UK", [CAP], created=now - timedelta(minutes=20))])
+    # SFCC applies every export-status PUT and every answer is lost: the client's retries and the task's all fail
+    sfcc.post("/_sandbox/faults", {"lose_response_after_commit": {"path": "/00006001/export-status", "method": "PUT", "count": None}})
+    assert run_flow(PAIRING, "orders_in", "lost", start, end).startswith("failed after")
+    lost = sfcc.calls("PUT", "/00006001/export-status")
+    assert len(lost) > 1 and all(c.get("fault") == ["lose_response_after_commit"] for c in lost)  # retried, each answer lost
+    assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00006001"]  # one sale, whatever the retries
+    requests.delete(f"{sfcc.url}/_sandbox/faults", timeout=10).raise_for_status()
+
+    assert run_flow(PAIRING, "orders_in", "next", start, end) == "success"
+    assert sfcc.order("UK", "00006001")["exportStatus"] == "exported"
+    assert [s["ExternalID"] for s in sfcc.sales()] == ["UK-00006001"]  # not booked again
+    ledger = Ledger.from_url(pg_url)
+    assert list(ledger.links(PAIRING, "order", ["UK-00006001"])) == ["UK-00006001"] and held(ledger, "orders_in", PAIRING) == {}
+    ledger.dispose()
 
 
 def test_refunds_and_payouts_come_through_the_settlement_dag_which_reconciles_the_demo_sample(sfcc, pg_url):

@@ -3,7 +3,9 @@
 - stock drift: what the channel shows vs the master's sellable (available less unbooked orders and buffer), over a tolerance;
 - orphaned orders: on the channel, neither in the master nor in quarantine, well after they were placed;
 - shipped, not synced: a box shipped in the master that never reached the channel inside the window;
-- money mismatches: an order's total or tax in the master differing from the channel's.
+- money mismatches: an order's total or tax in the master differing from the channel's;
+- no inventory record: a SKU sold on the channel (orderable, priced) with no stock record in its
+  region's pool, as the channel's listings say (Listing.recorded).
 
 check -> report (stored per run, e-mailed to ops when anything is found). Ports only.
 """
@@ -38,6 +40,14 @@ def _stock_drift(ctx: FlowContext) -> list[dict[str, Any]]:
     for row in read_stock_rows(ctx)["rows"]:
         expected = sellable_of(row, ctx.pairing.stock)
         shown = row.get("channel_quantity")
+        if row.get("no_record"):
+            # sold on the channel in a stock pool (a region) that holds no record of it: shoppers
+            # there see no stock until stock_out writes one (or the SKU is never mapped, never will)
+            where = f" in region {row['region']}" if row.get("region") else ""
+            found.append({"type": "no_inventory_record", "key": row["channel_sku"],
+                          "detail": f"on sale{where} with no inventory record there; "
+                                    + (f"{master_label(ctx)} SKU {row['master_sku']} allows {expected}" if row["master_sku"] else f"not mapped to a {master_label(ctx)} SKU (skus.csv)")})
+            continue
         if expected is not None and shown is not None and abs(shown - expected) > tolerance:
             found.append({"type": "stock_drift", "key": row["channel_sku"], "detail": f"channel shows {shown}, {master_label(ctx)} allows {expected}"
                           + (f" ({row['unbooked']} unit(s) in orders not booked yet held back)" if row.get("unbooked") else "")})

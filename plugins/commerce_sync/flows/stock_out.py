@@ -92,6 +92,8 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
         }
         if listing.region is not None:
             row |= {"sku": sku, "region": listing.region}
+        if not listing.recorded:
+            row["no_record"] = True  # drift_monitor's `no_inventory_record`; stock_out creates the record
         rows.append(row)
     listed_masters = {r["master_sku"] for r in rows if r["master_sku"]}
     return {

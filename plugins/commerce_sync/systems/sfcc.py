@@ -465,7 +465,7 @@ class SfccChannel:
                 for site in region.get("sites") or []:
                     if site not in orderable:
                         orderable[site] = self.orderable_skus(site)
-                    found += [Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=None, region=name) for sku in sorted(orderable[site] - known)]
+                    found += [Listing(sku=sku, listing_id=f"{location}:{sku}", quantity=None, region=name, recorded=False) for sku in sorted(orderable[site] - known)]
                     known |= orderable[site]
             listings.update((l.key, l) for l in found)
         return listings
