@@ -31,7 +31,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body, now
+from sandbox.common import MoneyJSONResponse, SandboxState, WebhookPush, install_sandbox, install_webhooks, json_body, now
 
 BASE = "/ExternalApi/v2"
 TWO_PLACES = Decimal("0.01")
@@ -110,9 +110,11 @@ def _customer(seed: dict) -> dict:
 class Cin7Data:
     def __init__(self):
         self.lock = threading.RLock()
+        self.hooks = WebhookPush()  # Cin7's webhooks: Sale/OrderAuthorised, Sale/ShipmentAuthorised
         self.reset()
 
     def reset(self) -> None:
+        self.hooks.clear()
         with self.lock:
             self.products: dict[str, dict] = {}
             self.availability: dict[tuple[str, str], dict] = {}  # (SKU, Location) -> row, in seeding order
@@ -166,6 +168,7 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             window.clear()  # a reset is a fresh account: its rolling minute starts empty
 
     install_sandbox(app, state, reset)
+    install_webhooks(app, data.hooks)
 
     # -- sandbox control --------------------------------------------------------------------
     @app.post("/_sandbox/config")
@@ -454,6 +457,8 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             sale["Order"] = order
             sale["Status"] = "ORDERED" if status == "AUTHORISED" else sale["Status"]
             sale["LastModifiedOn"] = _cin7_time(now())
+        if status == "AUTHORISED":
+            data.hooks.push({"Type": "Sale/OrderAuthorised", "SaleID": sale["ID"], "SaleOrderNumber": order["SaleOrderNumber"]})
         return MoneyJSONResponse(order)
 
     # -- fulfilments ----------------------------------------------------------------------------
@@ -485,6 +490,8 @@ def create_app(account_id: str = "demo-account", application_key: str = "demo-ke
             fulfilments.append(fulfilment)
             sale["LastModifiedOn"] = stamp
             sale["_shipping"] = "SHIPPED"
+        if ship:
+            data.hooks.push({"Type": "Sale/ShipmentAuthorised", "SaleID": sale["ID"], "TaskID": fulfilment["TaskID"]})
         return MoneyJSONResponse(fulfilment)
 
     @app.get(f"{BASE}/sale/fulfilment")

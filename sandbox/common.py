@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -17,6 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from sandbox.faults import FaultInjector, FaultPlan
+
+log = logging.getLogger(__name__)
 
 
 def _plain(obj: Any) -> Any:
@@ -156,3 +161,62 @@ def start_trickle(add: Callable[[random.Random, int], None], every_seconds: floa
 
     threading.Thread(target=loop, name=name, daemon=True).start()
     return stop
+
+
+class WebhookPush:
+    """An emulator's webhook subscriptions (`POST /_sandbox/webhooks`, install_webhooks): on a new
+    sale, order or shipment the emulator POSTs a small JSON event to every subscribed URL with the
+    headers the subscription set (its auth: basic, bearer or a custom header, as configured on the
+    vendor's webhook). One try, 5 s timeout, on a thread: a failure is logged and recorded in
+    `deliveries`, never raised into the API call that made the event."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.hooks: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
+
+    def clear(self) -> None:
+        with self.lock:
+            self.hooks, self.deliveries = [], []
+
+    def push(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            hooks = [dict(h) for h in self.hooks]
+        for hook in hooks:
+            threading.Thread(target=self._deliver, args=(hook, event), daemon=True).start()
+
+    def _deliver(self, hook: dict[str, Any], event: dict[str, Any]) -> None:
+        body = json.dumps(event, default=_plain).encode()
+        request = urllib.request.Request(hook["url"], data=body, method="POST", headers={"Content-Type": "application/json", **hook["headers"]})
+        status, error = None, None
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - a configured loopback URL
+                status = answer.status
+        except urllib.error.HTTPError as exc:
+            status, error = exc.code, f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            error = type(exc).__name__
+        if error:
+            log.warning("webhook push to %s failed: %s", hook["url"], error)  # the URL only: never the headers (the auth)
+        with self.lock:
+            self.deliveries.append({"event": event, "url": hook["url"], "status": status, "error": error})
+
+
+def install_webhooks(app: FastAPI, hooks: WebhookPush) -> None:
+    """`POST /_sandbox/webhooks` `{"url", "headers": {name: value}}` adds a subscription (`{}`
+    removes them all); `GET /_sandbox/webhooks` lists the deliveries (no headers)."""
+
+    @app.post("/_sandbox/webhooks")
+    async def subscribe(request: Request):
+        body = await json_body(request) or {}
+        with hooks.lock:
+            if body.get("url"):
+                hooks.hooks.append({"url": str(body["url"]), "headers": {str(k): str(v) for k, v in (body.get("headers") or {}).items()}})
+            else:
+                hooks.hooks = []
+            return {"webhooks": len(hooks.hooks)}
+
+    @app.get("/_sandbox/webhooks")
+    def deliveries():
+        with hooks.lock:
+            return {"deliveries": [dict(d) for d in hooks.deliveries]}

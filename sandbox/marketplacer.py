@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from graphql import build_schema, graphql_sync
 
-from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body
+from sandbox.common import MoneyJSONResponse, SandboxState, WebhookPush, install_sandbox, install_webhooks, json_body
 from sandbox.faults import REFUSAL
 
 SCHEMA = build_schema((Path(__file__).with_name("marketplacer_schema.graphql")).read_text())
@@ -73,9 +73,11 @@ def connection(items: list, first: int | None, after: str | None) -> dict:
 class MarketplacerData:
     def __init__(self):
         self.lock = threading.RLock()
+        self.hooks = WebhookPush()  # a new invoice (order) pushes {"event": "invoice.created", ...}
         self.reset()
 
     def reset(self) -> None:
+        self.hooks.clear()
         with self.lock:
             self.invoices: list[dict] = []
             self.next_legacy = 10_000
@@ -267,7 +269,8 @@ class MarketplacerData:
             inv.setdefault("statusFlags", [])
             inv.setdefault("shipments", [])
             self.invoices.append(inv)
-            return inv
+        self.hooks.push({"event": "invoice.created", "id": inv["id"], "legacyId": inv["legacyId"]})
+        return inv
 
 
 def _invoice_refund_requests(invoice: dict, info) -> list[dict]:
@@ -289,6 +292,7 @@ def create_app(api_key: str = "demo-marketplacer-key") -> FastAPI:
     data = MarketplacerData()
     state = SandboxState()
     app.state.data = data  # the demo's order generator and tests reach the store directly
+    install_webhooks(app, data.hooks)
     install_sandbox(app, state, data.reset, fault_body=lambda status, message: {"errors": [{"message": message}]},
                     # mutations refuse in their payload's `errors`, inside a 200 answer
                     in_band=lambda method, path, fields: method == "POST" and bool(fields & {"variantUpdate", "shipmentCreate", "advertUpsert"}))

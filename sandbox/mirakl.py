@@ -90,7 +90,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox.common import MoneyJSONResponse, SandboxState, install_config, install_sandbox, json_body, now, over_rate_limit
+from sandbox.common import MoneyJSONResponse, SandboxState, WebhookPush, install_config, install_sandbox, install_webhooks, json_body, now, over_rate_limit
 from sandbox.faults import REFUSAL
 from sandbox.mirakl_builders import (  # noqa: F401 - re-exported: tests and the demo build data from here
     DEFAULT_CARRIERS,
@@ -283,9 +283,11 @@ def _seek_request(op: str, request: Request) -> tuple[Query, dict | None, int]:
 class MiraklData:
     def __init__(self):
         self.lock = threading.RLock()
+        self.hooks = WebhookPush()  # a new order pushes {"type": "ORDER", "order_id": ...}
         self.reset()
 
     def reset(self) -> None:
+        self.hooks.clear()
         with self.lock:
             self.orders: dict[str, dict] = {}  # by order_id, as given (broken ones too)
             self.carriers: list[dict] = default_carriers()
@@ -303,6 +305,16 @@ class MiraklData:
         with self.lock:
             self.seq += 1
             return self.seq
+
+    def add_orders(self, orders: list) -> None:
+        """Store orders as given (broken ones too, under a made-up key) and push each new one."""
+        with self.lock:
+            for order in orders:
+                key = order.get("order_id") if isinstance(order, dict) else None
+                self.orders[str(key) if key is not None else f"_no_order_id_{self.next_id()}"] = order
+        for order in orders:
+            if isinstance(order, dict) and order.get("order_id") is not None:
+                self.hooks.push({"type": "ORDER", "order_id": str(order["order_id"])})
 
     def order(self, order_id: str) -> dict:
         found = self.orders.get(order_id)
@@ -464,6 +476,7 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
                 return error(429, "Too Many Requests: the call rate limit of this shop is reached", {"Retry-After": retry})
         return await call_next(request)
 
+    install_webhooks(app, data.hooks)
     install_sandbox(app, state, data.reset, fault_body=lambda status, message: {"status": status, "message": message},
                     # ST01 refuses per shipment (shipment_errors), STO01 per line (the error report)
                     in_band=lambda method, path, fields: method == "POST" and path in (f"{API}/shipments", f"{API}/offers/stock/imports"))
@@ -958,10 +971,7 @@ def create_app(api_key: str = "demo-mirakl-key", shop_id: int = 2001) -> FastAPI
     async def add_orders(request: Request):
         body = await json_body(request) or []
         orders = body.get("orders", []) if isinstance(body, dict) else body
-        with data.lock:
-            for order in orders:
-                key = order.get("order_id") if isinstance(order, dict) else None
-                data.orders[str(key) if key is not None else f"_no_order_id_{data.next_id()}"] = order
+        data.add_orders(orders)
         return {"stored": len(orders)}
 
     @app.get("/_sandbox/orders/{order_id}")

@@ -42,7 +42,6 @@ def start_order_trickle(data, every_seconds: float = 30.0, seed_value: int = 11)
 
     def add(rng: random.Random, n: int) -> None:
         order = demo_order(rng, n)
-        with data.lock:
-            data.orders[order["order_id"]] = order
+        data.add_orders([order])
 
     return start_trickle(add, every_seconds, seed_value, "demo-mirakl-orders")

@@ -96,10 +96,9 @@ for component in "api-server" "scheduler --skip-serve-logs" "dag-processor" "tri
   pids+=($!)
 done
 wait_for "http://127.0.0.1:${AIRFLOW__API__PORT}/api/v2/monitor/health" "Airflow" 180
-# event-driven: Centra's emulator posts its signed events to the receiver (README, "Webhooks"),
-# waking centra_marketplacer's dispatch_back and stock_out; their crons stay as the safety net
-python -c "import json,sys,urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:8106/_sandbox/webhooks', json.dumps({'url': sys.argv[1], 'secret': 'demo-centra-hook-secret'}).encode(), {'Content-Type': 'application/json'}), timeout=10)" \
-  "http://127.0.0.1:${AIRFLOW__API__PORT}/commerce-sync/webhooks/centra_marketplacer/centra"
+# event-driven: every pairing's webhook side has its emulator push to the receiver (README,
+# "Webhooks") with the proof its connection in .demo/env expects; the crons stay as the safety net
+python scripts/demo_webhooks.py "http://127.0.0.1:${AIRFLOW__API__PORT}" >"$DEMO/webhooks.log" 2>&1
 
 echo "5/5 unpausing the demo DAGs and starting a first run (the drift monitors once stock has synced)"
 for _ in $(seq 1 60); do
@@ -153,6 +152,6 @@ Commerce Sync demo is running.
                      python -m commerce_sync files --pairing cin7_john_lewis
   Alert e-mails:     $DEMO/mail/new (one file per message)
   Logs:              $DEMO/*.log
-New Marketplacer and John Lewis orders arrive every ~20 s; orders_in runs every 5 minutes. Ctrl-C stops everything.
+New Marketplacer and John Lewis orders arrive every ~20 s; their webhooks wake orders_in (its 5-minute cron is the fallback). Ctrl-C stops everything.
 EOT
 wait

@@ -26,6 +26,7 @@ def _copy_of_the_checkout(target: Path, ports: dict[str, int]) -> None:
     for name in ("dags", "plugins", "sandbox", "include"):
         (target / name).symlink_to(ROOT / name)
     (target / "scripts").mkdir()
+    (target / "scripts" / "demo_webhooks.py").symlink_to(ROOT / "scripts" / "demo_webhooks.py")  # names no port: the connections do
     for rel in ("scripts/demo.sh", "airflow_settings.yaml"):
         text = (ROOT / rel).read_text()
         for old, new in ports.items():

@@ -1,0 +1,147 @@
+"""The fixed cost of a run, per task: where an orders_in run's ~40 s on `airflow standalone` goes.
+
+    .venv/bin/python bench/task_overhead.py --imports-only          # 1. only (about 30 s)
+    .venv/bin/python bench/task_overhead.py --executor standalone   # 1. and 2. (about 3 min)
+    .venv/bin/python bench/task_overhead.py --executor celery
+
+1. Imports: what a fresh task process pays before the task's code runs, each in a fresh
+   interpreter (median of 3): the Task SDK, the DAG file (a task process parses its DAG file:
+   here every pairing's DAGs), Great Expectations (the gate task), the ledger.
+2. Runs: cin7_marketplacer's orders_in triggered --runs times, one after the other, over empty
+   emulators (an empty window: only fixed cost), on the named executor with the settings
+   bench/webhook_latency.py used; per task from Airflow's metadata (REST API): when it was
+   queued (seconds after the run started; extract and accept run side by side), queued to
+   started (the executor picking it up) and running (start to end, in the task process:
+   imports, DAG parse, the work), medians over the runs; and the run end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from harness import ROOT, table
+
+IMPORTS = {
+    "Task SDK (airflow.sdk)": "import airflow.sdk",
+    "task runner (airflow.sdk.execution_time.task_runner)": "import airflow.sdk.execution_time.task_runner",
+    "DAG file: every pairing's DAGs": "import runpy; runpy.run_path('dags/commerce_sync_dags.py')",
+    "Great Expectations (gate task)": "import great_expectations, great_expectations.expectations",
+    "gate engine (commerce_sync.gates.engine)": "import commerce_sync.gates.engine",
+    "ledger (commerce_sync.ledger)": "import commerce_sync.ledger",
+}
+
+
+def import_times() -> list[list[str]]:
+    rows = []
+    env_path = f"{ROOT / 'plugins'}:{ROOT}"
+    for name, code in IMPORTS.items():
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, env={**_env(), "PYTHONPATH": env_path})
+            runs.append(time.perf_counter() - t)
+        rows.append([name, f"{statistics.median(runs):.2f}"])
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    rows.append(["bare interpreter", f"{time.perf_counter() - t:.2f}"])
+    return rows
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _t(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def run_times(executor: str, runs: int) -> tuple[list[list[str]], list[float]]:
+    from tests.cluster.conftest import Cluster, Databases, Processes, _free_redis_db, _pairings, airflow_env, celery_settings, seeded_sandbox, start_celery
+    from tests.conftest import free_port
+
+    dbs = Databases.create()
+    c7, (mkp,) = seeded_sandbox("demo-marketplacer-key")
+    tmp = Path(tempfile.mkdtemp(prefix="commerce_sync_bench_overhead_"))
+    port = free_port()
+    settings = {"COMMERCE_SYNC_DEADLINES": "off", "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2"}
+    redis_db = None
+    if executor == "celery":
+        redis_db = _free_redis_db()
+        settings.update(celery_settings(dbs, redis_db))
+    env = airflow_env(tmp, port, dbs, _pairings(tmp), {"cin7_marketplacer__cin7": {"host": f"{c7.url}/ExternalApi/v2"},
+                                                      "cin7_marketplacer__marketplacer": {"host": mkp.url}}, **settings)
+    procs = Processes(env, tmp)
+    procs.prepare()
+    if executor == "celery":
+        start_celery(procs, port, ["default"])
+    else:
+        procs.start("standalone", "standalone")
+    cl = Cluster(env=env, home=tmp, ui=f"http://127.0.0.1:{port}", cin7=c7.url, marketplacer=mkp.url, ledger_url=dbs.ledger_url)
+    dag = "cin7_marketplacer__orders_in"
+    per_task: dict[str, dict[str, list[float]]] = {}
+    totals = []
+    try:
+        procs.wait_ready(cl)
+        cl.api("PATCH", f"/api/v2/dags/{dag}", json={"is_paused": False}).raise_for_status()
+        for n in range(runs + 1):  # the first run warms up (the DAG's first parse by a task); not counted
+            run_id = f"bench_{n}_{int(time.time())}"
+            cl.api("POST", f"/api/v2/dags/{dag}/dagRuns", json={"dag_run_id": run_id, "logical_date": None}).raise_for_status()
+            run = cl.wait(f"run {run_id}", lambda: (r := cl.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}").json()).get("state") in ("success", "failed") and r,
+                          timeout=300, every=1)
+            if n == 0:
+                continue
+            tis = cl.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+            tis.sort(key=lambda ti: ti["start_date"] or "")
+            begun = _t(run["start_date"])
+            for ti in tis:
+                queued, start, end = _t(ti.get("queued_when")), _t(ti["start_date"]), _t(ti["end_date"])
+                if not (queued and start and end):
+                    continue
+                row = per_task.setdefault(ti["task_id"], {"wait": [], "queued": [], "run": []})
+                row["wait"].append((queued - begun).total_seconds())
+                row["queued"].append((start - queued).total_seconds())
+                row["run"].append((end - start).total_seconds())
+            totals.append((_t(run["end_date"]) - _t(run["start_date"])).total_seconds())
+            print(f"run {n}: {run['state']} in {totals[-1]:.1f} s", flush=True)
+    finally:
+        procs.stop()
+        c7.stop()
+        mkp.stop()
+        if redis_db is not None:
+            import redis
+
+            redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+        dbs.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = [[task, *(f"{statistics.median(v[k]):.1f}" for k in ("wait", "queued", "run"))] for task, v in per_task.items()]
+    return rows, totals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--executor", choices=["standalone", "celery"], default="standalone")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--imports-only", action="store_true")
+    args = ap.parse_args()
+    print("Imports in a fresh interpreter, seconds (median of 3)")
+    print(table(import_times(), ["what", "s"]))
+    if args.imports_only:
+        return
+    rows, totals = run_times(args.executor, args.runs)
+    print(f"\norders_in over an empty window on {args.executor}, median of {len(totals)} runs, seconds")
+    print(table(rows, ["task", "queued at (since run start)", "queued to started", "running"]))
+    print(f"run end to end: median {statistics.median(totals):.1f} s ({', '.join(f'{t:.1f}' for t in totals)})")
+
+
+if __name__ == "__main__":
+    main()
