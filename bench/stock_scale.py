@@ -1,10 +1,10 @@
 """Stock at scale: 100,000 SKUs over 3 Cin7 locations, John Lewis (Mirakl) stock_out; or, with
---pairing cin7_commercetools, commercetools stock_out into 3 supply channels (one Cin7 location each).
+--pairing cin7_commercetools, commercetools stock_out into the pairing's 3 supply channels (one run).
 
     .venv/bin/python bench/stock_scale.py [--skus 100000] [--changed 0.01] [--pairing cin7_john_lewis|cin7_commercetools]
 
-commercetools: three copies of the pairing file (as three brands would have), each setting its
-own supply channel from its own Cin7 location; the entries start in step with Cin7. Runs: the
+commercetools: the shipped pairing, whose stock.regions map each supply channel to its Cin7
+location(s) and buffer; one stock_out run sets all three; the entries start in step with Cin7. Runs: the
 first sync (nothing pushed before: every entry read back, only those that differ written), a run
 with nothing changed, a run after 1% of SKUs changed, and the naive baseline (every entry set,
 no diff, no read-back) projected from the measured cost of one write.
@@ -23,6 +23,7 @@ import csv
 import resource
 import shutil
 import time
+from decimal import Decimal
 
 import yaml
 from harness import ROOT, Emulators, pg_ledger, setup_env, table, wire
@@ -81,39 +82,50 @@ def mirakl_writes(emu: Emulators) -> int:
     return sum(1 for c in emu.get("mirakl", "/_sandbox/calls")["calls"] if c["method"] == "POST")
 
 
-CT_CHANNELS = {"cin7_commercetools": ("Main Warehouse", "cin7-main-warehouse"), "cin7_commercetools_syd": ("Sydney Store", "cin7-sydney"),
-               "cin7_commercetools_mel": ("Melbourne Store", "cin7-melbourne")}
+CT_PAIRING = "cin7_commercetools"
 
 
-def ct_setup(emu: Emulators, home, n: int) -> None:
-    """Three pairing copies (one supply channel each), their SKU maps, Cin7 and commercetools seeded in step."""
+def ct_regions(home) -> dict[str, dict]:
+    """The shipped pairing's supply channels (stock.regions: channel key -> Cin7 locations, buffer)."""
+    return yaml.safe_load((home / "pairings" / f"{CT_PAIRING}.yaml").read_text())["stock"]["regions"]
+
+
+def ct_setup(emu: Emulators, home, n: int) -> list[str]:
+    """The one pairing (its supply channels as shipped), its SKU map, Cin7 and commercetools seeded
+    in step (each entry = its channel's locations' availability less its buffer). Returns the
+    Cin7 locations."""
     import os
 
-    pairings, target = home / "pairings", home / "mappings"
-    base = yaml.safe_load((pairings / "cin7_commercetools.yaml").read_text())
+    from commerce_sync.pairing import Buffer
+    from commerce_sync.stock import sellable
+
+    path, target = home / "pairings" / f"{CT_PAIRING}.yaml", home / "mappings"
+    data = yaml.safe_load(path.read_text())
+    data["channel"]["options"]["page_size"] = 500
+    data["stock"].update({"full_resync_hour_utc": None, "push_batch_size": 100})
+    path.write_text(yaml.safe_dump(data))
+    regions = data["stock"]["regions"]
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir()
-    for key, (location, channel) in CT_CHANNELS.items():
-        data = yaml.safe_load(yaml.safe_dump(base))
-        data["channel"]["options"].update({"supply_channel": channel, "page_size": 500})
-        data["stock"].update({"locations": [location], "full_resync_hour_utc": None, "push_batch_size": 100})
-        (pairings / f"{key}.yaml").write_text(yaml.safe_dump(data))
-        shutil.copytree(ROOT / "include" / "mappings" / "cin7_commercetools", target / key)
-        with (target / key / "skus.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["channel_sku", "master_sku", "name"])
-            w.writerows([f"CS-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
+    shutil.copytree(ROOT / "include" / "mappings" / CT_PAIRING, target / CT_PAIRING)
+    with (target / CT_PAIRING / "skus.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["channel_sku", "master_sku", "name"])
+        w.writerows([f"CS-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
     os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
-    emu.post("cin7", "/_sandbox/seed", {"products": [{"SKU": f"CS-{i:06d}", "Name": f"Product {i}"} for i in range(n)], "locations": LOCATIONS})
+    locations = sorted({loc for r in regions.values() for loc in r["locations"]})
+    available = lambda i: 10 + i % 7 - i % 3  # noqa: E731 - OnHand less Allocated, every location
+    emu.post("cin7", "/_sandbox/seed", {"products": [{"SKU": f"CS-{i:06d}", "Name": f"Product {i}"} for i in range(n)], "locations": locations})
     for start in range(0, n, 20_000):
-        rows = [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 10 + i % 7, "Allocated": i % 3} for i in range(start, min(n, start + 20_000)) for loc in LOCATIONS]
+        rows = [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 10 + i % 7, "Allocated": i % 3} for i in range(start, min(n, start + 20_000)) for loc in locations]
         emu.post("cin7", "/_sandbox/seed", {"availability": rows})
-    emu.post("commercetools", "/_sandbox/channels", [{"key": c, "roles": ["InventorySupply"]} for _, c in CT_CHANNELS.values()])
-    for _, channel in CT_CHANNELS.values():
-        for start in range(0, n, 10_000):  # in step with Cin7: available less the buffer of one
-            emu.post("commercetools", "/_sandbox/inventory", [{"sku": f"CS-{i:06d}", "quantityOnStock": max(0, 10 + i % 7 - i % 3 - 1),
+    emu.post("commercetools", "/_sandbox/channels", [{"key": c, "roles": ["InventorySupply"]} for c in regions])
+    for channel, region in regions.items():
+        buffer, k = Buffer(**(region.get("buffer") or {})), len(region["locations"])
+        for start in range(0, n, 10_000):
+            emu.post("commercetools", "/_sandbox/inventory", [{"sku": f"CS-{i:06d}", "quantityOnStock": sellable(Decimal(available(i) * k), buffer),
                                                                "supplyChannel": {"typeId": "channel", "key": channel}} for i in range(start, min(n, start + 10_000))])
+    return locations
 
 
 def ct_main(args) -> None:
@@ -123,35 +135,33 @@ def ct_main(args) -> None:
     try:
         wire(emu, home, rates={"cin7_core": 1_000_000, "commercetools": 1_000_000})
         t = time.perf_counter()
-        ct_setup(emu, home, args.skus)
-        print(f"seeded {args.skus} SKUs x {len(CT_CHANNELS)} supply channels in {time.perf_counter() - t:.0f} s", flush=True)
+        locations = ct_setup(emu, home, args.skus)
+        channels = len(ct_regions(home))
+        print(f"seeded {args.skus} SKUs x {channels} supply channels in {time.perf_counter() - t:.0f} s", flush=True)
         writes = lambda: sum(1 for c in emu.get("commercetools", "/_sandbox/calls")["calls"] if c["method"] == "POST" and "/inventory/" in c["path"])  # noqa: E731
         per_write = None
         with pg_ledger():
             for label, run_id, change in (("first sync (nothing pushed before)", "r1", 0), ("nothing changed", "r2", 0), (f"{args.changed:.0%} changed", "r3", args.changed)):
                 if change:
                     k = int(args.skus * change)
-                    for loc in LOCATIONS:  # the same SKUs move at every location: every supply channel has writes
+                    for loc in locations:  # the same SKUs move at every location: every supply channel has writes
                         emu.post("cin7", "/_sandbox/seed", {"availability": [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 40, "Allocated": 0}
                                                                              for i in range(0, args.skus, args.skus // k)][:k]})
-                before, total, sent, listings = writes(), {"extract": 0.0, "gate": 0.0, "push": 0.0, "total": 0.0}, 0, 0
-                for key in CT_CHANNELS:
-                    r = run(f"{run_id}-{key}", pairing=key)
-                    total = {k: total[k] + r["times"][k] for k in total}
-                    sent, listings = sent + r["pushed"]["sent"], listings + r["listings"]
+                before = writes()
+                r = run(run_id, pairing=CT_PAIRING)  # one run sets every supply channel
                 done = writes() - before
                 if change:
-                    per_write = total["push"] / done if done else None
-                rows.append([label, listings, sent, done, f"{total['extract']:.1f}", f"{total['gate']:.1f}", f"{total['push']:.1f}", f"{total['total']:.1f}"])
-                print(f"{label}: {total['total']:.1f} s", flush=True)
+                    per_write = r["times"]["push"] / done if done else None
+                rows.append([label, r["listings"], r["pushed"]["sent"], done] + [f"{r['times'][k]:.1f}" for k in ("extract", "gate", "push", "total")])
+                print(f"{label}: {r['times']['total']:.1f} s", flush=True)
         if per_write:
-            entries = args.skus * len(CT_CHANNELS)
+            entries = args.skus * channels
             rows.append(["naive: set every entry each run (projected)", entries, entries, entries, "-", "-", f"{per_write * entries:.0f}", f"{per_write * entries:.0f}"])
     finally:
         emu.stop()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
-    print(f"stock_out, commercetools, {args.skus} SKUs x {len(CT_CHANNELS)} supply channels (one Cin7 location each)")
+    print(f"stock_out, commercetools, {args.skus} SKUs x {channels} supply channels in one pairing ({', '.join(locations)})")
     print(table(rows, ["run", "entries", "sent", "inventory writes", "extract s", "gate s", "push s", "run s"]))
     if per_write:
         print(f"one entry write (changed run): {per_write * 1000:.1f} ms; the naive row is that x every entry")
@@ -162,9 +172,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skus", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.01)
-    parser.add_argument("--pairing", choices=[PAIRING, "cin7_commercetools"], default=PAIRING)
+    parser.add_argument("--pairing", choices=[PAIRING, CT_PAIRING], default=PAIRING)
     args = parser.parse_args()
-    if args.pairing == "cin7_commercetools":
+    if args.pairing == CT_PAIRING:
         return ct_main(args)
     home = setup_env()
     emu = Emulators(cin7_rate_limit=1_000_000)

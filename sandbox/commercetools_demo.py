@@ -1,5 +1,5 @@
-"""Demo data for the commercetools emulator: the supply channel and inventory entries stock_out
-sets, the product type new products get, and a trickle of paid storefront orders with their
+"""Demo data for the commercetools emulator: the supply channels and inventory entries stock_out
+sets (one entry per SKU in each supply channel of include/pairings/cin7_commercetools.yaml), the product type new products get, and a trickle of paid storefront orders with their
 captured payments. The SKUs match include/mappings/cin7_commercetools/skus.csv and the Cin7 demo
 catalogue; now and then an order has no orderNumber, so the demo shows one held too."""
 
@@ -13,16 +13,18 @@ from sandbox.common import start_trickle
 from sandbox.commercetools_builders import make_order, payment, transaction
 
 CT_SKUS = [("CS-TEE-BLK-M", "45.00"), ("CS-TEE-BLK-L", "45.00"), ("CS-CAP-NVY", "19.99")]
-SUPPLY_CHANNEL = "cin7-main-warehouse"
+SUPPLY_CHANNELS = {"cin7-main-warehouse": "Cin7 Main Warehouse", "cin7-store-london": "London Store", "cin7-3pl-northampton": "3PL Northampton"}
 
 
 def seed(data) -> None:
     with data.lock:
-        create_resource(data, "channels", {"key": SUPPLY_CHANNEL, "roles": ["InventorySupply"], "name": {"en-GB": "Cin7 Main Warehouse"}})
+        for key, name in SUPPLY_CHANNELS.items():
+            create_resource(data, "channels", {"key": key, "roles": ["InventorySupply"], "name": {"en-GB": name}})
         create_resource(data, "product_types", {"key": "apparel", "name": "Apparel", "description": "Clothing and accessories",
                                                 "attributes": [{"name": "ean", "type": {"name": "text"}}, {"name": "weight", "type": {"name": "number"}}]})
         for sku, _ in CT_SKUS:
-            create_resource(data, "inventory", {"sku": sku, "quantityOnStock": 0, "supplyChannel": {"typeId": "channel", "key": SUPPLY_CHANNEL}})
+            for key in SUPPLY_CHANNELS:
+                create_resource(data, "inventory", {"sku": sku, "quantityOnStock": 0, "supplyChannel": {"typeId": "channel", "key": key}})
 
 
 def demo_order(rng: random.Random, n: int) -> tuple[dict, dict]:

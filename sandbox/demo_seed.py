@@ -22,8 +22,10 @@ DEMO_SELLERS = [
 ]
 CIN7_SEED = {
     "products": [{"SKU": sku, "Name": name} for sku, name, _ in DEMO_SKUS + [UNMAPPED_SKU]],
-    "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")],
-    "locations": ["Main Warehouse", "Sydney Store", "EU Warehouse", "US Warehouse"],  # the last two: cin7_sfcc's EU and US sites
+    "availability": [{"SKU": sku, "Location": loc, "OnHand": 40, "Allocated": 2} for sku, _, _ in DEMO_SKUS for loc in ("Main Warehouse", "Sydney Store")]
+    + [{"SKU": sku, "Location": loc, "OnHand": n} for sku, _, _ in DEMO_SKUS for loc, n in (("London Store", 6), ("3PL Northampton", 120))],
+    # EU and US Warehouse: cin7_sfcc's EU and US sites; London Store and 3PL Northampton: cin7_commercetools' other supply channels
+    "locations": ["Main Warehouse", "Sydney Store", "EU Warehouse", "US Warehouse", "London Store", "3PL Northampton"],
     "tax_rules": ["GST on Income", "20% (VAT on Income)"],
     # a sale takes its customer's currency: each pairing's customers trade in its orders' currency
     "customers": [{"Name": name, "Currency": "AUD"} for name in ("Marketplacer", "Castore AU (Marketplacer)", "Lounge (Marketplacer)")]

@@ -16,6 +16,7 @@ from tests.e2e.conftest import point_at
 PAIRING = "cin7_commercetools"
 PROJECT, CLIENT_ID, CLIENT_SECRET = "demo-shop", "demo-client", "demo-secret"
 SUPPLY = "cin7-main-warehouse"
+STORE, THREE_PL = "cin7-store-london", "cin7-3pl-northampton"  # the pairing's other supply channels (stock.regions)
 CIN7_PRODUCTS = [{"SKU": s, "Name": n} for s, n in (("CS-TEE-BLK-M", "Tee black M"), ("CS-TEE-BLK-L", "Tee black L"), ("CS-CAP-NVY", "Cap navy"), ("CS-SOCK-WHT", "Socks white"))]
 
 
@@ -73,9 +74,9 @@ def storefront(pg_url, mappings, mailbox, monkeypatch, airflow_db):
     c = start_server(cin7.create_app(account_id="demo-account", application_key="demo-key", rate_limit_per_minute=6000))
     t = start_server(commercetools.create_app(project_key=PROJECT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
     try:
-        requests.post(f"{c.url}/_sandbox/seed", json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse"], "tax_rules": ["20% (VAT on Income)"],
+        requests.post(f"{c.url}/_sandbox/seed", json={"products": CIN7_PRODUCTS, "locations": ["Main Warehouse", "London Store", "3PL Northampton"], "tax_rules": ["20% (VAT on Income)"],
                                                       "customers": [{"Name": "Storefront GBP", "Currency": "GBP"}]}, timeout=10).raise_for_status()
-        requests.post(f"{t.url}/_sandbox/channels", json=[{"key": SUPPLY, "roles": ["InventorySupply"]}], timeout=10).raise_for_status()
+        requests.post(f"{t.url}/_sandbox/channels", json=[{"key": k, "roles": ["InventorySupply"]} for k in (SUPPLY, STORE, THREE_PL)], timeout=10).raise_for_status()
         extra = {"project_key": PROJECT, "auth_url": t.url, "scopes": ["manage_orders", "view_payments", "manage_products", "manage_channels"]}
         point_at(monkeypatch, pg_url, mailbox, {f"{PAIRING}__cin7": {"host": f"{c.url}/ExternalApi/v2"}, f"{PAIRING}__commercetools": {"host": t.url, "extra": extra}})
         yield Storefront(cin7=c.url, ct=t.url, mailbox=mailbox)

@@ -1,5 +1,5 @@
 """cin7_commercetools end to end (dag.test; Cin7 and commercetools emulators over real HTTP; ledger
-in PostgreSQL; real SMTP): orders_in with sync info, dispatch_back, stock_out on one supply
+in PostgreSQL; real SMTP): orders_in with sync info, dispatch_back, stock_out per supply
 channel, refunds, payout_reconciliation, drift_monitor; and two writers racing on one entry."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import requests
 from commerce_sync.ledger import Ledger
 from sandbox.commercetools_builders import make_order, payment, transaction
 from tests.e2e.conftest import latest_drift
-from tests.e2e.ct_helpers import PAIRING, SUPPLY, dagbag, run, storefront  # noqa: F401 - storefront is a fixture
+from tests.e2e.ct_helpers import PAIRING, STORE, SUPPLY, THREE_PL, dagbag, run, storefront  # noqa: F401 - storefront is a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow, pytest.mark.pg]
 
@@ -115,29 +115,51 @@ def test_dispatch_back_partial_then_whole_with_carrier_and_tracking(storefront, 
 
 
 def test_stock_out_sets_the_supply_channel_entries_changed_only(storefront, pg_url):
+    """Each supply channel is a stock region (cin7_commercetools.yaml stock.regions): its entries
+    get the Cin7 availability of its own locations less its own buffer; only entries that differ
+    are written, on the first run and after one location's stock moves."""
     sf = storefront
-    channel = {"typeId": "channel", "key": SUPPLY}
-    sf.seed("inventory", [{"sku": "CS-TEE-BLK-M", "quantityOnStock": 0, "supplyChannel": channel}, {"sku": "CS-CAP-NVY", "quantityOnStock": 6, "supplyChannel": channel},
-                          {"sku": "CS-TEE-BLK-L", "quantityOnStock": 3, "supplyChannel": channel}, {"sku": "NOT-IN-CIN7", "quantityOnStock": 2, "supplyChannel": channel},
-                          {"sku": "CS-TEE-BLK-M", "quantityOnStock": 40}])  # no supply channel: not this pairing's
-    sf.in_cin7("seed", {"availability": [{"SKU": "CS-TEE-BLK-M", "Location": "Main Warehouse", "OnHand": 10}, {"SKU": "CS-CAP-NVY", "Location": "Main Warehouse", "OnHand": 7},
-                                      {"SKU": "CS-TEE-BLK-L", "Location": "Main Warehouse", "OnHand": 4}]})
+    main, store, tpl = ({"typeId": "channel", "key": k} for k in (SUPPLY, STORE, THREE_PL))
+    entries = sf.seed("inventory", [
+        {"sku": "CS-TEE-BLK-M", "quantityOnStock": 0, "supplyChannel": main}, {"sku": "CS-CAP-NVY", "quantityOnStock": 6, "supplyChannel": main},
+        {"sku": "CS-TEE-BLK-L", "quantityOnStock": 3, "supplyChannel": main}, {"sku": "NOT-IN-CIN7", "quantityOnStock": 2, "supplyChannel": main},
+        {"sku": "CS-TEE-BLK-M", "quantityOnStock": 0, "supplyChannel": store}, {"sku": "CS-CAP-NVY", "quantityOnStock": 5, "supplyChannel": store},
+        {"sku": "CS-TEE-BLK-M", "quantityOnStock": 0, "supplyChannel": tpl}, {"sku": "CS-CAP-NVY", "quantityOnStock": 0, "supplyChannel": tpl},
+        {"sku": "CS-TEE-BLK-M", "quantityOnStock": 40}])  # no supply channel: not this pairing's
+    key_of = {sf.api("GET", f"/channels/key={k}")["id"]: k for k in (SUPPLY, STORE, THREE_PL)}
+    entry_id = {(key_of.get((e.get("supplyChannel") or {}).get("id")), e["sku"]): e["id"] for e in entries}
+    on_hand = {("Main Warehouse", "CS-TEE-BLK-M"): 10, ("Main Warehouse", "CS-CAP-NVY"): 7, ("Main Warehouse", "CS-TEE-BLK-L"): 4,
+               ("London Store", "CS-TEE-BLK-M"): 5, ("London Store", "CS-CAP-NVY"): 7, ("3PL Northampton", "CS-TEE-BLK-M"): 100, ("3PL Northampton", "CS-CAP-NVY"): 20}
+    sf.in_cin7("seed", {"availability": [{"SKU": sku, "Location": loc, "OnHand": n} for (loc, sku), n in on_hand.items()]})
+
+    def shown() -> dict[tuple[str | None, str], int]:
+        return {(key_of.get((e.get("supplyChannel") or {}).get("id")), e["sku"]): e["quantityOnStock"] for e in sf.inventory()}
+
+    def written() -> list[str]:
+        return [c["path"].rsplit("/", 1)[-1] for c in sf.calls("POST", "/inventory/")]
+
     t = now() - timedelta(minutes=1)
     assert run("stock_out", t - timedelta(minutes=15), t, 1).state == "success"
-    stock = {(e["sku"], (e.get("supplyChannel") or {}).get("id") is not None): e["quantityOnStock"] for e in sf.inventory()}
-    assert stock == {("CS-TEE-BLK-M", True): 9, ("CS-CAP-NVY", True): 6, ("CS-TEE-BLK-L", True): 3, ("NOT-IN-CIN7", True): 2, ("CS-TEE-BLK-M", False): 40}
-    assert len(sf.calls("POST", "/inventory/")) == 1  # CAP and TEE-L already showed what Cin7 allows (one unit held back)
+    # main: less 1 unit; London store: less 2; 3PL: less 5 % rounded up (100 -> 95, 20 -> 19)
+    assert shown() == {(SUPPLY, "CS-TEE-BLK-M"): 9, (SUPPLY, "CS-CAP-NVY"): 6, (SUPPLY, "CS-TEE-BLK-L"): 3, (SUPPLY, "NOT-IN-CIN7"): 2,
+                       (STORE, "CS-TEE-BLK-M"): 3, (STORE, "CS-CAP-NVY"): 5, (THREE_PL, "CS-TEE-BLK-M"): 95, (THREE_PL, "CS-CAP-NVY"): 19,
+                       (None, "CS-TEE-BLK-M"): 40}
+    # the entries already showing what their channel's locations allow are not written
+    assert sorted(written()) == sorted(entry_id[k] for k in ((SUPPLY, "CS-TEE-BLK-M"), (STORE, "CS-TEE-BLK-M"), (THREE_PL, "CS-TEE-BLK-M"),
+                                                             (THREE_PL, "CS-CAP-NVY")))
     ledger = Ledger.from_url(pg_url)
-    assert held(ledger, "stock_out") == {"NOT-IN-CIN7": {"listing_mapped"}}
+    assert held(ledger, "stock_out") == {f"{SUPPLY}:NOT-IN-CIN7": {"listing_mapped"}}
 
-    # nothing changed in Cin7: nothing is written; then one SKU moves and only it is written
-    writes = len(sf.calls("POST", "/inventory/"))
+    # nothing changed in Cin7: nothing is written; then the London store's caps move and only
+    # that supply channel's entry is written (the same SKU in the other channels is left alone)
+    writes = written()
     assert run("stock_out", t - timedelta(minutes=15), t + timedelta(seconds=20), 2).state == "success"
-    assert len(sf.calls("POST", "/inventory/")) == writes
-    sf.in_cin7("seed", {"availability": [{"SKU": "CS-CAP-NVY", "Location": "Main Warehouse", "OnHand": 2}]})
+    assert written() == writes
+    sf.in_cin7("seed", {"availability": [{"SKU": "CS-CAP-NVY", "Location": "London Store", "OnHand": 4}]})
     assert run("stock_out", t - timedelta(minutes=15), t + timedelta(seconds=40), 3).state == "success"
-    assert len(sf.calls("POST", "/inventory/")) == writes + 1
-    assert {e["sku"]: e["quantityOnStock"] for e in sf.inventory() if e.get("supplyChannel")}["CS-CAP-NVY"] == 1
+    assert written() == writes + [entry_id[(STORE, "CS-CAP-NVY")]]
+    after = shown()
+    assert (after[(STORE, "CS-CAP-NVY")], after[(SUPPLY, "CS-CAP-NVY")], after[(THREE_PL, "CS-CAP-NVY")]) == (2, 6, 19)
     ledger.dispose()
 
 
@@ -241,7 +263,7 @@ def test_drift_monitor_finds_stock_drift_and_orphaned_orders(storefront, pg_url)
 
     assert dagbag().get_dag(f"{PAIRING}__drift_monitor").test(logical_date=t).state == "success"
     ledger = Ledger.from_url(pg_url)
-    assert latest_drift(ledger, PAIRING) == [("orphaned_order", "CT5001"), ("stock_drift", "CS-CAP-NVY")]
+    assert latest_drift(ledger, PAIRING) == [("orphaned_order", "CT5001"), ("stock_drift", f"{SUPPLY}:CS-CAP-NVY")]
     (alert,) = sf.mailbox.messages
     assert "drift found (2)" in alert["Subject"]
     ledger.dispose()

@@ -43,7 +43,9 @@ def _wire(world: World) -> None:
     """A fresh emulator state and the two connections (the matrix's read timeout: a hang is a timeout)."""
     url = _commercetools()
     requests.post(f"{url}/_sandbox/reset", timeout=10).raise_for_status()
-    requests.post(f"{url}/_sandbox/channels", json=[{"key": SUPPLY, "roles": ["InventorySupply"]}], timeout=10).raise_for_status()
+    # the pairing's three supply channels; the cells stock the main one (the others have no entries)
+    requests.post(f"{url}/_sandbox/channels", json=[{"key": k, "roles": ["InventorySupply"]} for k in (SUPPLY, "cin7-store-london", "cin7-3pl-northampton")],
+                  timeout=10).raise_for_status()
     timeouts = {"read_timeout": 1, "connect_timeout": 2}
     extra = {"project_key": PROJECT, "auth_url": url, "scopes": ["manage_orders", "view_payments", "manage_products", "manage_channels"], **timeouts}
     os.environ[f"AIRFLOW_CONN_{CT.upper()}__COMMERCETOOLS"] = json.dumps({"conn_type": "http", "host": url, "login": CLIENT_ID, "password": CLIENT_SECRET, "extra": extra})

@@ -120,6 +120,7 @@ class CommercetoolsChannel:
         sync_channel: str = "cin7-core",
         sync_channel_name: str = "Cin7 Core",
         supply_channel: str | None = None,
+        supply_channels: Iterable[str] | None = None,
         locale: str | None = None,
         page_size: int = MAX_PAGE,
         conflict_retries: int = 5,
@@ -134,7 +135,10 @@ class CommercetoolsChannel:
         self.seller_ref = seller_ref
         self.sync_channel = sync_channel
         self.sync_channel_name = sync_channel_name
-        self.supply_channel = supply_channel
+        # stock per supply channel: each is a stock region (the pairing's stock.regions, keyed by
+        # the channel key, say which Cin7 locations feed it); without them, the one supply_channel
+        self.supply_channels = list(dict.fromkeys(supply_channels or []))
+        self.supply_channel = supply_channel if supply_channel is not None or not self.supply_channels else self.supply_channels[0]
         self.locale = locale
         self.page_size = min(int(page_size), MAX_PAGE)
         self.conflict_retries = max(1, int(conflict_retries))
@@ -355,16 +359,23 @@ class CommercetoolsChannel:
         yield from self._query("/inventory", self._inventory_where(channel))
 
     def read_listings(self) -> dict[str, Listing]:
-        """The pairing's supply channel's entries by SKU. The quantity is `quantityOnStock`, the
-        figure this integration sets (orders placed on the storefront take theirs off it)."""
-        return {e["sku"]: Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock")) for e in self.read_inventory() if e.get("sku")}
+        """The inventory entries stock_out sets, by Listing.key. The quantity is `quantityOnStock`,
+        the figure this integration sets (orders placed on the storefront take theirs off it).
+        With `supply_channels`, each channel's entries, region = the channel key (`<key>:<SKU>`);
+        otherwise the one supply channel's, by SKU."""
+        if not self.supply_channels:
+            return {e["sku"]: Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock")) for e in self.read_inventory() if e.get("sku")}
+        found = (Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock"), region=key)
+                 for key in self.supply_channels for e in self.read_inventory(key) if e.get("sku"))
+        return {listing.key: listing for listing in found}
 
     def push_stock(self, updates: list[tuple[Listing, int]], batch_size: int = 50) -> list[tuple[str, str | None]]:
         """Set each entry's quantityOnStock (changeQuantity) at its current version; the entries
         are read back a batch at a time first (one call per `batch_size`), and one left as it is
         already needs no write. Orders placed since the flow read the entry (`listing.quantity`)
         took their units off it and are not in the target yet: they come off the target too. A 409
-        (an order or another writer meanwhile) re-reads that entry and computes it again."""
+        (an order or another writer meanwhile) re-reads that entry and computes it again. A
+        listing's entry is that of its supply channel; results are by Listing.key."""
         results: list[tuple[str, str | None]] = []
         for chunk in _chunks(list(updates), max(1, min(int(batch_size), IDS_PER_QUERY))):
             current = self._by_ids("/inventory", [listing.listing_id for listing, _ in chunk])
@@ -372,9 +383,9 @@ class CommercetoolsChannel:
                 try:
                     self.update(f"/inventory/{listing.listing_id}", _set_less_sold(qty, listing.quantity), current=current.get(listing.listing_id),
                                 state_based=False)
-                    results.append((listing.sku, None))
+                    results.append((listing.key, None))
                 except ClientError as exc:
-                    results.append((listing.sku, _error_message(exc)))
+                    results.append((listing.key, _error_message(exc)))
         return results
 
     def set_stock(self, sku: str, quantity: int, supply_channel: str | None | object = PAIRING_DEFAULT) -> dict[str, Any]:
@@ -637,6 +648,7 @@ def build(client: HttpClient, ref, cache=None) -> CommercetoolsChannel:
         sync_channel=options.get("sync_channel", "cin7-core"),
         sync_channel_name=options.get("sync_channel_name", "Cin7 Core"),
         supply_channel=options.get("supply_channel"),
+        supply_channels=options.get("supply_channels"),
         locale=options.get("locale"),
         page_size=int(options.get("page_size", MAX_PAGE)),
         conflict_retries=int(options.get("conflict_retries", 5)),
