@@ -171,3 +171,40 @@ def max_in_window(stamps: list[float], window: float = 60.0) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+def sku_mappings(home: Path, pairing: str, n: int, channel_prefix: str) -> None:
+    """A private copy of the mappings with `n` generated SKUs for `pairing` (channel SKU
+    `<channel_prefix>-000001`, master `CS-000001`), pointed at by COMMERCE_SYNC_MAPPINGS_DIR."""
+    import csv
+
+    target = home / "mappings"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(ROOT / "include" / "mappings", target)
+    with (target / pairing / "skus.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["channel_sku", "master_sku", "name"])
+        w.writerows([f"{channel_prefix}-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
+    os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
+
+
+def stock_run(pairing: str, run_id: str, *, full: bool = False) -> dict:
+    """One stock_out run through its steps, each timed: {times, pushed, listings}."""
+    from commerce_sync.flows import stock_out
+    from commerce_sync.runtime import FlowContext
+
+    times = {}
+    with FlowContext.for_pairing(pairing) as ctx:
+        t = time.perf_counter()
+        extracted = stock_out.extract(ctx, run_id)
+        times["extract"] = time.perf_counter() - t
+        t = time.perf_counter()
+        gated = stock_out.gate(ctx, run_id, extracted)
+        times["gate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pushed = stock_out.push(ctx, run_id, gated, full=full)
+        times["push"] = time.perf_counter() - t
+    times["total"] = sum(times.values())
+    return {"times": times, "pushed": pushed, "listings": extracted["listings"]}
+

@@ -12,14 +12,12 @@ client sends the same file again). Figures: records in the import's file(s), rec
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import resource
-import shutil
 import time
 
 import yaml
-from harness import ROOT, Emulators, pg_ledger, setup_env, table, wire
+from harness import ROOT, Emulators, pg_ledger, setup_env, sku_mappings, stock_run, table, wire
 
 PAIRING = "cin7_sfcc"
 
@@ -30,37 +28,6 @@ def seed(emu: Emulators, n: int) -> None:
         emu.post("cin7", "/_sandbox/seed", {"availability": [{"SKU": f"CS-{i:06d}", "Location": "Main Warehouse", "OnHand": 10 + i % 7, "Allocated": i % 3}
                                                              for i in range(start, min(n, start + 20_000))]})
         emu.post("sfcc", "/_sandbox/oci/inventory", [{"location": "uk-warehouse", "sku": f"CS-{i:06d}", "onHand": 0} for i in range(start, min(n, start + 20_000))])
-
-
-def mappings(home, n: int) -> None:
-    target = home / "mappings"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(ROOT / "include" / "mappings", target)
-    with (target / PAIRING / "skus.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["channel_sku", "master_sku", "name"])
-        w.writerows([f"CS-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
-    os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
-
-
-def run(run_id: str) -> dict:
-    from commerce_sync.flows import stock_out
-    from commerce_sync.runtime import FlowContext
-
-    times = {}
-    with FlowContext.for_pairing(PAIRING) as ctx:
-        t = time.perf_counter()
-        extracted = stock_out.extract(ctx, run_id)
-        times["extract"] = time.perf_counter() - t
-        t = time.perf_counter()
-        gated = stock_out.gate(ctx, run_id, extracted)
-        times["gate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        pushed = stock_out.push(ctx, run_id, gated)
-        times["push"] = time.perf_counter() - t
-    times["total"] = sum(times.values())
-    return {"times": times, "pushed": pushed, "listings": extracted["listings"]}
 
 
 def main() -> None:
@@ -85,7 +52,7 @@ def main() -> None:
         data["channel"]["options"].update({"stock_region": "uk", "import_poll_seconds": 0.2, "listings_from_catalog": False})
         data["stock"]["full_resync_hour_utc"] = None
         path.write_text(yaml.safe_dump(data))
-        mappings(home, args.skus)
+        sku_mappings(home, PAIRING, args.skus, "CS")
         t = time.perf_counter()
         seed(emu, args.skus)
         print(f"seeded {args.skus} SKUs in Cin7 and OCI in {time.perf_counter() - t:.0f} s", flush=True)
@@ -98,7 +65,7 @@ def main() -> None:
                                                                          for i in range(0, args.skus, args.skus // k)][:k]})
                     emu.post("sfcc", "/_sandbox/faults", {"lose_response_after_commit": {"method": "PUT"}})
                 before = len(emu.get("sfcc", "/_sandbox/oci/imports")["imports"])
-                r = run(run_id)
+                r = stock_run(PAIRING, run_id)
                 new = emu.get("sfcc", "/_sandbox/oci/imports")["imports"][before:]
                 ids = {i["importId"] for i in new}
                 in_files = sum(len(f.splitlines()) - 1 for i in new for f in i["files"])

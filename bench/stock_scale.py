@@ -19,14 +19,12 @@ Peak memory is this process's maximum resident set (ru_maxrss) over the whole be
 from __future__ import annotations
 
 import argparse
-import csv
 import resource
-import shutil
 import time
 from decimal import Decimal
 
 import yaml
-from harness import ROOT, Emulators, pg_ledger, setup_env, table, wire
+from harness import ROOT, Emulators, pg_ledger, setup_env, sku_mappings, stock_run, table, wire
 
 PAIRING = "cin7_john_lewis"
 LOCATIONS = ["Main Warehouse", "Sydney Store", "Melbourne Store"]
@@ -39,39 +37,6 @@ def seed(emu: Emulators, n: int) -> None:
         emu.post("cin7", "/_sandbox/seed", {"availability": rows})
     for start in range(0, n, 10_000):
         emu.post("mirakl", "/_sandbox/offers", [{"shop_sku": f"JL-{i:06d}", "quantity": 0} for i in range(start, min(n, start + 10_000))])
-
-
-def mappings(home, n: int) -> None:
-    target = home / "mappings"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(ROOT / "include" / "mappings", target)
-    with (target / PAIRING / "skus.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["channel_sku", "master_sku", "name"])
-        w.writerows([f"JL-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
-    import os
-
-    os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
-
-
-def run(run_id: str, *, full: bool = False, pairing: str = PAIRING) -> dict:
-    from commerce_sync.flows import stock_out
-    from commerce_sync.runtime import FlowContext
-
-    times = {}
-    with FlowContext.for_pairing(pairing) as ctx:
-        t = time.perf_counter()
-        extracted = stock_out.extract(ctx, run_id)
-        times["extract"] = time.perf_counter() - t
-        t = time.perf_counter()
-        gated = stock_out.gate(ctx, run_id, extracted)
-        times["gate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        pushed = stock_out.push(ctx, run_id, gated, full=full)
-        times["push"] = time.perf_counter() - t
-    times["total"] = sum(times.values())
-    return {"times": times, "pushed": pushed, "listings": extracted["listings"]}
 
 
 def imports(emu: Emulators) -> list[dict]:
@@ -99,20 +64,13 @@ def ct_setup(emu: Emulators, home, n: int) -> list[str]:
     from commerce_sync.pairing import Buffer
     from commerce_sync.stock import sellable
 
-    path, target = home / "pairings" / f"{CT_PAIRING}.yaml", home / "mappings"
+    path = home / "pairings" / f"{CT_PAIRING}.yaml"
     data = yaml.safe_load(path.read_text())
     data["channel"]["options"]["page_size"] = 500
     data["stock"].update({"full_resync_hour_utc": None, "push_batch_size": 100})
     path.write_text(yaml.safe_dump(data))
     regions = data["stock"]["regions"]
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(ROOT / "include" / "mappings" / CT_PAIRING, target / CT_PAIRING)
-    with (target / CT_PAIRING / "skus.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["channel_sku", "master_sku", "name"])
-        w.writerows([f"CS-{i:06d}", f"CS-{i:06d}", f"Product {i}"] for i in range(n))
-    os.environ["COMMERCE_SYNC_MAPPINGS_DIR"] = str(target)
+    sku_mappings(home, CT_PAIRING, n, "CS")
     locations = sorted({loc for r in regions.values() for loc in r["locations"]})
     available = lambda i: 10 + i % 7 - i % 3  # noqa: E731 - OnHand less Allocated, every location
     emu.post("cin7", "/_sandbox/seed", {"products": [{"SKU": f"CS-{i:06d}", "Name": f"Product {i}"} for i in range(n)], "locations": locations})
@@ -148,7 +106,7 @@ def ct_main(args) -> None:
                         emu.post("cin7", "/_sandbox/seed", {"availability": [{"SKU": f"CS-{i:06d}", "Location": loc, "OnHand": 40, "Allocated": 0}
                                                                              for i in range(0, args.skus, args.skus // k)][:k]})
                 before = writes()
-                r = run(run_id, pairing=CT_PAIRING)  # one run sets every supply channel
+                r = stock_run(CT_PAIRING, run_id)  # one run sets every supply channel
                 done = writes() - before
                 if change:
                     per_write = r["times"]["push"] / done if done else None
@@ -185,7 +143,7 @@ def main() -> None:
         data = yaml.safe_load(path.read_text())
         data["stock"]["locations"] = LOCATIONS
         path.write_text(yaml.safe_dump(data))
-        mappings(home, args.skus)
+        sku_mappings(home, PAIRING, args.skus, "JL")
         t = time.perf_counter()
         seed(emu, args.skus)
         print(f"seeded {args.skus} SKUs x {len(LOCATIONS)} locations in {time.perf_counter() - t:.0f} s", flush=True)
@@ -200,7 +158,7 @@ def main() -> None:
                     emu.post("cin7", "/_sandbox/seed", {"availability": [{"SKU": f"CS-{i:06d}", "Location": "Main Warehouse", "OnHand": bump, "Allocated": 0}
                                                                          for i in range(0, args.skus, args.skus // k)][:k]})
                 before_imports, before_writes = len(imports(emu)), mirakl_writes(emu)
-                r = run(run_id, full=full)
+                r = stock_run(PAIRING, run_id, full=full)
                 sent_lines = sum(len(i["lines"]) for i in imports(emu)[before_imports:])
                 results[label] = r
                 rows.append([label, r["listings"], r["pushed"]["sent"], sent_lines, mirakl_writes(emu) - before_writes,
