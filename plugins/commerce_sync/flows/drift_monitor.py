@@ -77,7 +77,7 @@ def _orders(ctx: FlowContext, since: datetime, now: datetime) -> list[dict[str, 
             if queue and order.placed_at < cutoff:
                 # booked, yet still waiting in the channel's export queue: the acknowledgement keeps failing
                 found.append({"type": "orphaned_order", "key": order.channel_ref,
-                              "detail": f"placed {order.placed_at:%Y-%m-%d %H:%M} UTC, booked in Cin7 but still not marked exported on the channel"})
+                              "detail": f"placed {order.placed_at:%Y-%m-%d %H:%M} UTC, booked in {master_label(ctx)} but still not marked exported on the channel"})
             booked = ctx.master.sale_amounts(linked[order.channel_ref])
             # the ERP's total includes tax whatever the mode; an exclusive order's total does not
             due = amount_due(order, tax_inclusive(ctx.pairing, order))
