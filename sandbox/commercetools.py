@@ -821,7 +821,7 @@ def create_app(project_key: str = "demo-shop", client_id: str = "demo-client", c
             body = run_query(data.stores[store], query, data.indexes[store])
             if store == "orders":
                 body["results"] = [_expand(data, o, expand) for o in body["results"]]
-            return answer(copy.deepcopy(body))
+            return answer(body)  # rendered to bytes here, under the lock: nothing to copy
 
     @app.post("/{project}/{rest:path}")
     async def write(project: str, rest: str, request: Request):

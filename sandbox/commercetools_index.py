@@ -138,7 +138,8 @@ class StoreIndex:
         wanted = [_lookup_value(v) for v in ([node[3]] if kind == "cmp" else node[2])]
         if any(v is None for v in wanted):
             return None, None
-        return set().union(*(self.values[path].get(v, ()) for v in wanted)) | self.loose[path], None
+        found = [ids for ids in (*(self.values[path].get(v) for v in wanted), self.loose[path]) if ids]
+        return (found[0] if len(found) == 1 else set().union(*found)), None  # the index's own set: read, never changed
 
     def in_keyset_order(self, docs: Mapping[str, dict[str, Any]], low: str | None) -> Iterator[dict[str, Any]]:
         """The store's resources as `sort=lastModifiedAt asc&sort=id asc` orders them, from the
