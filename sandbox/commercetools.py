@@ -20,6 +20,8 @@ projections, orders, inventory entries, payments. Rules enforced:
   all applied), `sort` (`<field path> asc|desc`, repeatable, `id asc` breaking ties), `limit`
   1..500 (default 20), `offset` 0..10,000 (over: 400), `withTotal` (default true), `expand`
   (`paymentInfo.payments[*]` on orders). Answer: `{limit, offset, count, total?, results}`.
+  Stores are indexed (sandbox/commercetools_index.py) so 300,000 entries answer in time; the
+  index narrows what a query looks at, the predicate still decides each resource.
 - Updates: `POST /{resource}/{id}` with `{version, actions}`: a version other than the current
   one is 409 ConcurrentModification (`currentVersion` in the error); each applied action adds
   one to the version; `lastModifiedAt` moves on every change and never repeats.
