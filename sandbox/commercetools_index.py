@@ -62,7 +62,10 @@ def _lower_bound(value: Any) -> str | None:
     when = _when(value)
     if when is None or when.tzinfo is None:
         return None
-    when = when.astimezone(timezone.utc)
+    try:
+        when = when.astimezone(timezone.utc)
+    except OverflowError:  # year 1 east of UTC: no bound
+        return None
     return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}."
             f"{when.microsecond // 1000:03d}Z")
 

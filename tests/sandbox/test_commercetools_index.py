@@ -57,7 +57,7 @@ def predicates(data) -> list[str]:
         f'supplyChannel(id = "c1") and {keyset}', f'(supplyChannel(id = "c2")) and {keyset}', keyset,
         f'lastModifiedAt < {q(middle)}', 'lastModifiedAt > "2000-01-01T00:00:00.000+01:00"', 'lastModifiedAt = "2000-01-01T00:00:00Z"',
         'lastModifiedAt >= "2026-11-30T09:00:00"', f"lastModifiedAt = {q(first)} or lastModifiedAt > {q(middle)}",
-        'supplyChannel(lastModifiedAt > "2100-01-01T00:00:00.000Z")',
+        'supplyChannel(lastModifiedAt > "2100-01-01T00:00:00.000Z")', 'lastModifiedAt > "0001-01-01T00:00:00+01:00"',
     ]
 
 
