@@ -20,6 +20,8 @@ projections, orders, inventory entries, payments. Rules enforced:
   all applied), `sort` (`<field path> asc|desc`, repeatable, `id asc` breaking ties), `limit`
   1..500 (default 20), `offset` 0..10,000 (over: 400), `withTotal` (default true), `expand`
   (`paymentInfo.payments[*]` on orders). Answer: `{limit, offset, count, total?, results}`.
+  Stores are indexed (sandbox/commercetools_index.py) so 300,000 entries answer in time; the
+  index narrows what a query looks at, the predicate still decides each resource.
 - Updates: `POST /{resource}/{id}` with `{version, actions}`: a version other than the current
   one is 409 ConcurrentModification (`currentVersion` in the error); each applied action adds
   one to the version; `lastModifiedAt` moves on every change and never repeats.
@@ -46,6 +48,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
+import itertools
 import threading
 import time
 import uuid
@@ -60,6 +64,7 @@ from fastapi.responses import Response
 
 from sandbox.common import MoneyJSONResponse, SandboxState, install_sandbox, json_body
 from sandbox.commercetools_builders import digits_of
+from sandbox.commercetools_index import StoreIndex, sort_key
 from sandbox.commercetools_predicates import PredicateError, evaluate, parse
 
 DEFAULT_CONFIG = {"token_ttl_seconds": 172800}
@@ -116,15 +121,6 @@ def _typed(m: Any, field: str) -> dict[str, Any]:
     return out
 
 
-def _sort_key(value: Any) -> tuple:
-    """Missing values sort last; numbers by value; everything else as text (ISO times sort right)."""
-    if value is None:
-        return (2, "")
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return (0, Decimal(str(value)))
-    return (1, str(value))
-
-
 def _path_value(doc: Any, path: str) -> Any:
     for part in path.split("."):
         doc = doc.get(part) if isinstance(doc, dict) else None
@@ -160,6 +156,8 @@ class CommercetoolsData:
     def reset(self) -> None:
         with self.lock:
             self.stores: dict[str, dict[str, dict]] = {name: {} for name in ("orders", "inventory", "payments", "channels", "product_types", "products")}
+            # kept in step with every change to a stored resource (new, apply_update, delete, an order's stock)
+            self.indexes: dict[str, StoreIndex] = {name: StoreIndex() for name in self.stores}
             self.tokens: dict[str, dict[str, Any]] = {}
             self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
             self.reserved: dict[str, int] = {}  # inventory entry id -> units reserved (availableQuantity = onStock - reserved)
@@ -174,7 +172,18 @@ class CommercetoolsData:
         if not keep_stamps or "lastModifiedAt" not in resource:
             resource["lastModifiedAt"] = stamp
         self.stores[store][resource["id"]] = resource
+        self.indexes[store].add(resource)
         return resource
+
+    def remove(self, store: str, ident: str) -> None:
+        del self.stores[store][ident]
+        self.indexes[store].remove(ident)
+
+    def entry_for(self, sku: Any, channel: str | None) -> dict[str, Any] | None:
+        """The inventory entry of a SKU in a supply channel (None: the one without a channel)."""
+        candidates = self.indexes["inventory"].having("sku", sku) if isinstance(sku, str) else self.stores["inventory"]
+        return next((e for e in map(self.stores["inventory"].get, candidates)
+                     if e["sku"] == sku and (e.get("supplyChannel") or {}).get("id") == channel), None)
 
     def get(self, store: str, ident: str) -> dict[str, Any]:
         found = self.stores[store].get(ident)
@@ -256,10 +265,9 @@ def create_resource(data: CommercetoolsData, store: str, draft: Any) -> dict[str
         if not isinstance(qty, int) or isinstance(qty, bool):
             raise invalid("Request body does not contain valid JSON: InventoryEntryDraft: quantityOnStock must be an integer", "InvalidJsonInput")
         channel = data.resolve("channels", draft["supplyChannel"], "supplyChannel")["id"] if draft.get("supplyChannel") else None
-        for e in data.stores["inventory"].values():
-            if e["sku"] == draft["sku"] and (e.get("supplyChannel") or {}).get("id") == channel:
-                raise invalid(f"An inventory entry for SKU '{draft['sku']}' and this supply channel already exists.", "DuplicateField",
-                              field="sku", duplicateValue=draft["sku"])
+        if data.entry_for(draft["sku"], channel) is not None:
+            raise invalid(f"An inventory entry for SKU '{draft['sku']}' and this supply channel already exists.", "DuplicateField",
+                          field="sku", duplicateValue=draft["sku"])
         entry = {"id": draft.get("id") or str(uuid.uuid4()), "sku": draft["sku"], "quantityOnStock": qty, "availableQuantity": qty}
         if draft.get("key"):
             entry["key"] = draft["key"]
@@ -536,6 +544,7 @@ def apply_update(data: CommercetoolsData, store: str, resource: dict[str, Any], 
         data.touch(work, len(body["actions"]))
     resource.clear()
     resource.update(work)
+    data.indexes[store].add(resource)
     return resource
 
 
@@ -566,7 +575,12 @@ def _sorts(query: list[tuple[str, str]]) -> list[tuple[str, bool]]:
     return out
 
 
-def run_query(items: list[dict[str, Any]], query: list[tuple[str, str]]) -> dict[str, Any]:
+FEW = 2000  # candidates from a field index read one by one; more, and a keyset page walks the order instead
+KEYSET_SORTS = ([("lastModifiedAt", False)], [("lastModifiedAt", False), ("id", False)])
+
+
+def run_query(items: list[dict[str, Any]] | dict[str, dict[str, Any]], query: list[tuple[str, str]], index: StoreIndex | None = None) -> dict[str, Any]:
+    """A page of `items` (a list; or a store by id, with its index) as the API answers a query."""
     limit = _int_param(query, "limit", 20, 1, MAX_LIMIT)
     offset = _int_param(query, "offset", 0, 0, MAX_OFFSET)
     with_total = next((v for k, v in reversed(query) if k == "withTotal"), "true").lower() != "false"
@@ -574,10 +588,19 @@ def run_query(items: list[dict[str, Any]], query: list[tuple[str, str]]) -> dict
         predicates = [parse(v) for k, v in query if k == "where"]
     except PredicateError as exc:
         raise invalid(f"Malformed parameter: where: Syntax error while parsing 'where'. {exc}") from None
-    picked = [r for r in items if all(evaluate(p, r) for p in predicates)]
+    sorts = _sorts(query)
+    docs: Any = items
+    if index is not None:  # the index picks which resources to look at; the predicates still decide
+        ids, low = index.narrow(functools.reduce(lambda a, b: ("and", a, b), predicates)) if predicates else (None, None)
+        if sorts in KEYSET_SORTS and not with_total and (ids is None or len(ids) > FEW):
+            walk = (r for r in index.in_keyset_order(items, low) if (ids is None or r["id"] in ids) and all(evaluate(p, r) for p in predicates))
+            page = list(itertools.islice(walk, offset, offset + limit))
+            return {"limit": limit, "offset": offset, "count": len(page), "results": page}
+        docs = [items[i] for i in ids] if ids is not None else items.values()
+    picked = [r for r in docs if all(evaluate(p, r) for p in predicates)]
     picked.sort(key=lambda r: r["id"])  # ties end in id order, whatever the sort
-    for field, desc in reversed(_sorts(query)):
-        picked.sort(key=lambda r, f=field: _sort_key(_path_value(r, f)), reverse=desc)
+    for field, desc in reversed(sorts):
+        picked.sort(key=lambda r, f=field: sort_key(_path_value(r, f)), reverse=desc)
     page = picked[offset : offset + limit]
     body: dict[str, Any] = {"limit": limit, "offset": offset, "count": len(page), "results": page}
     if with_total:
@@ -607,8 +630,7 @@ def inject_order(data: CommercetoolsData, order: dict[str, Any]) -> dict[str, An
         wanted = []
         for li in order["lineItems"]:
             channel = (li.get("supplyChannel") or {}).get("id")
-            entry = next((e for e in data.stores["inventory"].values() if e["sku"] == (li.get("variant") or {}).get("sku")
-                          and (e.get("supplyChannel") or {}).get("id") == channel), None)
+            entry = data.entry_for((li.get("variant") or {}).get("sku"), channel)
             if entry is None and mode == "ReserveOnOrder":
                 raise invalid(f"Some line items are out of stock at the time of placing the order: {(li.get('variant') or {}).get('sku')}.", "OutOfStock")
             if entry is not None:
@@ -618,6 +640,7 @@ def inject_order(data: CommercetoolsData, order: dict[str, Any]) -> dict[str, An
         for entry, qty in wanted:  # the order takes its units off the stock, as placing it does
             _set_stock(data, entry, entry["quantityOnStock"] - qty)
             data.touch(entry, 1)
+            data.indexes["inventory"].add(entry)
     return data.new("orders", order, keep_stamps=True)
 
 
@@ -797,10 +820,10 @@ def create_app(project_key: str = "demo-shop", client_id: str = "demo-client", c
             if selector:
                 found = one(store, selector)
                 return answer(copy.deepcopy(_expand(data, found, expand) if store == "orders" else found))
-            body = run_query(list(data.stores[store].values()), query)
+            body = run_query(data.stores[store], query, data.indexes[store])
             if store == "orders":
                 body["results"] = [_expand(data, o, expand) for o in body["results"]]
-            return answer(copy.deepcopy(body))
+            return answer(body)  # rendered to bytes here, under the lock: nothing to copy
 
     @app.post("/{project}/{rest:path}")
     async def write(project: str, rest: str, request: Request):
@@ -832,7 +855,7 @@ def create_app(project_key: str = "demo-shop", client_id: str = "demo-client", c
                 raise ApiError(409, "ConcurrentModification",
                                f"Object {found['id']} has a different version than expected. Expected: {version} - Actual: {found['version']}.",
                                currentVersion=found["version"])
-            del data.stores[store][found["id"]]
+            data.remove(store, found["id"])
             return answer(copy.deepcopy(found))
 
     return app
