@@ -4,8 +4,11 @@ on its own."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
+from itertools import accumulate
 
 from commerce_sync.models import Order, StockLevel
 from commerce_sync.pairing import Buffer, StockPolicy
@@ -35,30 +38,63 @@ def sellable(available: Decimal, buffer: Buffer) -> int:
     return max(0, int(available - held))
 
 
-def unbooked_units(orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> dict[str, int]:
-    """Units per master SKU in orders captured on the channel but not booked in the master yet.
+class UnbookedUnits:
+    """Units per master SKU in orders captured on the channel but not booked in the master yet,
+    each order once, with the moment it was placed, so a listing holds back exactly the orders its
+    figure does not already leave to the channel.
 
     `orders` is keyed by the channel's record key, so an order that several sources know of
     (staged, held in quarantine, still on the channel) counts once; an order whose reference is
-    `booked` (linked to a sale) counts not at all: the master's availability already holds it.
-    An order without a reference is held, so unbooked. A line whose SKU is unmapped holds back
-    no master stock (there is none to hold), and its order waits in quarantine.
+    `booked` (linked to a sale the master's figure already holds) counts not at all. An order
+    without a reference is held, so unbooked. A line whose SKU is unmapped holds back no master
+    stock (there is none to hold), and its order waits in quarantine.
     """
-    units: dict[str, int] = {}
-    for order in orders.values():
-        if order.channel_ref is not None and order.channel_ref in booked:
-            continue
-        for line in order.lines:
-            master = sku_map.get(line.sku)
-            if master is not None and line.quantity > 0:
-                units[master] = units.get(master, 0) + line.quantity
-    return units
+
+    def __init__(self, orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> None:
+        lines: dict[str, list[tuple[datetime, int]]] = {}
+        for order in orders.values():
+            if order.channel_ref is not None and order.channel_ref in booked:
+                continue
+            for line in order.lines:
+                master = sku_map.get(line.sku)
+                if master is not None and line.quantity > 0:
+                    lines.setdefault(master, []).append((order.placed_at, line.quantity))
+        self._at: dict[str, list[datetime]] = {}
+        self._sums: dict[str, list[int]] = {}  # running totals, oldest first: a listing's share is one bisect
+        for master, found in lines.items():
+            found.sort(key=lambda item: item[0])
+            self._at[master] = [at for at, _ in found]
+            self._sums[master] = list(accumulate(units for _, units in found))
+
+    def total(self, master: str) -> int:
+        sums = self._sums.get(master)
+        return sums[-1] if sums else 0
+
+    def for_listing(self, master: str, as_of: datetime | None) -> int:
+        """What a listing of `master` holds back: every unbooked unit where the listing has no
+        `as_of` (its figure is set outright), else those of orders placed at or before `as_of`
+        (in the figure as read); a later order is the channel's to take off, which its write
+        does (it sets the target less what sold since the read: less_sold_since_read). So each
+        order is counted once, by one side or the other, never by both and never by neither."""
+        if as_of is None:
+            return self.total(master)
+        n = bisect_right(self._at.get(master, []), as_of)
+        return self._sums[master][n - 1] if n else 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {master: sums[-1] for master, sums in self._sums.items()}
+
+
+def unbooked_units(orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> dict[str, int]:
+    """Every unbooked unit per master SKU (UnbookedUnits, whatever the listing has read)."""
+    return UnbookedUnits(orders, booked, sku_map).as_dict()
 
 
 def less_sold_since_read(target: int, read_quantity: int | None, current_quantity: int | None) -> int:
     """The quantity to set where the channel takes its own orders off the figure we set: the
-    target, less what was sold on the channel between our read of it and this write (those
-    orders were not yet there to count as unbooked), never below zero."""
+    target, less what was sold on the channel between our read of it and this write (orders
+    placed after the listing's `as_of`, which UnbookedUnits.for_listing leaves to this), never
+    below zero."""
     if read_quantity is None or current_quantity is None:
         return target
     return max(0, target - max(0, read_quantity - current_quantity))
