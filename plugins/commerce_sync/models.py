@@ -91,6 +91,9 @@ class OrderLine(_Model):
     # mapping (tax_codes.csv); None where the channel names none (the pairing's tax_rule applies)
     tax_name: str | None = None
     tax_rate: Decimal | None = None
+    # the channel's stock pool (Listing.region) the line took its units from, where the channel
+    # keeps stock per region and says so; None where unknown or the channel has one pool
+    region: str | None = None
 
 
 class Charge(_Model):

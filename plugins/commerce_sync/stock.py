@@ -51,38 +51,48 @@ class UnbookedUnits:
     """
 
     def __init__(self, orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> None:
-        lines: dict[str, list[tuple[datetime, int]]] = {}
+        self._totals: dict[str, int] = {}
+        lines: dict[tuple[str, str | None], list[tuple[datetime, int]]] = {}
         for order in orders.values():
             if order.channel_ref is not None and order.channel_ref in booked:
                 continue
             for line in order.lines:
                 master = sku_map.get(line.sku)
                 if master is not None and line.quantity > 0:
-                    lines.setdefault(master, []).append((order.placed_at, line.quantity))
-        self._at: dict[str, list[datetime]] = {}
-        self._sums: dict[str, list[int]] = {}  # running totals, oldest first: a listing's share is one bisect
-        for master, found in lines.items():
+                    self._totals[master] = self._totals.get(master, 0) + line.quantity
+                    lines.setdefault((master, line.region), []).append((order.placed_at, line.quantity))
+        # per master SKU and stock region, oldest first with running totals: a listing's share is one bisect
+        self._at: dict[tuple[str, str | None], list[datetime]] = {}
+        self._sums: dict[tuple[str, str | None], list[int]] = {}
+        for pool, found in lines.items():
             found.sort(key=lambda item: item[0])
-            self._at[master] = [at for at, _ in found]
-            self._sums[master] = list(accumulate(units for _, units in found))
+            self._at[pool] = [at for at, _ in found]
+            self._sums[pool] = list(accumulate(units for _, units in found))
 
     def total(self, master: str) -> int:
-        sums = self._sums.get(master)
-        return sums[-1] if sums else 0
+        return self._totals.get(master, 0)
 
-    def for_listing(self, master: str, as_of: datetime | None) -> int:
-        """What a listing of `master` holds back: every unbooked unit where the listing has no
-        `as_of` (its figure is set outright), else those of orders placed at or before `as_of`
-        (in the figure as read); a later order is the channel's to take off, which its write
-        does (it sets the target less what sold since the read: less_sold_since_read). So each
-        order is counted once, by one side or the other, never by both and never by neither."""
+    def for_listing(self, master: str, as_of: datetime | None, region: str | None = None) -> int:
+        """What a listing of `master` (in stock `region`) holds back: every unbooked unit where
+        the listing has no `as_of` (its figure is set outright); else all but those of orders
+        placed after `as_of` whose line took its units from this listing's pool (its region's,
+        or the one pool): those were not in the figure as read, and the channel's write takes
+        them off (it sets the target less what sold since the read: less_sold_since_read). So
+        each order is counted once, by one side or the other, never by both and never by
+        neither. A line of another region, or whose region is unknown, is held back whatever its
+        time (in the regional design every region holds back every unbooked unit of its SKU)."""
+        total = self.total(master)
         if as_of is None:
-            return self.total(master)
-        n = bisect_right(self._at.get(master, []), as_of)
-        return self._sums[master][n - 1] if n else 0
+            return total
+        pool = (master, region)
+        sums = self._sums.get(pool)
+        if not sums:
+            return total
+        placed_by = bisect_right(self._at[pool], as_of)
+        return total - (sums[-1] - (sums[placed_by - 1] if placed_by else 0))
 
     def as_dict(self) -> dict[str, int]:
-        return {master: sums[-1] for master, sums in self._sums.items()}
+        return dict(self._totals)
 
 
 def unbooked_units(orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> dict[str, int]:

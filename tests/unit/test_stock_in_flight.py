@@ -223,3 +223,23 @@ def test_the_listing_holds_back_the_orders_its_figure_already_reflects():
     assert units.for_listing("A", T0 + timedelta(seconds=2, milliseconds=500)) == 2  # b is booked
     assert units.for_listing("A", T0 + timedelta(days=1)) == 3
     assert unbooked_units(orders, {"b"}, SKU_MAP) == {"A": 3, "B": 7}
+
+
+def test_in_a_region_only_the_lines_that_took_that_regions_stock_are_left_to_the_channels_write():
+    """Where the channel keeps stock per region, an order placed after a listing's read took its
+    units off its own region's entry only: another region's listing never sees it taken off, so
+    holds it back whatever its time, as does any listing for a line whose region is unknown."""
+    def line_in(ref, at, qty, region):
+        return Order(channel="model", channel_ref=ref, channel_id=ref, placed_at=at, currency="GBP", total=Decimal(qty), tax_inclusive=True,
+                     lines=[OrderLine(line_ref=f"{ref}-1", sku="ch-A", quantity=qty, unit_price=Decimal(1), line_total=Decimal(qty), region=region)])
+
+    read = T0 + timedelta(seconds=10)
+    orders = {"early": line_in("early", T0, 1, "uk"), "late-uk": line_in("late-uk", read + timedelta(seconds=1), 2, "uk"),
+              "late-eu": line_in("late-eu", read + timedelta(seconds=1), 4, "eu"), "late-unknown": line_in("late-unknown", read + timedelta(seconds=2), 8, None)}
+    units = UnbookedUnits(orders, booked=set(), sku_map=SKU_MAP)
+    assert units.total("A") == 15
+    assert units.for_listing("A", read, "uk") == 15 - 2  # the uk write takes late-uk off
+    assert units.for_listing("A", read, "eu") == 15 - 4
+    assert units.for_listing("A", read, "us") == 15  # nothing of us sold after the read
+    assert units.for_listing("A", read, None) == 15 - 8  # one pool: a line of unknown region is that pool's
+    assert units.for_listing("A", None, "uk") == 15  # set outright: every unbooked unit

@@ -100,7 +100,7 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
             "channel_quantity": listing.quantity,
             "master_sku": master,
             "available": str(available) if available is not None else None,
-            "unbooked": unbooked.for_listing(master, listing.as_of) if master else 0,
+            "unbooked": unbooked.for_listing(master, listing.as_of, listing.region) if master else 0,
         }
         if listing.region is not None:
             row |= {"sku": sku, "region": listing.region}

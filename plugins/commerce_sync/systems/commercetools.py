@@ -232,6 +232,8 @@ class CommercetoolsChannel:
         hold their stock (placing one took its units off the inventory entry; it is booked once
         paid), a cancelled one has let it go."""
         where = f"lastModifiedAt >= {q(_iso(start))} and lastModifiedAt < {q(_iso(end))}"
+        if self.order_states:  # completed orders are none of stock_out's business: not read
+            where += f" and {_in('orderState', [*self.order_states, 'Cancelled'])}"
         for raw in self._query("/orders", where):
             state = raw.get("orderState")
             if state == "Cancelled":
@@ -243,7 +245,16 @@ class CommercetoolsChannel:
         return str(raw.get("id"))
 
     def to_order(self, raw: dict[str, Any]) -> Order:
-        return order_from(raw, channel=self.name, default_seller=self.seller_ref, locale=self.locale)
+        order = order_from(raw, channel=self.name, default_seller=self.seller_ref, locale=self.locale)
+        if not self.supply_channels:
+            return order
+        # each line's stock region: its supply channel, where it is one of ours and its id known
+        # (read_listings looks them up): stock_out matches the line to that region's entry
+        regions = {cid: key for key, cid in self._channel_ids.items() if key in self.supply_channels}
+        by_line = {str(li.get("id")): regions.get(((li.get("supplyChannel") or {}).get("id"))) for li in raw.get("lineItems") or []}
+        if not any(by_line.values()):
+            return order
+        return order.model_copy(update={"lines": [line.model_copy(update={"region": by_line.get(line.line_ref)}) for line in order.lines]})
 
     @staticmethod
     def tax_portions(raw: dict[str, Any]) -> list[dict[str, Any]]:
