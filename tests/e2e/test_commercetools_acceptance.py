@@ -98,6 +98,9 @@ def _on_channel(sf) -> dict[str, int]:
     return {e["sku"]: e["quantityOnStock"] for e in sf.inventory() if e.get("supplyChannel")}
 
 
+SALE_ORDERS = 500  # the issue's flash sale
+
+
 def _sale_setup(sf) -> tuple[dict[str, int], dict[str, int], str, object]:
     """Cin7 and the storefront before a sale: START on hand in Cin7, one less on the channel."""
     on_hand, allocated = dict(START), dict.fromkeys(START, 0)
@@ -128,7 +131,6 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
     orders are booked, both sides agree to the unit."""
     import random
     import threading
-    import time
 
     _lift_cin7_limit(tmp_path, monkeypatch)
     sf = storefront
@@ -213,9 +215,6 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
     cin7_stock()
     assert run("stock_out", t - timedelta(minutes=15), later + timedelta(minutes=1), runs + 1).state == "success"
     assert _on_channel(sf) == {s: max(0, q - allocated[s] - waiting[s] - 1) for s, q in on_hand.items()}
-
-
-SALE_ORDERS = 500
 
 
 def test_an_order_placed_while_stock_out_reads_is_held_back_once_an_unpaid_one_until_booked_a_cancelled_one_no_more(storefront, pg_url, tmp_path, monkeypatch):
