@@ -245,7 +245,7 @@ FLOW_STEPS: dict[str, list[Step]] = {
 # build a flow whose master or channel does not declare them (CAPABILITIES in its module).
 FLOW_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "orders_in": {"master": frozenset({SALES, CUSTOMER_CURRENCY}), "channel": frozenset({ORDERS})},
-    "stock_out": {"master": frozenset({AVAILABILITY}), "channel": frozenset({STOCK})},
+    "stock_out": {"master": frozenset({AVAILABILITY}), "channel": frozenset({STOCK, ORDERS})},  # orders: those not booked yet are held back
     "dispatch_back": {"master": frozenset({FULFILMENTS}), "channel": frozenset({SHIPMENTS})},
     "drift_monitor": {"master": frozenset({AVAILABILITY, FULFILMENTS, SALE_AMOUNTS}), "channel": frozenset({ORDERS, STOCK})},
     "payout_reconciliation": {"master": frozenset({SALE_AMOUNTS, JOURNALS}), "channel": frozenset({PAYOUTS})},

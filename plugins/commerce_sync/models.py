@@ -91,6 +91,9 @@ class OrderLine(_Model):
     # mapping (tax_codes.csv); None where the channel names none (the pairing's tax_rule applies)
     tax_name: str | None = None
     tax_rate: Decimal | None = None
+    # the channel's stock pool (Listing.region) the line took its units from, where the channel
+    # keeps stock per region and says so; None where unknown or the channel has one pool
+    region: str | None = None
 
 
 class Charge(_Model):
@@ -152,6 +155,11 @@ class Listing(_Model):
     # False: sold there (orderable, priced) but the channel keeps no stock record for it yet, so
     # its stock is unknown to shoppers (drift_monitor reports it as `no_inventory_record`)
     recorded: bool = True
+    # where the channel takes its own orders off `quantity` and its push_stock takes off what sold
+    # after this read (stock.less_sold_since_read): the moment, on the channel's clock, up to which
+    # `quantity` holds its orders (an order placed at or before it is in the figure, a later one
+    # is not). None where the channel's figure is set outright: every unbooked order is held back
+    as_of: AwareDatetime | None = None
 
     @property
     def key(self) -> str:

@@ -34,7 +34,7 @@ CHANGE_EVENTS = "change_events"  # an event feed read now and confirmed once the
 MASTER_RETURNS = "master_returns"  # refunds/returns started in the master can be read (MasterReturns)
 CATALOGUE = "catalogue"  # products and prices can be read (the master is product master): CatalogueMaster
 # channel side
-ORDERS = "orders"  # fetch_orders, record_key, to_order, acknowledge_order
+ORDERS = "orders"  # fetch_orders, captured_orders, record_key, to_order, acknowledge_order
 ACCEPTANCE = "acceptance"  # orders_awaiting_acceptance, accept_order
 # orders are read from a queue the channel keeps until told (OrderQueue): acknowledge_order takes a
 # booked order off it (so it is repeated for an order found already booked: a crash or a lost
@@ -123,6 +123,13 @@ class Channel(Protocol):
     def fetch_orders(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Yield raw, channel-native order records created/updated in [start, end)."""
 
+    def captured_orders(self, start: datetime, end: datetime) -> Iterator[tuple[RawRecord, bool]]:
+        """Orders changed in [start, end) that the channel has taken from shoppers, whether
+        bookable by the pairing's policy yet or not (awaiting payment, confirmation or the
+        seller's acceptance): (raw, True) while the channel holds stock for it, (raw, False) once
+        it has let it go (cancelled, refused, failed). Others (shipped, closed) need not be
+        yielded. stock_out holds the units of those not booked back from what it pushes."""
+
     def record_key(self, raw: RawRecord) -> str:
         """A stable key for a raw record (used for staging, quarantine and replay)."""
 
@@ -141,11 +148,15 @@ class Channel(Protocol):
         """Tell the channel the order reached the ERP (no-op where the channel has no such call)."""
 
     def read_listings(self) -> dict[str, Listing]:
-        """Every listing on the channel by channel SKU, with the stock the channel shows."""
+        """Every listing on the channel by channel SKU, with the stock the channel shows; with
+        `as_of` where the channel takes its own orders off that figure (see push_stock)."""
 
     def push_stock(self, updates: list[tuple[Listing, int]]) -> list[tuple[str, str | None]]:
         """Set stock for listings, batched as the API allows; (listing.key, error or None) per
-        update (the key is the SKU but for a listing in a region)."""
+        update (the key is the SKU but for a listing in a region). A listing read with `as_of`
+        is set to the quantity less what sold on the channel after that read (the listing's
+        `quantity` then against its figure now: stock.less_sold_since_read); one without, to the
+        quantity."""
 
     def fetch_payouts(self, start: datetime, end: datetime) -> Iterator[RawRecord]:
         """Payouts (one per order and payment) paid in [start, end), channel-native."""

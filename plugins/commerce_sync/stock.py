@@ -4,8 +4,11 @@ on its own."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
+from itertools import accumulate
 
 from commerce_sync.models import Order, StockLevel
 from commerce_sync.pairing import Buffer, StockPolicy
@@ -35,30 +38,73 @@ def sellable(available: Decimal, buffer: Buffer) -> int:
     return max(0, int(available - held))
 
 
-def unbooked_units(orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> dict[str, int]:
-    """Units per master SKU in orders captured on the channel but not booked in the master yet.
+class UnbookedUnits:
+    """Units per master SKU in orders captured on the channel but not booked in the master yet,
+    each order once, with the moment it was placed, so a listing holds back exactly the orders its
+    figure does not already leave to the channel.
 
     `orders` is keyed by the channel's record key, so an order that several sources know of
     (staged, held in quarantine, still on the channel) counts once; an order whose reference is
-    `booked` (linked to a sale) counts not at all: the master's availability already holds it.
-    An order without a reference is held, so unbooked. A line whose SKU is unmapped holds back
-    no master stock (there is none to hold), and its order waits in quarantine.
+    `booked` (linked to a sale the master's figure already holds) counts not at all. An order
+    without a reference is held, so unbooked. A line whose SKU is unmapped holds back no master
+    stock (there is none to hold), and its order waits in quarantine.
     """
-    units: dict[str, int] = {}
-    for order in orders.values():
-        if order.channel_ref is not None and order.channel_ref in booked:
-            continue
-        for line in order.lines:
-            master = sku_map.get(line.sku)
-            if master is not None and line.quantity > 0:
-                units[master] = units.get(master, 0) + line.quantity
-    return units
+
+    def __init__(self, orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> None:
+        self._totals: dict[str, int] = {}
+        lines: dict[tuple[str, str | None], list[tuple[datetime, int]]] = {}
+        for order in orders.values():
+            if order.channel_ref is not None and order.channel_ref in booked:
+                continue
+            for line in order.lines:
+                master = sku_map.get(line.sku)
+                if master is not None and line.quantity > 0:
+                    self._totals[master] = self._totals.get(master, 0) + line.quantity
+                    lines.setdefault((master, line.region), []).append((order.placed_at, line.quantity))
+        # per master SKU and stock region, oldest first with running totals: a listing's share is one bisect
+        self._at: dict[tuple[str, str | None], list[datetime]] = {}
+        self._sums: dict[tuple[str, str | None], list[int]] = {}
+        for pool, found in lines.items():
+            found.sort(key=lambda item: item[0])
+            self._at[pool] = [at for at, _ in found]
+            self._sums[pool] = list(accumulate(units for _, units in found))
+
+    def total(self, master: str) -> int:
+        return self._totals.get(master, 0)
+
+    def for_listing(self, master: str, as_of: datetime | None, region: str | None = None) -> int:
+        """What a listing of `master` (in stock `region`) holds back: every unbooked unit where
+        the listing has no `as_of` (its figure is set outright); else all but those of orders
+        placed after `as_of` whose line took its units from this listing's pool (its region's,
+        or the one pool): those were not in the figure as read, and the channel's write takes
+        them off (it sets the target less what sold since the read: less_sold_since_read). So
+        each order is counted once, by one side or the other, never by both and never by
+        neither. A line of another region, or whose region is unknown, is held back whatever its
+        time (in the regional design every region holds back every unbooked unit of its SKU)."""
+        total = self.total(master)
+        if as_of is None:
+            return total
+        pool = (master, region)
+        sums = self._sums.get(pool)
+        if not sums:
+            return total
+        placed_by = bisect_right(self._at[pool], as_of)
+        return total - (sums[-1] - (sums[placed_by - 1] if placed_by else 0))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self._totals)
+
+
+def unbooked_units(orders: Mapping[str, Order], booked: Collection[str], sku_map: Mapping[str, str]) -> dict[str, int]:
+    """Every unbooked unit per master SKU (UnbookedUnits, whatever the listing has read)."""
+    return UnbookedUnits(orders, booked, sku_map).as_dict()
 
 
 def less_sold_since_read(target: int, read_quantity: int | None, current_quantity: int | None) -> int:
     """The quantity to set where the channel takes its own orders off the figure we set: the
-    target, less what was sold on the channel between our read of it and this write (those
-    orders were not yet there to count as unbooked), never below zero."""
+    target, less what was sold on the channel between our read of it and this write (orders
+    placed after the listing's `as_of`, which UnbookedUnits.for_listing leaves to this), never
+    below zero."""
     if read_quantity is None or current_quantity is None:
         return target
     return max(0, target - max(0, read_quantity - current_quantity))

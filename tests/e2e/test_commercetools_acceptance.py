@@ -98,27 +98,43 @@ def _on_channel(sf) -> dict[str, int]:
     return {e["sku"]: e["quantityOnStock"] for e in sf.inventory() if e.get("supplyChannel")}
 
 
+SALE_ORDERS = 500  # the issue's flash sale
+
+
+def _sale_setup(sf) -> tuple[dict[str, int], dict[str, int], str, object]:
+    """Cin7 and the storefront before a sale: START on hand in Cin7, one less on the channel."""
+    on_hand, allocated = dict(START), dict.fromkeys(START, 0)
+    supply = sf.api("GET", f"/channels/key={SUPPLY}")["id"]
+    sf.seed("inventory", [{"sku": s, "quantityOnStock": q - 1, "supplyChannel": {"typeId": "channel", "key": SUPPLY}} for s, q in on_hand.items()])
+
+    def cin7_stock() -> None:
+        sf.in_cin7("seed", {"availability": [{"SKU": s, "Location": "Main Warehouse", "OnHand": q, "Allocated": allocated[s]} for s, q in on_hand.items()]})
+
+    cin7_stock()
+    return on_hand, allocated, supply, cin7_stock
+
+
+def _booked_units(sales: dict) -> dict[str, int]:
+    out = dict.fromkeys(START, 0)
+    for sale in sales.values():
+        for ln in sale["Order"]["Lines"]:
+            out[ln["SKU"]] += ln["Quantity"]
+    return out
+
+
 def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooked_orders(storefront, pg_url, tmp_path, monkeypatch):
-    """100 orders arrive on the storefront while stock_out runs (the issue says 500; the suite has
-    time for 100). Before the sale two orders are booked (Cin7 has allocated them) and one is held
-    in quarantine: the held one is held back once, the booked ones not at all. At every moment the
-    channel shows no more than Cin7's availability less the orders not booked yet; after the sale
-    both sides agree."""
+    """500 orders arrive on the storefront while stock_out runs again and again; one in ten is not
+    paid yet (booked only once paid) and some of those are cancelled during the sale. Before the
+    sale two orders are booked (Cin7 has allocated them) and one is held in quarantine: the held one
+    is held back once, the booked ones not at all. At every moment the channel shows no more than
+    Cin7's availability less the orders not booked yet; after the sale, and again once the paid
+    orders are booked, both sides agree to the unit."""
     import random
     import threading
-    import time
 
     _lift_cin7_limit(tmp_path, monkeypatch)
     sf = storefront
-    SALE_SKUS = dict(START)
-    supply = sf.api("GET", f"/channels/key={SUPPLY}")["id"]
-    sf.seed("inventory", [{"sku": s, "quantityOnStock": q - 1, "supplyChannel": {"typeId": "channel", "key": SUPPLY}} for s, q in SALE_SKUS.items()])
-    allocated = dict.fromkeys(SALE_SKUS, 0)
-
-    def cin7_stock() -> None:
-        sf.in_cin7("seed", {"availability": [{"SKU": s, "Location": "Main Warehouse", "OnHand": q, "Allocated": allocated[s]} for s, q in SALE_SKUS.items()]})
-
-    cin7_stock()
+    on_hand, allocated, supply, cin7_stock = _sale_setup(sf)
     t = datetime.now(timezone.utc).replace(microsecond=0)
     line = lambda sku, n=1: {"sku": sku, "quantity": n, "price": "10.00", "supply_channel": supply}  # noqa: E731
     before = [make_order("FS-1", [line("CS-TEE-BLK-M", 2)], created=t, inventory_mode="TrackOnly"),
@@ -137,22 +153,33 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
                   timeout=10).raise_for_status()
     rng, over, done = random.Random(15), [], threading.Event()
     started = [threading.Event(), threading.Event()]  # the sale's two halves each arrive while a stock_out run is under way
+    placed_n, unpaid, cancelled = 0, {}, []
+    session = requests.Session()
 
     def shoppers() -> None:
-        for n in range(100):
-            if n % 50 == 0:
-                started[n // 50].wait(timeout=60)
-            sku = rng.choice(list(SALE_SKUS))
+        nonlocal placed_n
+        for n in range(SALE_ORDERS):
+            if n % (SALE_ORDERS // 2) == 0:
+                started[n // (SALE_ORDERS // 2)].wait(timeout=60)
+            sku = rng.choice(list(START))
+            pays = n % 10 != 5  # one in ten waits for its payment
             # ReserveOnOrder: the storefront refuses an order for more than it shows
-            placed = requests.post(f"{sf.ct}/_sandbox/orders", json=[make_order(f"FS-{100 + n}", [line(sku)], created=datetime.now(timezone.utc),
-                                                                             inventory_mode="ReserveOnOrder")], timeout=10)
+            placed = session.post(f"{sf.ct}/_sandbox/orders", json=[make_order(f"FS-{100 + n}", [line(sku)], created=datetime.now(timezone.utc),
+                                                                                inventory_mode="ReserveOnOrder", payment_state="Paid" if pays else "Pending")], timeout=10)
             if placed.status_code == 200:
                 unbooked[sku] += 1
+                placed_n += 1
+                if not pays:
+                    unpaid[placed.json()["orders"][0]["id"]] = sku
             else:
                 assert "OutOfStock" in placed.text, placed.text
-            shown = _on_channel(sf)
-            over.extend((n, s, shown[s], SALE_SKUS[s] - allocated[s] - unbooked[s]) for s in SALE_SKUS if shown[s] > SALE_SKUS[s] - allocated[s] - unbooked[s])
-            time.sleep(0.01)
+            if n % 60 == 59 and unpaid:  # the shopper gives up on an unpaid order: it stops counting
+                oid = next(iter(unpaid))
+                sf.change_order(oid, [{"action": "changeOrderState", "orderState": "Cancelled"}])
+                unbooked[unpaid.pop(oid)] -= 1
+                cancelled.append(oid)
+            shown = {e["sku"]: e["quantityOnStock"] for e in session.get(f"{sf.ct}/_sandbox/inventory", timeout=10).json()["items"] if e.get("supplyChannel")}
+            over.extend((n, s, shown[s], on_hand[s] - allocated[s] - unbooked[s]) for s in START if shown[s] > on_hand[s] - allocated[s] - unbooked[s])
         done.set()
 
     shopper = threading.Thread(target=shoppers)
@@ -160,7 +187,7 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
     runs = 0
     while not done.is_set():  # stock_out runs again and again through the sale; each time Cin7 has received 5 more of each
         runs += 1
-        SALE_SKUS.update({s: q + 5 for s, q in SALE_SKUS.items()})
+        on_hand.update({s: q + 5 for s, q in on_hand.items()})
         cin7_stock()
         if runs <= len(started):
             started[runs - 1].set()
@@ -168,20 +195,79 @@ def test_flash_sale_the_channel_never_shows_more_than_cin7_can_ship_less_unbooke
     shopper.join(timeout=60)
     requests.delete(f"{sf.ct}/_sandbox/faults", timeout=10)
     assert over == [], f"the channel showed more than Cin7 can ship less unbooked orders: (order, sku, shown, allowed) {over[:5]}"
-    # the sale spanned several runs, and each run wrote the restocked entries while orders came in
+    # the sale spanned several runs, sold out at times, and each run wrote the restocked entries while orders came in
     assert runs >= 2 and len([c for c in sf.calls("POST", "/inventory/") if c["status"] == 200]) >= 3 * runs, "the sale proved nothing"
+    assert 100 < placed_n < SALE_ORDERS and unpaid and cancelled, (placed_n, len(unpaid), len(cancelled))
 
-    # after the sale: orders_in books the sale, Cin7 allocates it, stock_out runs once more
+    # the sale is over, nothing booked yet: the channel shows Cin7's figure less every order not booked (paid or not, never
+    # a cancelled one), each once, less the buffer of one
+    runs += 1
+    assert run("stock_out", t - timedelta(minutes=15), t + timedelta(minutes=runs), runs).state == "success"
+    assert _on_channel(sf) == {s: max(0, q - allocated[s] - unbooked[s] - 1) for s, q in on_hand.items()}
+
+    # orders_in books the paid orders, Cin7 allocates them, stock_out runs once more: the unpaid and the held one still count
     later = datetime.now(timezone.utc) + timedelta(minutes=1)
     assert run("orders_in", t - timedelta(hours=1), later, 1).state == "success"
     sales = sf.sales()
-    assert len(sales) == 2 + sum(unbooked.values()) - 4  # the two before and all the sale; the held one waits
-    for s in SALE_SKUS:
-        allocated[s] = sum(ln["Quantity"] for sale in sales.values() for ln in sale["Order"]["Lines"] if ln["SKU"] == s)
+    waiting = {s: 4 * (s == "CS-TEE-BLK-L") + sum(1 for v in unpaid.values() if v == s) for s in START}
+    assert len(sales) == 2 + sum(unbooked.values()) - sum(waiting.values())  # the two before and the paid sale
+    allocated.update(_booked_units(sales))
     cin7_stock()
     assert run("stock_out", t - timedelta(minutes=15), later + timedelta(minutes=1), runs + 1).state == "success"
-    # both agree: the channel shows Cin7's availability less the one held order, less the buffer of one
-    assert _on_channel(sf) == {s: max(0, q - allocated[s] - (4 if s == "CS-TEE-BLK-L" else 0) - 1) for s, q in SALE_SKUS.items()}
+    assert _on_channel(sf) == {s: max(0, q - allocated[s] - waiting[s] - 1) for s, q in on_hand.items()}
+
+
+def test_an_order_placed_while_stock_out_reads_is_held_back_once_an_unpaid_one_until_booked_a_cancelled_one_no_more(storefront, pg_url, tmp_path, monkeypatch):
+    """An order placed after stock_out read the listings and before it read the orders is both in
+    the orders it reads and sold on the channel after its read (so its write takes it off): it is
+    counted once. An order captured but not paid yet is held back until booked; a cancelled one
+    is back on sale."""
+    import threading
+    import time
+
+    _lift_cin7_limit(tmp_path, monkeypatch)
+    sf = storefront
+    on_hand, allocated, supply, cin7_stock = _sale_setup(sf)
+    t = datetime.now(timezone.utc).replace(microsecond=0)
+    line = lambda sku, n: {"sku": sku, "quantity": n, "price": "10.00", "supply_channel": supply}  # noqa: E731
+    waits = sf.seed("orders", [make_order("IF-1", [line("CS-TEE-BLK-M", 3)], created=t, inventory_mode="ReserveOnOrder", payment_state="Pending"),
+                               make_order("IF-2", [line("CS-CAP-NVY", 2)], created=t, inventory_mode="ReserveOnOrder", payment_state="Pending")])
+    assert run("stock_out", t - timedelta(minutes=15), t, 0).state == "success"
+    assert _on_channel(sf) == {"CS-TEE-BLK-M": 60 - 3 - 1, "CS-TEE-BLK-L": 45 - 1, "CS-CAP-NVY": 30 - 2 - 1}  # unpaid: held back
+
+    # the orders read waits; an order lands after the listings were read, before the orders are
+    requests.post(f"{sf.ct}/_sandbox/faults", json={"hang": {"seconds": 2, "when": "before", "method": "GET", "path": "/orders", "count": 1}},
+                  timeout=10).raise_for_status()
+    reads = len(sf.calls("GET", "/inventory"))
+
+    def shopper() -> None:  # Airflow runs the DAG in the main thread: the shopper waits in this one
+        deadline = time.monotonic() + 120
+        while len(sf.calls("GET", "/inventory")) == reads and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sf.seed("orders", [make_order("IF-3", [line("CS-TEE-BLK-M", 2)], created=datetime.now(timezone.utc), inventory_mode="ReserveOnOrder")])
+
+    on_hand.update({s: q + 5 for s, q in on_hand.items()})  # Cin7 restocked: the run writes every entry
+    cin7_stock()
+    placing = threading.Thread(target=shopper)
+    placing.start()
+    assert run("stock_out", t - timedelta(minutes=15), t + timedelta(minutes=1), 1).state == "success"
+    placing.join(timeout=10)
+    hung = [c for c in sf.calls("GET", "/orders") if c.get("fault")]
+    assert hung and len(sf.calls("GET", "/inventory")) > reads, "the order did not land between the two reads"
+    # once: Cin7's 65 less the unpaid 3 and the new 2, less the buffer (twice would show 57)
+    assert _on_channel(sf) == {"CS-TEE-BLK-M": 65 - 3 - 2 - 1, "CS-TEE-BLK-L": 50 - 1, "CS-CAP-NVY": 35 - 2 - 1}
+
+    # IF-1 is paid and IF-2 cancelled; orders_in books IF-1 and IF-3 and Cin7 allocates them
+    by_number = {o["orderNumber"]: o["id"] for o in waits}
+    sf.change_order(by_number["IF-1"], [{"action": "changePaymentState", "paymentState": "Paid"}])
+    sf.change_order(by_number["IF-2"], [{"action": "changeOrderState", "orderState": "Cancelled"}])
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert run("orders_in", t - timedelta(hours=1), later, 1).state == "success"
+    assert set(sf.sales()) == {"IF-1", "IF-3"}
+    allocated.update(_booked_units(sf.sales()))
+    cin7_stock()
+    assert run("stock_out", t - timedelta(minutes=15), later + timedelta(minutes=1), 2).state == "success"
+    assert _on_channel(sf) == {"CS-TEE-BLK-M": 65 - 5 - 1, "CS-TEE-BLK-L": 50 - 1, "CS-CAP-NVY": 35 - 1}  # the cancelled 2 are back on sale
 
 
 def test_the_settlement_dag_reconciles_the_shipped_sample_against_cin7(storefront, pg_url, tmp_path, monkeypatch):

@@ -167,6 +167,22 @@ def test_stock_out_sends_only_changed_skus_per_region_by_oci_import_and_quaranti
     ledger.dispose()
 
 
+def test_stock_out_holds_back_an_order_awaiting_payment_and_not_a_cancelled_one(sfcc, pg_url, fast_pairings):
+    """Orders in the export queue that are not bookable yet (payment pending) are the site's: their
+    units are promised, so they come off what OCI is told, until booked; a cancelled one no more."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    requests.post(f"{sfcc.cin7}/_sandbox/seed", json={"availability": [
+        {"SKU": "CS-TEE-BLK-M", "Location": "Main Warehouse", "OnHand": 10}, {"SKU": "CS-CAP-NVY", "Location": "Main Warehouse", "OnHand": 6}]},
+        timeout=10).raise_for_status()
+    sfcc.post("/_sandbox/oci/inventory", [{"location": "uk-warehouse", "sku": s, "onHand": 0} for s in ("CS-TEE-BLK-M", "CS-CAP-NVY")])
+    sfcc.post("/_sandbox/orders", [make_order("00004001", "UK", [TEE], payment_status="not_paid", created=now - timedelta(minutes=5)),
+                                   make_order("00004002", "UK", [CAP], status="cancelled", payment_status="not_paid", created=now - timedelta(minutes=5))])
+    assert run("stock_out", now - timedelta(minutes=15), now, 1, pairing=PAIRING).state == "success"
+    shown = {r["sku"]: r["onHand"] for r in sfcc.get("/_sandbox/oci/inventory")["records"] if r["location"] == "uk-warehouse"}
+    # Cin7 less the 2 tees awaiting payment, less the uk buffer of 2; the cancelled cap holds nothing
+    assert shown == {"CS-TEE-BLK-M": 10 - 2 - 2, "CS-CAP-NVY": 6 - 2}
+
+
 def test_drift_monitor_sees_a_stalled_queue_first_stock_out_of_step_and_skus_on_sale_without_an_inventory_record(sfcc, pg_url):
     from tests.reliability.matrix import run_flow
 

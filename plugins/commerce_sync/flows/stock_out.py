@@ -12,12 +12,19 @@ between loses nothing (the feed or the watermark still holds them) and doubles n
 sends only what differs from what was last sent).
 
 In-flight orders: an order captured on the channel but not booked in the ERP yet (staged by
-orders_in, held in its quarantine, claimed by a load in flight, or not yet read by orders_in at
-all) is not in the ERP's availability, so its units are taken off what is pushed: each such
-order once (keyed by the channel's record key, whichever source saw it), a booked one never (the
-ERP's availability holds it). The listings are read before the orders, so an order placed after
-the orders were read is one the channel took off its own figure after our read: a channel that
-writes at the version it read (409 otherwise) takes those off too (stock.less_sold_since_read).
+orders_in, held in its quarantine, claimed by a load in flight, not yet read by orders_in, or not
+yet bookable by the pairing's policy: awaiting payment, confirmation or acceptance) is not in the
+ERP's availability, so its units are taken off what is pushed, each order exactly once (keyed by
+the channel's record key, whichever source saw it); a booked one never (the ERP's availability
+holds it), a cancelled one no more. Which side counts an order is a matter of order of reads:
+- booked: the ledger's link sequence is read before the ERP's stock, and only the links it
+  covers count as booked (a sale linked after that read may be missing from the stock read);
+- placed: the listings are read before the orders. Where the channel takes its own orders off
+  its figure (a listing with `as_of`: commercetools), an order placed after the listing's
+  `as_of` is not in the figure read and its channel write takes it off (it writes the target
+  less what sold since the read: stock.less_sold_since_read), so the listing holds back only
+  orders placed at or before `as_of`; where the figure is set outright (no `as_of`), every
+  unbooked order is held back (stock.UnbookedUnits.for_listing).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from commerce_sync.flows.common import flush_outbox, load_mappings, master_label
 from commerce_sync.models import Listing, Order, TranslationError
 from commerce_sync.ports import AvailabilityChanges
 from commerce_sync.runtime import FlowContext
-from commerce_sync.stock import buffer_for, sellable, total_available, unbooked_units
+from commerce_sync.stock import UnbookedUnits, buffer_for, sellable, total_available
 
 FLOW = "stock_out"
 SNAPSHOT_KEY = "__snapshot__"  # one staged record holds the whole batch: 100k rows, one write
@@ -57,6 +64,11 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
     policy = _policy(ctx)
     # the two reads and the mapping sync are independent and mostly wait on their APIs and the
     # ledger: side by side, a 100,000-SKU run takes as long as the slowest, not the sum
+    # before the ERP's stock is read: a sale linked after this may be missing from that read,
+    # so its order still counts as unbooked (see the module docstring)
+    mark = ctx.ledger.link_mark(ctx.pairing.key, _link_kind())
+    # the two reads and the mapping sync are independent and mostly wait on their APIs and the
+    # ledger: side by side, a 100,000-SKU run takes as long as the slowest, not the sum
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="stock-read") as pool:
         pending = pool.submit(ctx.channel.read_listings)
         maps = pool.submit(load_mappings, ctx)
@@ -68,7 +80,7 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
     # after the listings (see the module docstring): what is captured and not booked yet. Per
     # master SKU, not per region: a region's row holds back every unbooked unit of its SKU (more
     # than its own share where several regions sell it: never more than the master can ship)
-    unbooked = unbooked_units(*unbooked_orders(ctx, policy.unbooked_lookback_hours), {k: v["master_sku"] for k, v in skus.items()})
+    unbooked = UnbookedUnits(*unbooked_orders(ctx, policy.unbooked_lookback_hours, mark), {k: v["master_sku"] for k, v in skus.items()})
     totals = {None: total_available(levels, policy.locations)}
     totals |= {name: total_available(levels, region.locations) for name, region in policy.regions.items()}
     rows = []
@@ -88,7 +100,7 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
             "channel_quantity": listing.quantity,
             "master_sku": master,
             "available": str(available) if available is not None else None,
-            "unbooked": unbooked.get(master, 0) if master else 0,
+            "unbooked": unbooked.for_listing(master, listing.as_of, listing.region) if master else 0,
         }
         if listing.region is not None:
             row |= {"sku": sku, "region": listing.region}
@@ -104,26 +116,38 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
     }
 
 
-def unbooked_orders(ctx: FlowContext, lookback_hours: int) -> tuple[dict[str, Order], set[str]]:
+def _link_kind() -> str:
+    from commerce_sync.flows.orders_in import LINK_KIND
+
+    return LINK_KIND
+
+
+def unbooked_orders(ctx: FlowContext, lookback_hours: int, mark: int | None = None) -> tuple[dict[str, Order], set[str]]:
     """(every captured order the sources know, by record key; the references of those of them
-    already booked, which stock.unbooked_units leaves out). Sources: orders_in's staged records and open
-    quarantine (the ledger), and the channel's bookable orders of the lookback (those orders_in
-    has not read yet). An order the channel cannot translate has no SKUs to hold back: it is
-    orders_in's to quarantine, and counted here once it can be read."""
+    booked, among the links up to `mark` where given, which stock.UnbookedUnits leaves out).
+    Sources: orders_in's staged records and open quarantine (the ledger), and the channel's
+    captured orders of the lookback (those orders_in has not read yet, and those not bookable
+    yet); one the channel says it let go (cancelled) counts no more, whatever the ledger holds.
+    An order the channel cannot translate has no SKUs to hold back: it is orders_in's to
+    quarantine, and counted here once it can be read."""
     from commerce_sync.flows.orders_in import FLOW as ORDERS, LINK_KIND
 
     key = ctx.pairing.key
     since = datetime.now(timezone.utc) - timedelta(hours=lookback_hours)
     raws: dict[str, Any] = {r.record_key: r.payload for r in ctx.ledger.staged_since(key, ORDERS, since)}
     raws.update({q.record_key: q.payload for q in ctx.ledger.open_quarantine(key, ORDERS)})
-    raws.update({ctx.channel.record_key(raw): raw for raw in ctx.channel.fetch_orders(since, datetime.now(timezone.utc) + timedelta(minutes=1))})
+    for raw, holds in ctx.channel.captured_orders(since, datetime.now(timezone.utc) + timedelta(minutes=1)):
+        if holds:
+            raws[ctx.channel.record_key(raw)] = raw
+        else:
+            raws.pop(ctx.channel.record_key(raw), None)
     orders: dict[str, Order] = {}
     for record_key, raw in raws.items():
         try:
             orders[record_key] = ctx.channel.to_order(raw)
         except (TranslationError, ValueError):
             continue
-    booked = set(ctx.ledger.links(key, LINK_KIND, [o.channel_ref for o in orders.values() if o.channel_ref]))
+    booked = set(ctx.ledger.links(key, LINK_KIND, [o.channel_ref for o in orders.values() if o.channel_ref], up_to=mark))
     log.info("%s: %d order(s) captured on the channel, %d of them booked", key, len(orders), len(booked))
     return orders, booked
 
@@ -200,7 +224,8 @@ def gate(ctx: FlowContext, run_id: str, extracted: dict | None = None) -> dict[s
 
 
 def push(ctx: FlowContext, run_id: str, gated: dict | None = None, *, full: bool = False) -> dict[str, Any]:
-    """Send what changed since the last push (everything on a full resync), in batches."""
+    """Send what changed since the last push or differs from what the channel showed when read
+    (everything on a full resync), in batches."""
     key, policy = ctx.pairing.key, _policy(ctx)
     staged = {r.record_key: r.payload for r in ctx.ledger.staged(key, FLOW, run_id)}
     quantities: dict[str, int] = staged[SELLABLE_KEY]
@@ -210,7 +235,10 @@ def push(ctx: FlowContext, run_id: str, gated: dict | None = None, *, full: bool
         (Listing(sku=rows[sku].get("sku", sku), listing_id=rows[sku]["listing_id"], quantity=rows[sku]["channel_quantity"],
                  region=rows[sku].get("region")), qty)
         for sku, qty in sorted(quantities.items())
-        if full or before.get(sku) != qty
+        # what the channel shows counts too: one that takes its orders off its figure (or whose
+        # write took off what sold since our read) shows less than we last sent, and a booked
+        # order then brings the target back to what we last sent: it is set again
+        if full or before.get(sku) != qty or rows[sku]["channel_quantity"] != qty
     ]
     results = ctx.channel.push_stock(todo, batch_size=policy.push_batch_size) if todo else []
     sent = dict((listing.key, qty) for listing, qty in todo)

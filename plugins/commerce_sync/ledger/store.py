@@ -161,13 +161,22 @@ class Ledger(SettlementLedger):
             return conn.execute(delete(t).where(t.c.pairing == pairing, t.c.flow == flow, t.c.staged_at < older_than)).rowcount
 
     # -- links ------------------------------------------------------------------------------
-    def links(self, pairing: str, kind: str, channel_refs: Iterable[str]) -> dict[str, str]:
+    def link_mark(self, pairing: str, kind: str) -> int:
+        """The newest link's sequence number now (0 for none): with `links(..., up_to=mark)`, the
+        links that were there when it was read (stock_out reads it before the master's stock, so
+        a sale linked later may not be in that stock yet)."""
+        t = order_link
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(t.c.id), 0)).where(t.c.pairing == pairing, t.c.kind == kind)).scalar_one())
+
+    def links(self, pairing: str, kind: str, channel_refs: Iterable[str], up_to: int | None = None) -> dict[str, str]:
         refs = [r for r in dict.fromkeys(channel_refs) if r is not None]
         t = order_link
         found: dict[str, str] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(refs):
-                rows = conn.execute(select(t.c.channel_ref, t.c.master_id).where(t.c.pairing == pairing, t.c.kind == kind, t.c.channel_ref.in_(chunk)))
+                query = select(t.c.channel_ref, t.c.master_id).where(t.c.pairing == pairing, t.c.kind == kind, t.c.channel_ref.in_(chunk))
+                rows = conn.execute(query if up_to is None else query.where(t.c.id <= up_to))
                 found.update({r.channel_ref: r.master_id for r in rows})
         return found
 

@@ -227,11 +227,34 @@ class CommercetoolsChannel:
             where.append(_in("paymentState", self.payment_states))
         yield from self._query("/orders", " and ".join(where))
 
+    def captured_orders(self, start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], bool]]:
+        """Orders changed in [start, end) whatever their payment: those in a bookable order state
+        hold their stock (placing one took its units off the inventory entry; it is booked once
+        paid), a cancelled one has let it go."""
+        where = f"lastModifiedAt >= {q(_iso(start))} and lastModifiedAt < {q(_iso(end))}"
+        if self.order_states:  # completed orders are none of stock_out's business: not read
+            where += f" and {_in('orderState', [*self.order_states, 'Cancelled'])}"
+        for raw in self._query("/orders", where):
+            state = raw.get("orderState")
+            if state == "Cancelled":
+                yield raw, False
+            elif not self.order_states or state in self.order_states:
+                yield raw, True
+
     def record_key(self, raw: dict[str, Any]) -> str:
         return str(raw.get("id"))
 
     def to_order(self, raw: dict[str, Any]) -> Order:
-        return order_from(raw, channel=self.name, default_seller=self.seller_ref, locale=self.locale)
+        order = order_from(raw, channel=self.name, default_seller=self.seller_ref, locale=self.locale)
+        if not self.supply_channels:
+            return order
+        # each line's stock region: its supply channel, where it is one of ours and its id known
+        # (read_listings looks them up): stock_out matches the line to that region's entry
+        regions = {cid: key for key, cid in self._channel_ids.items() if key in self.supply_channels}
+        by_line = {str(li.get("id")): regions.get(((li.get("supplyChannel") or {}).get("id"))) for li in raw.get("lineItems") or []}
+        if not any(by_line.values()):
+            return order
+        return order.model_copy(update={"lines": [line.model_copy(update={"region": by_line.get(line.line_ref)}) for line in order.lines]})
 
     @staticmethod
     def tax_portions(raw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -364,8 +387,8 @@ class CommercetoolsChannel:
         With `supply_channels`, each channel's entries, region = the channel key (`<key>:<SKU>`);
         otherwise the one supply channel's, by SKU."""
         if not self.supply_channels:
-            return {e["sku"]: Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock")) for e in self.read_inventory() if e.get("sku")}
-        found = (Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock"), region=key)
+            return {e["sku"]: Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock"), as_of=_as_of(e)) for e in self.read_inventory() if e.get("sku")}
+        found = (Listing(sku=e["sku"], listing_id=e["id"], quantity=e.get("quantityOnStock"), region=key, as_of=_as_of(e))
                  for key in self.supply_channels for e in self.read_inventory(key) if e.get("sku"))
         return {listing.key: listing for listing in found}
 
@@ -570,6 +593,17 @@ class CommercetoolsChannel:
 
     def take_off_sale(self, listing: Listing) -> None:
         self.unpublish(listing.listing_id)
+
+
+def _as_of(entry: dict[str, Any]) -> datetime | None:
+    """The entry's lastModifiedAt: placing an order takes its units off the entry and so moves it,
+    so every order placed (createdAt) at or before it is in quantityOnStock, and a later one is
+    not (push_stock takes those off). None (hold back every unbooked order) where it is unreadable."""
+    try:
+        at = datetime.fromisoformat(str(entry["lastModifiedAt"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
 
 
 def _set_less_sold(target: int, read: int | None) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:

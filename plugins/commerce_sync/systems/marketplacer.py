@@ -186,6 +186,11 @@ class MarketplacerChannel:
             page_size=self.page_size,
         )
 
+    def captured_orders(self, start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], bool]]:
+        """Every invoice created in the window is booked (fetch_orders): each holds its stock."""
+        for raw in self.fetch_orders(start, end):
+            yield raw, True
+
     def record_key(self, raw: dict[str, Any]) -> str:
         # the Relay id is always present; legacyId (the business reference) may not be
         return str(raw.get("id") or raw.get("legacyId"))

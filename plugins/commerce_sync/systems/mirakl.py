@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 ORDERS = "/api/orders"
 READY_FOR_ERP = "SHIPPING"  # debited: Mirakl's own signal that the goods may be picked
 NOT_SOLD = {"REFUSED", "CANCELED"}  # lines in these states carry no sale
+HOLDING_STATES = {"STAGING", "WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT", READY_FOR_ERP}  # taken, not shipped
 FINAL_REFUND_STATES = {"REFUNDED"}  # money actually returned to the customer
 # TL02 transaction types by what they are to the seller (signs as Mirakl gives them: seller's view)
 SALE_TYPES = {"ORDER_AMOUNT", "ORDER_AMOUNT_TAX", "ORDER_SHIPPING_AMOUNT", "ORDER_SHIPPING_AMOUNT_TAX"}
@@ -160,6 +161,14 @@ class MiraklChannel:
 
     def orders_awaiting_acceptance(self) -> Iterator[dict[str, Any]]:
         yield from self._orders(order_state_codes="WAITING_ACCEPTANCE")
+
+    def captured_orders(self, start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], bool]]:
+        """Orders updated in the window up to debit (in review, awaiting acceptance or debit:
+        booked once debited, so their stock is promised) and debited (SHIPPING) hold stock;
+        refused or cancelled ones do not."""
+        states = ",".join(sorted(HOLDING_STATES | NOT_SOLD))
+        for raw in self._orders(order_state_codes=states, start_update_date=_iso(start), end_update_date=_iso(end)):
+            yield raw, raw.get("order_state") not in NOT_SOLD
 
     def record_key(self, raw: dict[str, Any]) -> str:
         return str(raw.get("order_id"))

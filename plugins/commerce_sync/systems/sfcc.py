@@ -71,6 +71,7 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 FILTER_LIMITS = {"status": 2, "confirmation_status": 1, "payment_status": 2}
 FILTER_PARAMS = {"status": "status", "confirmation_status": "confirmationStatus", "payment_status": "paymentStatus"}
 RAW_FIELDS = {"status": "status", "confirmation_status": "confirmationStatus", "payment_status": "paymentStatus"}
+RELEASED = {"failed", "cancelled"}  # order statuses whose stock the site has let go
 
 
 def _iso(dt: datetime) -> str:
@@ -208,6 +209,14 @@ class SfccChannel:
             for raw in self.queued_orders(site, bookable_only=True):
                 if self.is_bookable(raw):
                     yield raw
+
+    def captured_orders(self, start: datetime, end: datetime) -> Iterator[tuple[dict[str, Any], bool]]:
+        """Every order in the sites' export queues, bookable yet or not (awaiting payment or
+        confirmation: exported once bookable, so its stock is promised); a failed or cancelled
+        one has let its stock go. The queue is the state: the window bounds nothing."""
+        for site in self.sites:
+            for raw in self.queued_orders(site):
+                yield raw, raw.get(RAW_FIELDS["status"]) not in RELEASED
 
     def record_key(self, raw: dict[str, Any]) -> str:
         return f"{raw.get('siteId')}/{raw.get('orderNo')}"
