@@ -265,10 +265,14 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
             ctx.ledger.add_link(key, LINK_KIND, ref, sale.master_id, sale.order_number, run_id, channel_id=order.channel_id)
             acks.submit(ref, order, sale)
             ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"loaded as {sale.order_number or sale.master_id}")
-    except BaseException:
-        # the step fails with its own error; the acknowledgements under way finish first, and
-        # the retry of this run tells the channel what they could not (tell_again above)
+    except Exception:
+        # the step fails with its own error once the channel has been told of what is booked
+        # (normally a short backlog: the ERP's rate limit paces the load, not the channel); what
+        # failed, the retry of this run tells again (tell_again above)
         acks.finish(counts, retry=False)
+        raise
+    except BaseException:
+        acks.finish(counts, retry=False, drop_waiting=True)  # interrupted: end now; the retry of this run tells the channel
         raise
     failed = acks.finish(counts, retry=True)
 
@@ -322,13 +326,19 @@ class _Acknowledgements:
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acknowledge")
         self.sent.append((ref, order, sale, again, self.pool.submit(self.ctx.channel.acknowledge_order, order, sale)))
 
-    def finish(self, counts: dict[str, Any], *, retry: bool) -> list[tuple[str, BaseException]]:
-        """Wait for every acknowledgement; with `retry`, a failed one is sent once more (here, on
-        the load's thread). Returns (order ref, error) of those still failed, each logged by name."""
+    def finish(self, counts: dict[str, Any], *, retry: bool, drop_waiting: bool = False) -> list[tuple[str, BaseException]]:
+        """Wait for the acknowledgements; with `retry` (the load went through) a failed one is sent
+        once more, here on the load's thread. `drop_waiting` (the load is interrupted) waits only
+        for the one under way: the others are left for the retry of this run to send. Returns
+        (order ref, error) of those that failed, each logged with its order."""
         if self.pool is not None:
-            self.pool.shutdown(wait=True)
+            self.pool.shutdown(wait=True, cancel_futures=drop_waiting)
         failed: list[tuple[str, BaseException]] = []
+        dropped: list[str] = []
         for ref, order, sale, again, done in self.sent:
+            if done.cancelled():
+                dropped.append(ref)
+                continue
             error = done.exception()
             if error is not None and retry:
                 try:
@@ -343,6 +353,9 @@ class _Acknowledgements:
             log.warning("%s: order %s is booked as %s, but %s was not told: %s", self.ctx.pairing.key, ref, sale.order_number or sale.master_id,
                         self.ctx.channel.name, error)
             failed.append((ref, error))
+        if dropped:
+            log.warning("%s: the load was interrupted before %s was told of %d booked order(s) (%s); the retry of this run tells it", self.ctx.pairing.key,
+                        self.ctx.channel.name, len(dropped), ", ".join(dropped[:20]) + (", ..." if len(dropped) > 20 else ""))
         self.sent = []
         return failed
 
