@@ -145,7 +145,10 @@ class Channel(Protocol):
         already reached the channel is not an error."""
 
     def acknowledge_order(self, order: Order, master_ref: SaleRef) -> None:
-        """Tell the channel the order reached the ERP (no-op where the channel has no such call)."""
+        """Tell the channel the order reached the ERP (no-op where the channel has no such call).
+        orders_in calls it on a background thread of its load (the only user of this adapter
+        while the load calls the master), and again for an order a retry of the run finds
+        booked: repeating it must be harmless."""
 
     def read_listings(self) -> dict[str, Listing]:
         """Every listing on the channel by channel SKU, with the stock the channel shows; with

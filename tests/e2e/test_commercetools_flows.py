@@ -81,6 +81,57 @@ def test_orders_are_booked_once_with_sync_info_once_and_unbookable_ones_held(sto
     ledger.dispose()
 
 
+def test_a_sync_info_that_fails_leaves_the_order_booked_once_says_which_and_the_retry_of_the_run_writes_it(storefront, pg_url):
+    """Acknowledgements run beside the Cin7 calls (orders_in._Acknowledgements): one refused on
+    every try leaves its order booked and linked, the rest of the batch booked and synced, the
+    run failed naming the order, with the count in its run report; once commercetools takes it,
+    the retry of that run writes the Sync info, and no sale twice."""
+    import logging
+
+    from tests.reliability.matrix import run_flow
+
+    sf = storefront
+    t = now()
+    start, end = t - timedelta(hours=1), t + timedelta(minutes=1)
+    sf.seed("orders", [make_order(f"CT300{i}", [CAP], created=t - timedelta(minutes=20 - i), order_id=f"ack-{i}") for i in (1, 2, 3)])
+    # commercetools applies no update to order ack-2 (HTTP 500, unprocessed): every try of its Sync info fails
+    requests.post(f"{sf.ct}/_sandbox/faults", json={"status_burst": {"path": "/orders/ack-2", "method": "POST", "status": 500, "count": None}},
+                  timeout=10).raise_for_status()
+    lines: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: lines.append(record.getMessage())  # Airflow's log setup keeps caplog out
+    flow_log = logging.getLogger("commerce_sync.flows.orders_in")
+    flow_log.addHandler(handler)
+    try:
+        assert run_flow(PAIRING, "orders_in", "ack-run", start, end).startswith("failed after 4 tries: TransientError")
+    finally:
+        flow_log.removeHandler(handler)
+    assert sorted(sf.sales()) == ["CT3001", "CT3002", "CT3003"]  # the batch went on past the failure
+    assert len([c for c in requests.get(f"{sf.cin7}/_sandbox/calls", timeout=10).json()["calls"] if c["method"] == "POST" and c["path"].endswith("/sale")]) == 3
+    assert [len(sf.order(f"ack-{i}").get("syncInfo") or []) for i in (1, 2, 3)] == [1, 0, 1]
+    refused = sf.calls("POST", "/orders/ack-2")
+    assert len(refused) == 8 and all(c["status"] == 500 for c in refused)  # each of the 4 tries: in the background, then once more at the end
+    assert len(lines) == 4 and all("order CT3002 is booked as" in line and "but commercetools was not told" in line for line in lines)
+    ledger = Ledger.from_url(pg_url)
+    assert list(ledger.links(PAIRING, "order", ["CT3002"])) == ["CT3002"]
+    (report,) = [r for r in ledger.runs(PAIRING, "orders_in") if r["run_id"] == "ack-run"]
+    assert report["details"]["load"]["acknowledgement_failed"] == 1 and report["details"]["load"]["already_loaded"] == 3  # the last try's
+
+    requests.delete(f"{sf.ct}/_sandbox/faults", timeout=10).raise_for_status()
+    assert run_flow(PAIRING, "orders_in", "ack-run", start, end) == "success"
+    assert [len(sf.order(f"ack-{i}")["syncInfo"]) for i in (1, 2, 3)] == [1, 1, 1]
+    assert sf.order("ack-2")["syncInfo"][0]["externalId"] == sf.sales()["CT3002"]["ID"]
+    assert sorted(sf.sales()) == ["CT3001", "CT3002", "CT3003"]
+    (report,) = [r for r in ledger.runs(PAIRING, "orders_in") if r["run_id"] == "ack-run"]
+    assert report["details"]["load"]["acknowledged_again"] == 3 and "acknowledgement_failed" not in report["details"]["load"]
+
+    # another run (another run id) finds them booked and synced: it books nothing and tells nothing
+    posts = len(sf.calls("POST", "/orders/"))
+    assert run_flow(PAIRING, "orders_in", "next-run", start, now() + timedelta(minutes=1)) == "success"
+    assert len(sf.sales()) == 3 and len(sf.calls("POST", "/orders/")) == posts
+    ledger.dispose()
+
+
 def test_dispatch_back_partial_then_whole_with_carrier_and_tracking(storefront, pg_url):
     sf = storefront
     t = now()

@@ -8,6 +8,7 @@ tasks, the CLI and tests call the same code.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -205,6 +206,8 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
 
     The ledger link is checked first (cheap, local); then the ERP by external id, which catches a
     sale created by an earlier attempt whose response was lost. Only then is a sale created.
+    Each booked order's link is written at once; the channel is told (acknowledge_order) on a
+    background thread while the next order goes to the ERP (`_Acknowledgements`).
     """
     key = ctx.pairing.key
     payloads, orders, _ = staged_orders(ctx, FLOW, run_id, only=set(gated["valid_keys"]))
@@ -215,50 +218,69 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     claimed = ctx.ledger.claim(key, LINK_KIND, by_ref, run_id)
     linked = ctx.ledger.links(key, LINK_KIND, claimed)
     counts = {"created": 0, "recovered": 0, "already_loaded": 0, "refused": 0, "in_flight": len(by_ref) - len(claimed)}
-    queue = offers(ctx, ports.ORDER_QUEUE)
-    for ref in linked:
-        counts["already_loaded"] += 1
-        if queue:  # booked, yet read from the queue again: the acknowledgement never arrived
-            ctx.channel.acknowledge_order(by_ref[ref][1], SaleRef(master_id=linked[ref], external_id=ctx.pairing.external_id(ref)))
-            counts["acknowledged_again"] = counts.get("acknowledged_again", 0) + 1
-        ctx.ledger.resolve_quarantine(key, FLOW, by_ref[ref][0], note=f"already loaded as {linked[ref]}")
+    # Told again: on a queue channel every order found booked (it is read from the queue again only
+    # while the channel has not heard); elsewhere those an earlier attempt of this same run booked
+    # (a retry after a failed acknowledgement or a dead worker). A repeat is harmless on every channel.
+    tell_again = set(linked) if offers(ctx, ports.ORDER_QUEUE) else ctx.ledger.links_made_by(key, LINK_KIND, linked, run_id)
+    acks = _Acknowledgements(ctx)
+    try:
+        for ref in linked:
+            counts["already_loaded"] += 1
+            if ref in tell_again:
+                acks.submit(ref, by_ref[ref][1], SaleRef(master_id=linked[ref], external_id=ctx.pairing.external_id(ref)), again=True)
+            ctx.ledger.resolve_quarantine(key, FLOW, by_ref[ref][0], note=f"already loaded as {linked[ref]}")
 
-    todo = {ref: by_ref[ref] for ref in claimed if ref not in linked}
-    if todo:
-        since = min(o.placed_at for _, o in todo.values()) - CLOCK_SKEW
-        existing = ctx.master.find_sales([ctx.pairing.external_id(r) for r in todo], since)
-    else:
-        existing = {}
+        todo = {ref: by_ref[ref] for ref in claimed if ref not in linked}
+        if todo:
+            since = min(o.placed_at for _, o in todo.values()) - CLOCK_SKEW
+            existing = ctx.master.find_sales([ctx.pairing.external_id(r) for r in todo], since)
+        else:
+            existing = {}
 
-    for ref, (record_key, order) in todo.items():
-        how = instructions(ctx, order, maps)
-        note = tax_mode_note(ctx.pairing, order)
-        if note:
-            counts[f"tax_mode_{note}"] = counts.get(f"tax_mode_{note}", 0) + 1  # only when it happens: the run report shows it
-            log.warning("%s: order %s %s; booked %s", key, ref,
-                        "states no tax mode: the pairing's tax_calculation applies" if note == "defaulted"
-                        else f"states {'tax-inclusive' if order.tax_inclusive else 'tax-exclusive'} prices, unlike the pairing's tax_calculation",
-                        how.tax_calculation)
-        try:
-            sale = existing.get(how.external_id)
-            if sale is None:
-                sale = ctx.master.create_sale(order, how)
-                counts["created"] += 1
-            else:
-                if not sale.has_lines:
-                    sale = ctx.master.complete_sale(sale, order, how)
-                counts["recovered"] += 1
-        except ClientError as exc:
-            # The ERP refused this one order (e.g. a SKU mapped here but unknown there): hold it, go on.
-            counts["refused"] += 1
-            reason = {"check": "erp_refused", "detail": f"{ctx.master.name} refused the sale (HTTP {exc.status}): {exc.body}"}
-            ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], [reason], run_id)
-            continue
-        ctx.ledger.add_link(key, LINK_KIND, ref, sale.master_id, sale.order_number, run_id, channel_id=order.channel_id)
-        ctx.channel.acknowledge_order(order, sale)
-        ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"loaded as {sale.order_number or sale.master_id}")
+        for ref, (record_key, order) in todo.items():
+            how = instructions(ctx, order, maps)
+            note = tax_mode_note(ctx.pairing, order)
+            if note:
+                counts[f"tax_mode_{note}"] = counts.get(f"tax_mode_{note}", 0) + 1  # only when it happens: the run report shows it
+                log.warning("%s: order %s %s; booked %s", key, ref,
+                            "states no tax mode: the pairing's tax_calculation applies" if note == "defaulted"
+                            else f"states {'tax-inclusive' if order.tax_inclusive else 'tax-exclusive'} prices, unlike the pairing's tax_calculation",
+                            how.tax_calculation)
+            try:
+                sale = existing.get(how.external_id)
+                if sale is None:
+                    sale = ctx.master.create_sale(order, how)
+                    counts["created"] += 1
+                else:
+                    if not sale.has_lines:
+                        sale = ctx.master.complete_sale(sale, order, how)
+                    counts["recovered"] += 1
+            except ClientError as exc:
+                # The ERP refused this one order (e.g. a SKU mapped here but unknown there): hold it, go on.
+                counts["refused"] += 1
+                reason = {"check": "erp_refused", "detail": f"{ctx.master.name} refused the sale (HTTP {exc.status}): {exc.body}"}
+                ctx.ledger.quarantine(key, FLOW, record_key, payloads[record_key], [reason], run_id)
+                continue
+            # the link first: whatever becomes of the acknowledgement, no run books this order again
+            ctx.ledger.add_link(key, LINK_KIND, ref, sale.master_id, sale.order_number, run_id, channel_id=order.channel_id)
+            acks.submit(ref, order, sale)
+            ctx.ledger.resolve_quarantine(key, FLOW, record_key, note=f"loaded as {sale.order_number or sale.master_id}")
+    except Exception:
+        # the step fails with its own error once the channel has been told of what is booked
+        # (normally a short backlog: the ERP's rate limit paces the load, not the channel); what
+        # failed, the retry of this run tells again (tell_again above)
+        acks.finish(counts, retry=False)
+        raise
+    except BaseException:
+        acks.finish(counts, retry=False, drop_waiting=True)  # interrupted: end now; the retry of this run tells the channel
+        raise
+    failed = acks.finish(counts, retry=True)
 
     ctx.ledger.release(key, LINK_KIND, claimed, run_id)
+    fields = {}
+    if failed:
+        counts["acknowledgement_failed"] = len(failed)
+        fields["details"] = {"load": dict(counts)}  # the report step will not run: the run report says it here
     ctx.ledger.record_run(
         key,
         FLOW,
@@ -267,9 +289,75 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
         skipped=counts["already_loaded"],
         failed=counts["refused"],
         throttled=ctx.stats().get("throttled", 0),
+        **fields,
     )
     log.info("%s: load %s", key, counts)
+    if failed:
+        # as before acknowledgements left the critical path, the step fails with the channel's
+        # error (a retry of this run tells the channel again; nothing is booked twice), now only
+        # once the rest of the batch is booked
+        refs, first = [ref for ref, _ in failed], failed[0][1]
+        first.add_note(f"{key}: booked, but {ctx.channel.name} was not told of order(s) {', '.join(refs)}; a retry of this run tells it again")
+        raise first
     return {**counts, **api_stats(ctx)}
+
+
+class _Acknowledgements:
+    """Tells the channel of booked orders (acknowledge_order) on one background thread, in
+    booking order, while the load sends the next order to the ERP.
+
+    Why a thread, not the end of the batch: the ERP's rate limit paces the load, and an
+    acknowledgement (a versioned update of the order: ~50 ms) between two ERP calls left that
+    budget idle; after the batch it would still add its whole time to the drain, and the channel
+    would hear late. One thread keeps the channel's own load what it was (one call at a time).
+    While it runs, the channel adapter is used by this thread only (the load calls the master);
+    the HTTP client's token cache and rate limiter are locked, and its payload log and shared
+    budget go through the ledger's engine, one pooled connection per thread. The ledger's own
+    writes (link, quarantine, run report) stay on the load's thread.
+    """
+
+    def __init__(self, ctx: FlowContext):
+        self.ctx = ctx
+        self.pool: ThreadPoolExecutor | None = None
+        self.sent: list[tuple[str, Order, SaleRef, bool, Future]] = []
+
+    def submit(self, ref: str, order: Order, sale: SaleRef, *, again: bool = False) -> None:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acknowledge")
+        self.sent.append((ref, order, sale, again, self.pool.submit(self.ctx.channel.acknowledge_order, order, sale)))
+
+    def finish(self, counts: dict[str, Any], *, retry: bool, drop_waiting: bool = False) -> list[tuple[str, BaseException]]:
+        """Wait for the acknowledgements; with `retry` (the load went through) a failed one is sent
+        once more, here on the load's thread. `drop_waiting` (the load is interrupted) waits only
+        for the one under way: the others are left for the retry of this run to send. Returns
+        (order ref, error) of those that failed, each logged with its order."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=drop_waiting)
+        failed: list[tuple[str, BaseException]] = []
+        dropped: list[str] = []
+        for ref, order, sale, again, done in self.sent:
+            if done.cancelled():
+                dropped.append(ref)
+                continue
+            error = done.exception()
+            if error is not None and retry:
+                try:
+                    self.ctx.channel.acknowledge_order(order, sale)
+                    error = None
+                except Exception as exc:  # noqa: BLE001 - whatever it is, it is reported with the order
+                    error = exc
+            if error is None:
+                if again:
+                    counts["acknowledged_again"] = counts.get("acknowledged_again", 0) + 1
+                continue
+            log.warning("%s: order %s is booked as %s, but %s was not told: %s", self.ctx.pairing.key, ref, sale.order_number or sale.master_id,
+                        self.ctx.channel.name, error)
+            failed.append((ref, error))
+        if dropped:
+            log.warning("%s: the load was interrupted before %s was told of %d booked order(s) (%s); the retry of this run tells it", self.ctx.pairing.key,
+                        self.ctx.channel.name, len(dropped), ", ".join(dropped[:20]) + (", ..." if len(dropped) > 20 else ""))
+        self.sent = []
+        return failed
 
 
 def report(ctx: FlowContext, run_id: str, extracted: dict, gated: dict, loaded: dict, accepted: dict | None = None) -> dict[str, Any]:

@@ -180,6 +180,18 @@ class Ledger(SettlementLedger):
                 found.update({r.channel_ref: r.master_id for r in rows})
         return found
 
+    def links_made_by(self, pairing: str, kind: str, channel_refs: Iterable[str], run_id: str) -> set[str]:
+        """Those of `channel_refs` whose link `run_id` wrote: what an earlier attempt of the same
+        run booked (its acknowledgement may never have reached the channel)."""
+        refs = [r for r in dict.fromkeys(channel_refs) if r is not None]
+        t = order_link
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(refs):
+                found.update(conn.execute(select(t.c.channel_ref).where(t.c.pairing == pairing, t.c.kind == kind, t.c.run_id == run_id,
+                                                                        t.c.channel_ref.in_(chunk))).scalars())
+        return found
+
     def add_link(
         self, pairing: str, kind: str, channel_ref: str, master_id: str, master_ref: str | None = None, run_id: str | None = None, channel_id: str | None = None
     ) -> bool:
