@@ -1,6 +1,7 @@
 """Order-to-ERP latency: webhook-driven vs polling, through a real Airflow.
 
     .venv/bin/python bench/webhook_latency.py [--executor standalone|celery] [--orders 24] [--every 5] [--burst 50] [--poll-cron "* * * * *"]
+        [--designs webhook,polling] [--preload on|off]
 
 Starts Airflow (`airflow standalone`, or the CeleryExecutor cluster of tests/cluster: api-server,
 scheduler, dag-processor, triggerer, two workers) with two copies of cin7_marketplacer, each with
@@ -12,7 +13,9 @@ Two loads per design: a steady rate (--orders orders, one every --every seconds,
 webhook) and a burst (--burst orders and webhooks at once). An order's latency is from its
 placing (injection into the channel, webhook posted at once) to its sale first seen in Cin7
 (the emulator polled every 0.25 s). Printed: p50, p95, max per design and load, beside the floor
-Cin7's rate limit sets (2 calls per order at 60 a minute, the batch's first lookup aside).
+Cin7's rate limit sets (2 calls per order at 60 a minute, the batch's first lookup aside);
+for each design's steady phase, each order's latency and where its runs' time went (Airflow's
+own timestamps from the metadata DB: event to run, task by task).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--poll-cron", default="* * * * *")
     ap.add_argument("--designs", default="webhook,polling", help="which designs to run (webhook, polling or both)")
+    ap.add_argument("--preload", choices=["on", "off"], default="on",
+                    help="GX preloaded in the process that forks the tasks (commerce_sync/preload.py); off: each gate task imports it")
     args = ap.parse_args()
     designs = {d.strip() for d in args.designs.split(",")}
 
@@ -147,7 +152,7 @@ def main() -> None:
     pairings, maps = _pairings(tmp, args.poll_cron)
     port = free_port()
     settings = {**env_extra, "COMMERCE_SYNC_MAPPINGS_DIR": str(maps), "COMMERCE_SYNC_DEADLINES": "off",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2"}
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2", "COMMERCE_SYNC_PRELOAD_GX": args.preload}
     redis_db = None
     if args.executor == "celery":
         from tests.cluster.conftest import _free_redis_db
@@ -212,7 +217,7 @@ def main() -> None:
             redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
         dbs.drop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nOrder-to-ERP latency, seconds ({args.executor}; Cin7 at {CIN7_LIMIT} calls/min)")
+    print(f"\nOrder-to-ERP latency, seconds ({args.executor}, GX preload {args.preload}; Cin7 at {CIN7_LIMIT} calls/min)")
     print(table(rows, ["design", "load", "p50", "p95", "max", "rate-limit floor"]))
 
 
@@ -229,7 +234,7 @@ def timeline(meta_url: str, dag_id: str, begun: float, ended: float) -> str:
             "SELECT r.id, r.run_id, r.created_at, r.queued_at, r.start_date, r.end_date, "
             "(SELECT min(e.timestamp) FROM dagrun_asset_event x JOIN asset_event e ON e.id = x.event_id WHERE x.dag_run_id = r.id) AS first_event, "
             "(SELECT count(*) FROM dagrun_asset_event x WHERE x.dag_run_id = r.id) AS events "
-            "FROM dag_run r WHERE r.dag_id = :d AND r.start_date >= :s AND r.start_date <= :u AND r.end_date IS NOT NULL ORDER BY r.start_date"),
+            "FROM dag_run r WHERE r.dag_id = :d AND r.start_date >= :s AND r.end_date <= :u ORDER BY r.start_date"),
             {"d": dag_id, "s": since, "u": until}).mappings().all()
         tis = conn.execute(text(
             "SELECT run_id, task_id, scheduled_dttm, queued_dttm, start_date, end_date FROM task_instance "

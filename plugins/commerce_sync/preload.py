@@ -16,13 +16,10 @@ Called from plugins/airflow_local_settings.py, which Airflow imports at start in
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
-
-log = logging.getLogger(__name__)
 
 
 def forks_tasks(argv: Sequence[str], executor: str) -> bool:
@@ -48,5 +45,7 @@ def preload_for_tasks(argv: Sequence[str] | None = None, executor: str | None = 
     from commerce_sync.gates import engine
 
     engine._gx()
-    log.info("commerce_sync: Great Expectations preloaded for forked tasks in %.1f s", time.perf_counter() - started)
+    # Airflow has not set its logging up yet when it imports its local settings: stderr, its log
+    print(f"commerce_sync: Great Expectations preloaded for the forked tasks in {time.perf_counter() - started:.1f} s "
+          "(COMMERCE_SYNC_PRELOAD_GX=off turns it off)", file=sys.stderr, flush=True)
     return True
