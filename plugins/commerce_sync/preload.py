@@ -42,9 +42,13 @@ def preload_for_tasks(argv: Sequence[str] | None = None, executor: str | None = 
     if not forks_tasks(sys.argv if argv is None else argv, executor):
         return False
     started = time.perf_counter()
-    from commerce_sync.gates import engine
+    try:
+        from commerce_sync.gates import engine
 
-    engine._gx()
+        engine.load_gx()
+    except Exception as exc:  # noqa: BLE001 - never stop the scheduler or worker: a gate task imports GX itself (and says what is wrong)
+        print(f"commerce_sync: Great Expectations not preloaded ({type(exc).__name__}: {exc}); each gate task imports it", file=sys.stderr, flush=True)
+        return False
     # Airflow has not set its logging up yet when it imports its local settings: stderr, its log
     print(f"commerce_sync: Great Expectations preloaded for the forked tasks in {time.perf_counter() - started:.1f} s "
           "(COMMERCE_SYNC_PRELOAD_GX=off turns it off)", file=sys.stderr, flush=True)

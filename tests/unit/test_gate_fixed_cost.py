@@ -69,3 +69,20 @@ def test_only_the_process_that_forks_tasks_preloads_gx(argv, executor, forks):
 def test_the_preload_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("COMMERCE_SYNC_PRELOAD_GX", "off")
     assert preload_for_tasks(["airflow", "scheduler"], "LocalExecutor") is False
+
+
+def test_a_failed_preload_leaves_the_process_running(monkeypatch, capsys):
+    from commerce_sync.gates import engine
+
+    def broken():
+        raise ImportError("no module named great_expectations")
+
+    monkeypatch.setattr(engine, "load_gx", broken)
+    assert preload_for_tasks(["airflow", "scheduler"], "LocalExecutor") is False
+    assert "not preloaded (ImportError: no module named great_expectations)" in capsys.readouterr().err
+
+
+def test_a_scheduler_of_the_local_executor_preloads_gx(capsys):
+    assert preload_for_tasks(["airflow", "scheduler"], "LocalExecutor") is True
+    assert "great_expectations.expectations" in sys.modules
+    assert "Great Expectations preloaded for the forked tasks" in capsys.readouterr().err

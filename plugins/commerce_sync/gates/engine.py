@@ -54,7 +54,7 @@ class GateResult:
     batch_failures: list[dict[str, str]] = field(default_factory=list)
 
 
-def _gx():
+def load_gx():
     """Great Expectations, imported on first use (a no-op once imported, or preloaded by the
     process that forks the tasks: commerce_sync/preload.py)."""
     import great_expectations as gx
@@ -67,11 +67,11 @@ class _Expectations:
     """`great_expectations.expectations`, imported when a suite first names an expectation."""
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(_gx().expectations, name)
+        return getattr(load_gx().expectations, name)
 
 
 def _quiet_context():
-    gx = _gx()
+    gx = load_gx()
     ctx = gx.get_context(mode="ephemeral")
     try:
         # progress bars would print into every task log
@@ -107,7 +107,7 @@ def run_gate(
 
     checks_run = 0
     if len(frame):
-        gx = _gx()
+        gx = load_gx()
         checks = checks() if callable(checks) else checks
         checks_run = len(checks)
         frame = frame.reset_index(drop=True)
