@@ -3,6 +3,7 @@
     .venv/bin/python bench/task_overhead.py --imports-only          # 1. only (about 30 s)
     .venv/bin/python bench/task_overhead.py --executor standalone   # 1. and 2. (about 3 min)
     .venv/bin/python bench/task_overhead.py --executor celery
+    .venv/bin/python bench/task_overhead.py --executor standalone --orders 1 [--preload off]
 
 1. Imports: what a fresh task process pays before the task's code runs, each in a fresh
    interpreter (median of 3): the Task SDK, the DAG file (a task process parses its DAG file:
@@ -13,6 +14,9 @@
    queued (seconds after the run started; extract and accept run side by side), queued to
    started (the executor picking it up) and running (start to end, in the task process:
    imports, DAG parse, the work), medians over the runs; and the run end to end.
+   --orders N places N new orders before each run, so the gate validates a batch with rows (an
+   empty batch passes without GX); --preload off starts Airflow without GX preloaded in the
+   process that forks the tasks (commerce_sync/preload.py), to compare.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import ROOT, table
@@ -34,7 +38,7 @@ IMPORTS = {
     "task runner (airflow.sdk.execution_time.task_runner)": "import airflow.sdk.execution_time.task_runner",
     "DAG file: every pairing's DAGs": "import runpy; runpy.run_path('dags/commerce_sync_dags.py')",
     "Great Expectations (gate task)": "import great_expectations, great_expectations.expectations",
-    "gate engine (commerce_sync.gates.engine)": "import commerce_sync.gates.engine",
+    "gate engine (commerce_sync.gates.engine; GX is imported on a batch with rows)": "import commerce_sync.gates.engine",
     "ledger (commerce_sync.ledger)": "import commerce_sync.ledger",
 }
 
@@ -65,7 +69,7 @@ def _t(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def run_times(executor: str, runs: int) -> tuple[list[list[str]], list[float]]:
+def run_times(executor: str, runs: int, orders: int = 0, preload: str = "on") -> tuple[list[list[str]], list[float]]:
     from tests.cluster.conftest import Cluster, Databases, Processes, _free_redis_db, _pairings, airflow_env, celery_settings, seeded_sandbox, start_celery
     from tests.conftest import free_port
 
@@ -73,7 +77,7 @@ def run_times(executor: str, runs: int) -> tuple[list[list[str]], list[float]]:
     c7, (mkp,) = seeded_sandbox("demo-marketplacer-key")
     tmp = Path(tempfile.mkdtemp(prefix="commerce_sync_bench_overhead_"))
     port = free_port()
-    settings = {"COMMERCE_SYNC_DEADLINES": "off", "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2"}
+    settings = {"COMMERCE_SYNC_DEADLINES": "off", "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2", "COMMERCE_SYNC_PRELOAD_GX": preload}
     redis_db = None
     if executor == "celery":
         redis_db = _free_redis_db()
@@ -95,6 +99,8 @@ def run_times(executor: str, runs: int) -> tuple[list[list[str]], list[float]]:
         cl.api("PATCH", f"/api/v2/dags/{dag}", json={"is_paused": False}).raise_for_status()
         for n in range(runs + 1):  # the first run warms up (the DAG's first parse by a task); not counted
             run_id = f"bench_{n}_{int(time.time())}"
+            if orders:
+                _place(mkp.url, range(1000 * (n + 1), 1000 * (n + 1) + orders))
             cl.api("POST", f"/api/v2/dags/{dag}/dagRuns", json={"dag_run_id": run_id, "logical_date": None}).raise_for_status()
             run = cl.wait(f"run {run_id}", lambda: (r := cl.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}").json()).get("state") in ("success", "failed") and r,
                           timeout=300, every=1)
@@ -127,18 +133,33 @@ def run_times(executor: str, runs: int) -> tuple[list[list[str]], list[float]]:
     return rows, totals
 
 
+def _place(mkp: str, ids) -> None:
+    """New Marketplacer orders of mapped SKUs: the run's gate has rows to validate."""
+    import requests
+
+    from tests.builders import marketplacer_invoice
+
+    invoices = [marketplacer_invoice(i, [("CS-TEE-BLK-M", 1, 4500)], created_at=datetime.now(timezone.utc)) for i in ids]
+    requests.post(f"{mkp}/_sandbox/invoices", json={"invoices": invoices}, timeout=30).raise_for_status()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--executor", choices=["standalone", "celery"], default="standalone")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--imports-only", action="store_true")
+    ap.add_argument("--runs-only", action="store_true", help="skip the imports table")
+    ap.add_argument("--orders", type=int, default=0, help="new orders placed before each run (0: an empty window)")
+    ap.add_argument("--preload", choices=["on", "off"], default="on", help="GX preloaded in the process that forks the tasks")
     args = ap.parse_args()
-    print("Imports in a fresh interpreter, seconds (median of 3)")
-    print(table(import_times(), ["what", "s"]))
+    if not args.runs_only:
+        print("Imports in a fresh interpreter, seconds (median of 3)")
+        print(table(import_times(), ["what", "s"]))
     if args.imports_only:
         return
-    rows, totals = run_times(args.executor, args.runs)
-    print(f"\norders_in over an empty window on {args.executor}, median of {len(totals)} runs, seconds")
+    rows, totals = run_times(args.executor, args.runs, args.orders, args.preload)
+    what = f"{args.orders} new order(s) a run" if args.orders else "an empty window"
+    print(f"\norders_in over {what} on {args.executor} (GX preload {args.preload}), median of {len(totals)} runs, seconds")
     print(table(rows, ["task", "queued at (since run start)", "queued to started", "running"]))
     print(f"run end to end: median {statistics.median(totals):.1f} s ({', '.join(f'{t:.1f}' for t in totals)})")
 

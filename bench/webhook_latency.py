@@ -1,6 +1,7 @@
 """Order-to-ERP latency: webhook-driven vs polling, through a real Airflow.
 
     .venv/bin/python bench/webhook_latency.py [--executor standalone|celery] [--orders 24] [--every 5] [--burst 50] [--poll-cron "* * * * *"]
+        [--designs webhook,polling] [--preload on|off]
 
 Starts Airflow (`airflow standalone`, or the CeleryExecutor cluster of tests/cluster: api-server,
 scheduler, dag-processor, triggerer, two workers) with two copies of cin7_marketplacer, each with
@@ -12,7 +13,9 @@ Two loads per design: a steady rate (--orders orders, one every --every seconds,
 webhook) and a burst (--burst orders and webhooks at once). An order's latency is from its
 placing (injection into the channel, webhook posted at once) to its sale first seen in Cin7
 (the emulator polled every 0.25 s). Printed: p50, p95, max per design and load, beside the floor
-Cin7's rate limit sets (2 calls per order at 60 a minute, the batch's first lookup aside).
+Cin7's rate limit sets (2 calls per order at 60 a minute, the batch's first lookup aside);
+for each design's steady phase, each order's latency and where its runs' time went (Airflow's
+own timestamps from the metadata DB: event to run, task by task).
 """
 
 from __future__ import annotations
@@ -122,7 +125,11 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=5.0)
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--poll-cron", default="* * * * *")
+    ap.add_argument("--designs", default="webhook,polling", help="which designs to run (webhook, polling or both)")
+    ap.add_argument("--preload", choices=["on", "off"], default="on",
+                    help="GX preloaded in the process that forks the tasks (commerce_sync/preload.py); off: each gate task imports it")
     args = ap.parse_args()
+    designs = {d.strip() for d in args.designs.split(",")}
 
     from sandbox import cin7, marketplacer
     from sandbox.server import start_server
@@ -145,7 +152,7 @@ def main() -> None:
     pairings, maps = _pairings(tmp, args.poll_cron)
     port = free_port()
     settings = {**env_extra, "COMMERCE_SYNC_MAPPINGS_DIR": str(maps), "COMMERCE_SYNC_DEADLINES": "off",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2"}
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2", "COMMERCE_SYNC_PRELOAD_GX": args.preload}
     redis_db = None
     if args.executor == "celery":
         from tests.cluster.conftest import _free_redis_db
@@ -171,8 +178,11 @@ def main() -> None:
             cl.api("PATCH", f"/api/v2/dags/{key}__orders_in", json={"is_paused": False}).raise_for_status()
         time.sleep(10)  # the unpaused DAGs' first (empty) runs
         next_id = 10000
+        phases: dict[str, tuple[float, float]] = {}  # the steady phase of each design, for the timeline
         for key, prefix in PAIRINGS.items():
             hook = key.startswith("hook")
+            if ("webhook" if hook else "polling") not in designs:
+                continue
             watch = Watch(cin7s[key])
             # steady: one order every --every seconds
             placed = {}
@@ -181,6 +191,8 @@ def main() -> None:
                 next_id += 1
                 time.sleep(args.every)
             steady = latencies(watch, prefix, placed, timeout=300)
+            phases[key] = (min(placed.values()), time.time())
+            print(f"{key} steady, each order's latency in placing order: {' '.join(f'{v:.0f}' for v in steady)}", flush=True)
             # burst: --burst orders at once
             ids = list(range(next_id, next_id + args.burst))
             next_id += args.burst
@@ -192,6 +204,9 @@ def main() -> None:
             rows.append([design, f"burst of {args.burst}", f"{pct(burst, 50):.1f}", f"{pct(burst, 95):.1f}", f"{max(burst):.1f}",
                          f"{2 * args.burst * 60 / CIN7_LIMIT:.0f} s for the last"])
             print(rows[-2], rows[-1], flush=True)
+        for key, (begun, ended) in phases.items():
+            print(f"\nWhere {key}'s orders_in runs went, steady phase (medians over its runs, seconds; metadata DB)", flush=True)
+            print(timeline(dbs.meta_url, f"{key}__orders_in", begun, ended), flush=True)
     finally:
         procs.stop()
         for s in servers:
@@ -202,8 +217,59 @@ def main() -> None:
             redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
         dbs.drop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nOrder-to-ERP latency, seconds ({args.executor}; Cin7 at {CIN7_LIMIT} calls/min)")
+    print(f"\nOrder-to-ERP latency, seconds ({args.executor}, GX preload {args.preload}; Cin7 at {CIN7_LIMIT} calls/min)")
     print(table(rows, ["design", "load", "p50", "p95", "max", "rate-limit floor"]))
+
+
+def timeline(meta_url: str, dag_id: str, begun: float, ended: float) -> str:
+    """Where the runs' time went, from Airflow's own timestamps: the asset event that woke a run
+    to its creation, creation to start, and per task: upstream done (or run start) to scheduled,
+    scheduled to queued, queued to started (executor pick-up and process start), running."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(meta_url)
+    since, until = datetime.fromtimestamp(begun, timezone.utc), datetime.fromtimestamp(ended, timezone.utc)
+    with eng.connect() as conn:
+        runs = conn.execute(text(
+            "SELECT r.id, r.run_id, r.created_at, r.queued_at, r.start_date, r.end_date, "
+            "(SELECT min(e.timestamp) FROM dagrun_asset_event x JOIN asset_event e ON e.id = x.event_id WHERE x.dag_run_id = r.id) AS first_event, "
+            "(SELECT count(*) FROM dagrun_asset_event x WHERE x.dag_run_id = r.id) AS events "
+            "FROM dag_run r WHERE r.dag_id = :d AND r.start_date >= :s AND r.end_date <= :u ORDER BY r.start_date"),
+            {"d": dag_id, "s": since, "u": until}).mappings().all()
+        tis = conn.execute(text(
+            "SELECT run_id, task_id, scheduled_dttm, queued_dttm, start_date, end_date FROM task_instance "
+            "WHERE dag_id = :d AND run_id = ANY(:r)"), {"d": dag_id, "r": [r["run_id"] for r in runs]}).mappings().all()
+    eng.dispose()
+    if not runs:
+        return "(no finished runs in the phase)"
+    med = lambda xs: f"{statistics.median(xs):.1f} ({max(xs):.1f})" if xs else ""  # noqa: E731
+    secs = lambda a, b: (b - a).total_seconds() if a and b else None  # noqa: E731
+    rows = [["run: woken (first asset event) to created", med([v for r in runs if (v := secs(r["first_event"], r["created_at"])) is not None])],
+            ["run: created to started", med([v for r in runs if (v := secs(r["created_at"], r["start_date"])) is not None])],
+            ["run: started to ended", med([secs(r["start_date"], r["end_date"]) for r in runs])],
+            ["run: gap to the next run's start", med([secs(a["end_date"], b["start_date"]) for a, b in zip(runs, runs[1:])])],
+            ["runs (asset events consumed, median)", f"{len(runs)} ({med([r['events'] for r in runs])})"]]
+    by_run: dict[str, dict[str, dict]] = {}
+    for ti in tis:
+        by_run.setdefault(ti["run_id"], {})[ti["task_id"]] = ti
+    from commerce_sync.factory import FLOW_STEPS
+
+    start_of = {r["run_id"]: r["start_date"] for r in runs}
+    for step in FLOW_STEPS["orders_in"]:
+        ready, sched, queued, running = [], [], [], []
+        for run_id, tasks in by_run.items():
+            ti = tasks.get(step.name)
+            if not ti:
+                continue
+            ups = [tasks[u]["end_date"] for u in step.after if u in tasks and tasks[u]["end_date"]]
+            if (v := secs(max(ups) if ups else start_of.get(run_id), ti["scheduled_dttm"])) is not None:
+                ready.append(v)
+            for bucket, a, b in ((sched, "scheduled_dttm", "queued_dttm"), (queued, "queued_dttm", "start_date"), (running, "start_date", "end_date")):
+                if (v := secs(ti[a], ti[b])) is not None:
+                    bucket.append(v)
+        rows.append([f"task {step.name}: upstream done to scheduled / to queued / queued to started / running",
+                     " / ".join(med(x) for x in (ready, sched, queued, running))])
+    return table(rows, ["what", "s: median (max)"])
 
 
 def _up(ui: str) -> bool:

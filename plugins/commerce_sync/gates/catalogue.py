@@ -79,7 +79,7 @@ def gate_catalogue(products: Mapping[str, CatalogueProduct], *, unreadable: dict
     return run_gate(
         "catalogue_out",
         catalogue_frame(products, fields, price_list, categories),
-        catalogue_checks(master, channel),
+        lambda: catalogue_checks(master, channel),  # built (and GX imported) only for a batch with rows
         max_bad_share=max_bad_share,
         min_records_for_share=min_records_for_share,
         pre_failed=unreadable,

@@ -6,7 +6,10 @@ concern the batch as a whole (its columns, or a share of bad records over the pa
 raise GateBatchError, which fails the task at once, without spending retries.
 
 GX and pandas are imported here only, inside functions' reach of the gate task: never at DAG
-parse time.
+parse time. GX itself (seconds of imports in a fresh process) is imported only when a batch has
+rows to validate: a gate given an empty batch passes it without loading GX (nothing to check),
+and every batch with rows is validated by GX. Checks may be given as a function building them,
+so that building the expectations waits for a batch that needs them.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from typing import Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-import great_expectations as gx  # noqa: E402
-import great_expectations.expectations as gxe  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from commerce_sync.errors import GateBatchError  # noqa: E402
@@ -53,7 +54,24 @@ class GateResult:
     batch_failures: list[dict[str, str]] = field(default_factory=list)
 
 
+def load_gx():
+    """Great Expectations, imported on first use (a no-op once imported, or preloaded by the
+    process that forks the tasks: commerce_sync/preload.py)."""
+    import great_expectations as gx
+    import great_expectations.expectations  # noqa: F401 - the expectation classes
+
+    return gx
+
+
+class _Expectations:
+    """`great_expectations.expectations`, imported when a suite first names an expectation."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(load_gx().expectations, name)
+
+
 def _quiet_context():
+    gx = load_gx()
     ctx = gx.get_context(mode="ephemeral")
     try:
         # progress bars would print into every task log
@@ -68,7 +86,7 @@ def _quiet_context():
 def run_gate(
     name: str,
     frame: pd.DataFrame,
-    checks: list[Check],
+    checks: list[Check] | Callable[[], list[Check]],
     *,
     max_bad_share: Decimal,
     min_records_for_share: int = 10,
@@ -87,7 +105,11 @@ def run_gate(
     keys_in_frame = list(dict.fromkeys(frame[RECORD_KEY].tolist())) if len(frame) else []
     batch_failures: list[dict[str, str]] = []
 
+    checks_run = 0
     if len(frame):
+        gx = load_gx()
+        checks = checks() if callable(checks) else checks
+        checks_run = len(checks)
         frame = frame.reset_index(drop=True)
         frame[ROW_ID] = range(len(frame))
         ctx = _quiet_context()
@@ -143,7 +165,7 @@ def run_gate(
                 f"(schema change, lost mapping file), so nothing was loaded or quarantined. "
                 f"First reasons: {_first_reasons(failed)}"
             )
-    return GateResult(passed=passed, failed=failed, checks_run=len(checks))
+    return GateResult(passed=passed, failed=failed, checks_run=checks_run)
 
 
 def plain(value: Any) -> Any:
@@ -177,5 +199,5 @@ def _first_reasons(failed: dict[str, list[dict[str, str]]], n: int = 3) -> str:
     return " | ".join(out)
 
 
-# Re-exported so suites can be written without importing GX themselves.
-expect = gxe
+# Re-exported so suites can be written without importing GX themselves (imported on first use).
+expect = _Expectations()

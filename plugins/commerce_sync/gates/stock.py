@@ -51,7 +51,7 @@ def gate_stock(rows: list[dict], *, unreadable: dict[str, list[dict[str, str]]],
     return run_gate(
         "stock_out",
         stock_frame(rows),
-        stock_checks(master),
+        lambda: stock_checks(master),  # built (and GX imported) only for a batch with rows
         max_bad_share=max_bad_share,
         min_records_for_share=min_records_for_share,
         pre_failed=unreadable,
