@@ -153,3 +153,41 @@ def test_call_slots_keep_any_window_within_the_limit_across_ledgers(ledger_url):
         assert a.reserve_call("mirakl:shop", 10, 60.0, now=now) == 0.0  # another account, its own budget
     finally:
         a.dispose()
+
+
+
+def _first_task(url, start, errors):
+    start.wait()
+    try:
+        migrate(url)
+    except Exception as exc:  # noqa: BLE001 - the assertion names it
+        errors.put(repr(exc))
+
+
+def test_tasks_starting_side_by_side_on_a_fresh_database_migrate_it_once(pg_url):
+    """A new deployment's first run starts extract and accept together (on two workers, too):
+    each task process brings the ledger up to date, and none may fail on another's tables."""
+    import multiprocessing
+
+    from sqlalchemy import create_engine, text
+
+    mp = multiprocessing.get_context("spawn")  # task processes share nothing (alembic's context is per process)
+    start, errors = mp.Barrier(3), mp.Queue()
+    tasks = [mp.Process(target=_first_task, args=(pg_url, start, errors)) for _ in range(3)]
+    for t in tasks:
+        t.start()
+    for t in tasks:
+        t.join(120)
+    assert [t.exitcode for t in tasks] == [0, 0, 0]
+    assert errors.empty(), errors.get()
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from commerce_sync.ledger.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM ledger_alembic_version")).scalars().all() == [ScriptDirectory.from_config(cfg).get_current_head()]
+    engine.dispose()

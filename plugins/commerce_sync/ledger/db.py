@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 _migrated: set[str] = set()
+MIGRATION_LOCK = 0x636F6D6D  # pg advisory lock key of the ledger's migrations ("comm")
 
 
 def ledger_url(conn_id: str = "integration_db") -> str:
@@ -105,9 +106,15 @@ def migrate(url: str | None = None) -> None:
     if current != head:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line of ours says what happened
         with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        log.info("ledger migrated from %s to %s", current, head)
+            if conn.dialect.name == "postgresql":
+                # a fresh deployment's first tasks start side by side (extract and accept, two
+                # workers): one migrates, the others wait here and then find the schema done
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                current = MigrationContext.configure(conn, opts={"version_table": "ledger_alembic_version"}).get_current_revision()
+            if current != head:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                log.info("ledger migrated from %s to %s", current, head)
     _migrated.add(key)
 
 
