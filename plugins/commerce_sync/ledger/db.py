@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def migrate(url: str | None = None) -> None:
             if conn.dialect.name == "postgresql":
                 # a fresh deployment's first tasks start side by side (extract and accept, two
                 # workers): one migrates, the others wait here and then find the schema done
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
                 current = MigrationContext.configure(conn, opts={"version_table": "ledger_alembic_version"}).get_current_revision()
             if current != head:
                 cfg.attributes["connection"] = conn
