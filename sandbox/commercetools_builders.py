@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from sandbox.wire import json_number
+
 MINOR = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
 
 
@@ -53,11 +55,11 @@ def _split(total: Decimal, rate: Decimal, included: bool, currency: str) -> tupl
 
 def _taxed(net: Decimal, gross: Decimal, tax: Decimal, rate: Decimal, currency: str, name: str) -> dict[str, Any]:
     return {"totalNet": money(net, currency), "totalGross": money(gross, currency), "totalTax": money(tax, currency),
-            "taxPortions": [{"name": name, "rate": float(rate), "amount": money(tax, currency)}] if tax or rate else []}
+            "taxPortions": [{"name": name, "rate": json_number(rate), "amount": money(tax, currency)}] if tax or rate else []}
 
 
 def _rate(rate: Decimal, included: bool, country: str) -> dict[str, Any]:
-    return {"id": f"rate-{rate}", "name": f"VAT {rate * 100:.0f}%", "amount": float(rate), "includedInPrice": included, "country": country}
+    return {"id": f"rate-{rate}", "name": f"VAT {rate * 100:.0f}%", "amount": json_number(rate), "includedInPrice": included, "country": country}
 
 
 def make_order(
@@ -183,7 +185,7 @@ def make_order(
     order["totalPrice"] = money(total, currency)
     if taxed:
         order["taxedPrice"] = {"totalNet": money(nets, currency), "totalGross": money(grosses, currency), "totalTax": money(taxes, currency),
-                               "taxPortions": [{"name": f"VAT {r * 100:.0f}%", "rate": float(r), "amount": money(a, currency)} for r, a in sorted(portions.items())]}
+                               "taxPortions": [{"name": f"VAT {r * 100:.0f}%", "rate": json_number(r), "amount": money(a, currency)} for r, a in sorted(portions.items())]}
     if order_number is not None:
         order["orderNumber"] = order_number
     if payment_state is not None:

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from sandbox.faults import FaultInjector, FaultPlan
+from sandbox.wire import json_number
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,7 @@ def _plain(obj: Any) -> Any:
     else as a string; a datetime in ISO form. Called only for those (json's `default`), so a big
     page is written by the C encoder instead of a Python walk over every value."""
     if isinstance(obj, Decimal):
-        as_float = float(obj)
-        return as_float if Decimal(repr(as_float)) == obj else str(obj)
+        return json_number(obj)
     if isinstance(obj, datetime):
         return obj.isoformat()
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

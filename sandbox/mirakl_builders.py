@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from sandbox.wire import wire
+
 # -- time and money ---------------------------------------------------------------------------
 
 
@@ -35,19 +37,6 @@ def parse_time(value: Any) -> datetime:
         raise ValueError(f"not a date-time: {value!r}")
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def wire(obj: Any) -> Any:
-    """Decimals as JSON numbers, exactly: a float whose repr is the decimal (money has far fewer
-    than 15 significant digits), or the decimal's string if no float says it exactly."""
-    if isinstance(obj, Decimal):
-        as_float = float(obj)
-        return as_float if Decimal(repr(as_float)) == obj else str(obj)
-    if isinstance(obj, dict):
-        return {k: wire(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [wire(v) for v in obj]
-    return obj
 
 
 def _when(value: datetime | str | None, default: datetime) -> datetime:

@@ -221,7 +221,7 @@ def load(ctx: FlowContext, run_id: str, gated: dict[str, Any]) -> dict[str, Any]
     # Told again: on a queue channel every order found booked (it is read from the queue again only
     # while the channel has not heard); elsewhere those an earlier attempt of this same run booked
     # (a retry after a failed acknowledgement or a dead worker). A repeat is harmless on every channel.
-    tell_again = set(linked) if offers(ctx, ports.ORDER_QUEUE) else ctx.ledger.links_made_by(key, LINK_KIND, linked, run_id)
+    tell_again = set(linked) if offers(ctx, ports.ORDER_QUEUE) else set(ctx.ledger.links(key, LINK_KIND, linked, made_by=run_id))
     acks = _Acknowledgements(ctx)
     try:
         for ref in linked:

@@ -62,8 +62,6 @@ def read_stock_rows(ctx: FlowContext, only: set[str] | None = None) -> dict[str,
     """Every channel listing beside what the master has available for it (one row per listing);
     with `only`, the listings of those master SKUs, from the master's availability of them alone."""
     policy = _policy(ctx)
-    # the two reads and the mapping sync are independent and mostly wait on their APIs and the
-    # ledger: side by side, a 100,000-SKU run takes as long as the slowest, not the sum
     # before the ERP's stock is read: a sale linked after this may be missing from that read,
     # so its order still counts as unbooked (see the module docstring)
     mark = ctx.ledger.link_mark(ctx.pairing.key, _link_kind())

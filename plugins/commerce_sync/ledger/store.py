@@ -169,27 +169,22 @@ class Ledger(SettlementLedger):
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(t.c.id), 0)).where(t.c.pairing == pairing, t.c.kind == kind)).scalar_one())
 
-    def links(self, pairing: str, kind: str, channel_refs: Iterable[str], up_to: int | None = None) -> dict[str, str]:
+    def links(self, pairing: str, kind: str, channel_refs: Iterable[str], up_to: int | None = None, made_by: str | None = None) -> dict[str, str]:
+        """Master ids of those of `channel_refs` that are linked; with `up_to`, only links up to
+        that link_mark; with `made_by`, only links that run wrote (what an earlier attempt of the
+        same run booked: its acknowledgement may never have reached the channel)."""
         refs = [r for r in dict.fromkeys(channel_refs) if r is not None]
         t = order_link
         found: dict[str, str] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(refs):
                 query = select(t.c.channel_ref, t.c.master_id).where(t.c.pairing == pairing, t.c.kind == kind, t.c.channel_ref.in_(chunk))
-                rows = conn.execute(query if up_to is None else query.where(t.c.id <= up_to))
+                if up_to is not None:
+                    query = query.where(t.c.id <= up_to)
+                if made_by is not None:
+                    query = query.where(t.c.run_id == made_by)
+                rows = conn.execute(query)
                 found.update({r.channel_ref: r.master_id for r in rows})
-        return found
-
-    def links_made_by(self, pairing: str, kind: str, channel_refs: Iterable[str], run_id: str) -> set[str]:
-        """Those of `channel_refs` whose link `run_id` wrote: what an earlier attempt of the same
-        run booked (its acknowledgement may never have reached the channel)."""
-        refs = [r for r in dict.fromkeys(channel_refs) if r is not None]
-        t = order_link
-        found: set[str] = set()
-        with self.engine.connect() as conn:
-            for chunk in _chunks(refs):
-                found.update(conn.execute(select(t.c.channel_ref).where(t.c.pairing == pairing, t.c.kind == kind, t.c.run_id == run_id,
-                                                                        t.c.channel_ref.in_(chunk))).scalars())
         return found
 
     def add_link(
